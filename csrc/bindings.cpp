@@ -1,0 +1,192 @@
+// Python bindings: type conversion, GIL release, progress/cancel plumbing and
+// exception mapping. All logic lives in the engine.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "engine.h"
+
+namespace py = pybind11;
+using namespace pyllmattr;
+
+namespace {
+
+struct CancelFlag {
+    std::atomic<bool> flag{false};
+};
+
+// Calls the Python progress callback (if any) with the GIL held, and turns a
+// pending KeyboardInterrupt into an exception that unwinds the engine call.
+ProgressFn python_progress(const py::object & callback) {
+    const py::object * cb = &callback;  // owned by the caller's frame for the whole call
+    return [cb](int64_t done, int64_t total) {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {
+            throw py::error_already_set();
+        }
+        if (cb->is_none()) {
+            return true;
+        }
+        py::object keep_going = (*cb)(done, total);
+        return keep_going.is_none() || keep_going.cast<bool>();
+    };
+}
+
+const std::atomic<bool> * flag_of(CancelFlag * cancel) {
+    return cancel == nullptr ? nullptr : &cancel->flag;
+}
+
+py::dict stats_dict(const ScoreStats & s) {
+    py::dict d;
+    d["n_decoded"] = s.n_decoded;
+    d["n_trie"] = s.n_trie;
+    d["n_naive"] = s.n_naive;
+    d["n_decode_calls"] = s.n_decode_calls;
+    d["n_waves"] = s.n_waves;
+    d["n_unique"] = s.n_unique;
+    d["seconds"] = s.seconds;
+    d["strategy"] = s.strategy;
+    return d;
+}
+
+EngineOptions make_options(int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
+                           int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32) {
+    EngineOptions o;
+    o.kv_f32 = kv_f32;
+    o.n_ctx = n_ctx;
+    o.n_batch = n_batch;
+    o.n_outputs = n_outputs;
+    o.max_branches = max_branches;
+    o.n_threads = n_threads;
+    o.n_gpu_layers = n_gpu_layers;
+    o.flash_attn = flash_attn;
+    return o;
+}
+
+py::tuple score(Engine & engine, const std::vector<std::vector<Token>> & sequences,
+                const std::vector<Token> & target, int strategy, const py::object & progress,
+                CancelFlag * cancel) {
+    if (strategy < 0 || strategy > 2) {
+        throw std::invalid_argument("unknown scoring strategy");
+    }
+    const ProgressFn on_progress = python_progress(progress);
+    ScoreResult result;
+    {
+        py::gil_scoped_release release;
+        result = engine.score(sequences, target, static_cast<Strategy>(strategy), on_progress,
+                              flag_of(cancel));
+    }
+    const auto rows = static_cast<py::ssize_t>(sequences.size());
+    const auto cols = static_cast<py::ssize_t>(target.size());
+    py::array_t<double> scores({rows, cols});
+    std::memcpy(scores.mutable_data(), result.logprobs.data(), result.logprobs.size() * sizeof(double));
+    return py::make_tuple(scores, stats_dict(result.stats));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pyllmattr's scoring engine on llama.cpp (private; use the pyllmattr package)";
+
+    py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
+
+    py::class_<CancelFlag>(m, "CancelFlag")
+        .def(py::init<>())
+        .def("set", [](CancelFlag & c) { c.flag.store(true); })
+        .def("clear", [](CancelFlag & c) { c.flag.store(false); })
+        .def("is_set", [](const CancelFlag & c) { return c.flag.load(); });
+
+    py::class_<Engine>(m, "Engine")
+        .def(py::init([](const std::string & path, int32_t n_ctx, int32_t n_batch, int32_t n_outputs,
+                         int32_t max_branches, int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32) {
+                 const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads,
+                                                   n_gpu_layers, flash_attn, kv_f32);
+                 py::gil_scoped_release release;
+                 return std::make_unique<Engine>(path, options);
+             }),
+             py::arg("path"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
+             py::arg("max_branches"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("flash_attn"),
+             py::arg("kv_f32"))
+        .def_static(
+            "from_model_pointer",
+            [](uintptr_t pointer, int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
+               int32_t n_threads, int32_t flash_attn, bool kv_f32) {
+                const auto options =
+                    make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0, flash_attn, kv_f32);
+                return std::make_unique<Engine>(reinterpret_cast<llama_model *>(pointer), options);
+            },
+            py::arg("pointer"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
+            py::arg("max_branches"), py::arg("n_threads"), py::arg("flash_attn"), py::arg("kv_f32"))
+        .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>())
+        .def_property_readonly("closed", &Engine::closed)
+        .def("tokenize", &Engine::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
+        .def(
+            "detokenize",
+            [](const Engine & e, const std::vector<Token> & tokens, bool remove_special, bool unparse_special) {
+                return py::bytes(e.detokenize(tokens, remove_special, unparse_special));
+            },
+            py::arg("tokens"), py::arg("remove_special"), py::arg("unparse_special"))
+        .def(
+            "token_piece",
+            [](const Engine & e, Token token, bool special) { return py::bytes(e.token_piece(token, special)); },
+            py::arg("token"), py::arg("special"))
+        .def("score", &score, py::arg("sequences"), py::arg("target"), py::arg("strategy"),
+             py::arg("progress"), py::arg("cancel"))
+        .def(
+            "generate",
+            [](Engine & e, const std::vector<Token> & prompt, int32_t max_new_tokens, float temperature,
+               int32_t top_k, float top_p, uint32_t seed, bool stop_at_eog, const py::object & progress,
+               CancelFlag * cancel) {
+                GenerateOptions o;
+                o.max_new_tokens = max_new_tokens;
+                o.temperature = temperature;
+                o.top_k = top_k;
+                o.top_p = top_p;
+                o.seed = seed;
+                o.stop_at_eog = stop_at_eog;
+                const ProgressFn on_progress = python_progress(progress);
+                py::gil_scoped_release release;
+                return e.generate(prompt, o, on_progress, flag_of(cancel));
+            },
+            py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"), py::arg("top_k"),
+            py::arg("top_p"), py::arg("seed"), py::arg("stop_at_eog"), py::arg("progress"), py::arg("cancel"))
+        .def("meta", &Engine::meta, py::arg("key"))
+        .def("is_eog", &Engine::is_eog, py::arg("token"))
+        .def_property_readonly("sharing_strategy", [](const Engine & e) { return static_cast<int>(e.sharing_strategy()); })
+        .def_property_readonly("description", &Engine::description)
+        .def_property_readonly("n_vocab", &Engine::n_vocab)
+        .def_property_readonly("n_ctx", &Engine::n_ctx)
+        .def_property_readonly("n_ctx_train", &Engine::n_ctx_train)
+        .def_property_readonly("n_swa", &Engine::n_swa)
+        .def_property_readonly("is_recurrent", &Engine::is_recurrent)
+        .def_property_readonly("bos", &Engine::bos)
+        .def_property_readonly("eos", &Engine::eos)
+        .def_property_readonly("add_bos", &Engine::add_bos)
+        .def_property_readonly("flash_attn", &Engine::flash_attn_mode)
+        .def_property_readonly("n_batch", [](const Engine & e) { return e.options().n_batch; })
+        .def_property_readonly("n_outputs", [](const Engine & e) { return e.options().n_outputs; })
+        .def_property_readonly("max_branches", [](const Engine & e) { return e.options().max_branches; })
+        .def_property_readonly("n_threads", [](const Engine & e) { return e.options().n_threads; });
+
+    m.def(
+        "plan_stats",
+        [](const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target, int strategy,
+           int32_t max_cells, int32_t max_slots) {
+            if (strategy < 0 || strategy > 2) {
+                throw std::invalid_argument("unknown scoring strategy");
+            }
+            const Plan plan = make_plan(sequences, target, static_cast<Strategy>(strategy), {max_cells, max_slots});
+            py::dict d;
+            d["n_emitted"] = plan.n_emitted;
+            d["n_trie"] = plan.n_trie;
+            d["n_naive"] = plan.n_naive;
+            d["n_unique"] = plan.n_unique;
+            d["n_waves"] = static_cast<int64_t>(plan.waves.size());
+            return d;
+        },
+        py::arg("sequences"), py::arg("target"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"));
+    m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));
+    m.def("llama_symbol_address", &llama_symbol_address);
+}

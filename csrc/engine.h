@@ -1,0 +1,139 @@
+// The scoring engine: one GGUF model, one llama.cpp context, and the scorer
+// that executes decode plans (schedule.h) on them. No Python here; the
+// bindings convert types, release the GIL and map exceptions.
+//
+// Errors: std::invalid_argument for bad input (-> ValueError), Cancelled when
+// the caller cancels, std::runtime_error for llama.cpp failures.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "schedule.h"
+
+struct llama_model;
+struct llama_context;
+struct llama_vocab;
+
+namespace pyllmattr {
+
+class Cancelled : public std::runtime_error {
+  public:
+    Cancelled() : std::runtime_error("cancelled") {}
+};
+
+// Called after every decode with (tokens decoded so far, tokens to decode).
+// Returning false cancels. May throw to abort (e.g. a pending KeyboardInterrupt).
+using ProgressFn = std::function<bool(int64_t, int64_t)>;
+
+struct EngineOptions {
+    int32_t n_ctx = 4096;
+    int32_t n_batch = 512;        // tokens per llama_decode
+    int32_t n_outputs = 64;       // logit rows per llama_decode (bounds logit memory)
+    int32_t max_branches = 64;    // leaves per wave (KV sequences); at most 255
+    int32_t n_threads = 0;        // 0: hardware concurrency
+    int32_t n_gpu_layers = 0;
+    int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
+    bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
+};
+
+struct ScoreStats {
+    int64_t n_decoded = 0;
+    int64_t n_trie = 0;
+    int64_t n_naive = 0;
+    int64_t n_decode_calls = 0;
+    int64_t n_waves = 0;
+    int32_t n_unique = 0;
+    double seconds = 0.0;
+    std::string strategy;
+};
+
+struct ScoreResult {
+    std::vector<double> logprobs;  // row-major (n_sequences, n_target)
+    ScoreStats stats;
+};
+
+struct GenerateOptions {
+    int32_t max_new_tokens = 25;
+    float temperature = 0.0f;  // 0: greedy
+    int32_t top_k = 0;         // 0: off
+    float top_p = 1.0f;        // 1: off
+    uint32_t seed = 0xFFFFFFFFu;
+    bool stop_at_eog = true;
+};
+
+class Engine {
+  public:
+    // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded.
+    Engine(const std::string & path, const EngineOptions & options);
+    // Uses a model loaded elsewhere in this process (e.g. by llama-cpp-python);
+    // the caller keeps it alive for the engine's lifetime.
+    Engine(llama_model * borrowed, const EngineOptions & options);
+    ~Engine();
+    Engine(const Engine &) = delete;
+    Engine & operator=(const Engine &) = delete;
+
+    void close();
+    bool closed() const;
+
+    std::vector<Token> tokenize(const std::string & text, bool add_special, bool parse_special) const;
+    std::string detokenize(const std::vector<Token> & tokens, bool remove_special, bool unparse_special) const;
+    std::string token_piece(Token token, bool special) const;
+
+    // log p(target[j] | sequence, target[:j]) for every sequence and j.
+    ScoreResult score(const std::vector<std::vector<Token>> & sequences,
+                      const std::vector<Token> & target, Strategy strategy,
+                      const ProgressFn & progress, const std::atomic<bool> * cancel);
+
+    std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
+                                const ProgressFn & progress, const std::atomic<bool> * cancel);
+
+    // The strategy `share_prefix=true` resolves to for this model's memory type.
+    Strategy sharing_strategy() const;
+
+    int32_t n_vocab() const;
+    int32_t n_ctx() const { return options_.n_ctx; }
+    int32_t n_ctx_train() const;
+    int32_t n_swa() const;
+    bool is_recurrent() const;
+    Token bos() const;
+    Token eos() const;
+    bool add_bos() const;
+    bool is_eog(Token token) const;
+    std::string meta(const std::string & key) const;  // "" when absent
+    std::string description() const;
+    std::string flash_attn_mode() const;
+    const EngineOptions & options() const { return options_; }
+
+  private:
+    void create_context();
+    void check_open() const;
+    void check_tokens(const std::vector<Token> & tokens, const char * what) const;
+    bool supports_partial_memory();
+    void decode(struct llama_batch & batch);
+    void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target) const;
+
+    llama_model * model_ = nullptr;
+    bool owns_model_ = false;
+    llama_context * ctx_ = nullptr;
+    const llama_vocab * vocab_ = nullptr;
+    EngineOptions options_;
+    // The cancellation flag of the running call, polled by llama.cpp's abort callback.
+    std::atomic<const std::atomic<bool> *> active_cancel_{nullptr};
+    int partial_memory_ = -1;  // -1 unknown, 0/1: can the cache drop part of a sequence?
+    mutable std::mutex mutex_;  // one call at a time per context
+};
+
+// Recent llama.cpp error and warning lines, for exception messages.
+std::string recent_llama_errors();
+void set_llama_verbose(bool verbose);
+// Address of a libllama function as this extension resolved it: compared with
+// llama-cpp-python's to prove both use one libllama before sharing a model.
+uintptr_t llama_symbol_address();
+
+}  // namespace pyllmattr

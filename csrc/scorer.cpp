@@ -1,0 +1,301 @@
+// Engine::score and Engine::generate: executing decode plans on the context.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <memory>
+
+#include "batch.h"
+#include "engine.h"
+#include "llama.h"
+
+namespace pyllmattr {
+
+std::string recent_llama_errors();
+
+namespace {
+
+// Clears the KV cache and the cancellation hook when a call ends, however it ends.
+struct CallScope {
+    llama_context * ctx;
+    std::atomic<const std::atomic<bool> *> & active_cancel;
+    CallScope(llama_context * c, std::atomic<const std::atomic<bool> *> & a, const std::atomic<bool> * cancel)
+        : ctx(c), active_cancel(a) {
+        llama_memory_clear(llama_get_memory(ctx), false);
+        active_cancel.store(cancel);
+    }
+    ~CallScope() {
+        active_cancel.store(nullptr);
+        llama_memory_clear(llama_get_memory(ctx), false);
+    }
+};
+
+void check_cancel(const std::atomic<bool> * cancel) {
+    if (cancel != nullptr && cancel->load()) {
+        throw Cancelled();
+    }
+}
+
+// log-softmax of one logits row, at the requested tokens.
+void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
+                   int32_t n_requests, int32_t n_target, std::vector<double> & out) {
+    if (logits == nullptr) {
+        throw std::runtime_error("llama.cpp returned no logits for a requested output" +
+                                 recent_llama_errors());
+    }
+    float max_logit = -std::numeric_limits<float>::infinity();
+    for (int32_t v = 0; v < n_vocab; ++v) {
+        max_logit = std::max(max_logit, logits[v]);
+    }
+    double sum = 0.0;
+    for (int32_t v = 0; v < n_vocab; ++v) {
+        sum += static_cast<double>(std::exp(logits[v] - max_logit));
+    }
+    const double log_norm = static_cast<double>(max_logit) + std::log(sum);
+    for (int32_t r = 0; r < n_requests; ++r) {
+        const OutputRequest & req = requests[r];
+        const double value = static_cast<double>(logits[req.token]) - log_norm;
+        if (!std::isfinite(value) && !std::isinf(logits[req.token])) {
+            throw std::runtime_error(
+                "the model produced non-finite logits (NaN or inf); the GGUF file may be "
+                "corrupt, or the model overflows in this precision");
+        }
+        out[static_cast<size_t>(req.row) * n_target + req.col] = value;
+    }
+}
+
+const char * strategy_name(Strategy s) {
+    switch (s) {
+        case Strategy::kTrie: return "trie";
+        case Strategy::kTriePerWave: return "trie-per-wave";
+        case Strategy::kIndependent: return "independent";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void Engine::decode(llama_batch & batch) {
+    const int32_t rc = llama_decode(ctx_, batch);
+    if (rc == 0) {
+        return;
+    }
+    if (rc == 2) {
+        throw Cancelled();
+    }
+    if (rc == 1) {
+        throw std::runtime_error(
+            "llama_decode found no free KV cache cells (code 1); load the model with a larger "
+            "n_ctx or a smaller max_branches" + recent_llama_errors());
+    }
+    throw std::runtime_error("llama_decode failed with code " + std::to_string(rc) +
+                             (rc == -1 ? " (invalid batch)" : " (fatal error in the compute graph)") +
+                             recent_llama_errors());
+}
+
+// Does the memory support removing part of a sequence? Recurrent states and
+// some cache types do not; the scorer then never shares prefixes.
+bool Engine::supports_partial_memory() {
+    if (partial_memory_ < 0) {
+        CallScope scope(ctx_, active_cancel_, nullptr);
+        Batch batch(2, 1);
+        const Token t = bos() >= 0 ? bos() : 0;
+        batch.add(t, 0, 0, 1, false);
+        batch.add(t, 1, 0, 1, true);
+        decode(batch.get());
+        partial_memory_ = llama_memory_seq_rm(llama_get_memory(ctx_), 0, 1, -1) ? 1 : 0;
+    }
+    return partial_memory_ == 1;
+}
+
+void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target) const {
+    if (sequences.empty()) {
+        throw std::invalid_argument("score: no sequences to score");
+    }
+    if (n_target == 0) {
+        throw std::invalid_argument("score: the target is empty; give at least one target token");
+    }
+    for (size_t i = 0; i < sequences.size(); ++i) {
+        const auto & seq = sequences[i];
+        if (seq.empty()) {
+            throw std::invalid_argument("score: sequence " + std::to_string(i) +
+                                        " is empty; every sequence needs at least one token "
+                                        "(for example BOS)");
+        }
+        if (seq.size() + n_target > static_cast<size_t>(options_.n_ctx)) {
+            throw std::invalid_argument(
+                "score: sequence " + std::to_string(i) + " plus the target is " +
+                std::to_string(seq.size() + n_target) + " tokens, more than the context of " +
+                std::to_string(options_.n_ctx) + "; load the model with a larger n_ctx (it was "
+                "trained on " + std::to_string(n_ctx_train()) + ") or shorten the prompt");
+        }
+        check_tokens(seq, "score");
+    }
+}
+
+ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
+                          const std::vector<Token> & target, Strategy strategy,
+                          const ProgressFn & progress, const std::atomic<bool> * cancel) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_open();
+    check_fits(sequences, target.size());
+    check_tokens(target, "score (target)");
+    const auto started = std::chrono::steady_clock::now();
+
+    // Never share more than this model's memory allows.
+    strategy = std::max(strategy, sharing_strategy());
+    if (strategy != Strategy::kIndependent && !supports_partial_memory()) {
+        strategy = Strategy::kIndependent;
+    }
+    const Plan plan = make_plan(sequences, target, strategy, {options_.n_ctx, options_.max_branches});
+
+    CallScope scope(ctx_, active_cancel_, cancel);
+    llama_memory_t mem = llama_get_memory(ctx_);
+    const int32_t keeper = options_.max_branches;
+    const auto n_target = static_cast<int32_t>(target.size());
+    const int32_t vocab_size = n_vocab();
+    std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
+                                      std::numeric_limits<double>::quiet_NaN());
+    Batch batch(options_.n_batch, options_.max_branches + 1);
+    std::vector<std::pair<int32_t, const Emission *>> outputs;
+    ScoreStats stats;
+
+    for (const Wave & wave : plan.waves) {
+        for (const PrefixCopy & copy : wave.copies) {
+            llama_memory_seq_cp(mem, keeper, copy.slot, 0, copy.length);
+        }
+        size_t next = 0;
+        while (next < wave.emissions.size()) {
+            batch.clear();
+            outputs.clear();
+            for (; next < wave.emissions.size() && !batch.full(); ++next) {
+                const Emission & e = wave.emissions[next];
+                const bool wants_logits = e.n_requests > 0;
+                if (wants_logits && static_cast<int32_t>(outputs.size()) == options_.n_outputs) {
+                    break;
+                }
+                const int32_t index = batch.add(e.token, e.pos, e.slot_begin, e.slot_end, wants_logits);
+                if (wants_logits) {
+                    outputs.emplace_back(index, &e);
+                }
+            }
+            decode(batch.get());
+            for (const auto & [index, e] : outputs) {
+                fill_logprobs(llama_get_logits_ith(ctx_, index), vocab_size,
+                              &plan.requests[e->first_request], e->n_requests, n_target, unique_scores);
+            }
+            stats.n_decoded += batch.size();
+            ++stats.n_decode_calls;
+            check_cancel(cancel);
+            if (progress && !progress(stats.n_decoded, plan.n_emitted)) {
+                throw Cancelled();
+            }
+        }
+        // Keep only the prefix the next wave shares, under the keeper sequence.
+        llama_memory_seq_rm(mem, keeper, -1, -1);
+        if (wave.keep_length > 0) {
+            llama_memory_seq_cp(mem, wave.last_slot, keeper, 0, wave.keep_length);
+        }
+        for (int32_t slot = 0; slot <= wave.last_slot; ++slot) {
+            llama_memory_seq_rm(mem, slot, -1, -1);
+        }
+    }
+
+    ScoreResult result;
+    result.logprobs.resize(sequences.size() * static_cast<size_t>(n_target));
+    for (size_t i = 0; i < sequences.size(); ++i) {
+        const auto row = static_cast<size_t>(plan.unique_of_input[i]);
+        std::copy_n(unique_scores.begin() + static_cast<std::ptrdiff_t>(row * n_target), n_target,
+                    result.logprobs.begin() + static_cast<std::ptrdiff_t>(i * n_target));
+    }
+    stats.n_trie = plan.n_trie;
+    stats.n_naive = plan.n_naive;
+    stats.n_unique = plan.n_unique;
+    stats.n_waves = static_cast<int64_t>(plan.waves.size());
+    stats.strategy = strategy_name(strategy);
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    result.stats = stats;
+    return result;
+}
+
+// ---------------------------------------------------------------- generation
+
+namespace {
+
+struct SamplerDeleter {
+    void operator()(llama_sampler * s) const { llama_sampler_free(s); }
+};
+using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
+
+SamplerPtr make_sampler(const GenerateOptions & o) {
+    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
+    if (o.temperature <= 0.0f) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
+        return chain;
+    }
+    if (o.top_k > 0) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(o.top_k));
+    }
+    if (o.top_p < 1.0f) {
+        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(o.top_p, 1));
+    }
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(o.temperature));
+    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(o.seed));
+    return chain;
+}
+
+}  // namespace
+
+std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const GenerateOptions & options,
+                                    const ProgressFn & progress, const std::atomic<bool> * cancel) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_open();
+    if (prompt.empty()) {
+        throw std::invalid_argument("generate: the prompt is empty");
+    }
+    if (options.max_new_tokens < 0) {
+        throw std::invalid_argument("generate: max_new_tokens must be >= 0");
+    }
+    if (prompt.size() >= static_cast<size_t>(options_.n_ctx)) {
+        throw std::invalid_argument("generate: the prompt (" + std::to_string(prompt.size()) +
+                                    " tokens) fills the context of " + std::to_string(options_.n_ctx) +
+                                    "; load the model with a larger n_ctx");
+    }
+    check_tokens(prompt, "generate");
+    CallScope scope(ctx_, active_cancel_, cancel);
+    SamplerPtr sampler = make_sampler(options);
+    Batch batch(options_.n_batch, 1);
+
+    auto n_prompt = static_cast<int32_t>(prompt.size());
+    for (int32_t begin = 0; begin < n_prompt; begin += options_.n_batch) {
+        batch.clear();
+        const int32_t end = std::min(n_prompt, begin + options_.n_batch);
+        for (int32_t p = begin; p < end; ++p) {
+            batch.add(prompt[p], p, 0, 1, p == n_prompt - 1);
+        }
+        decode(batch.get());
+        check_cancel(cancel);
+    }
+    std::vector<Token> generated;
+    int32_t pos = n_prompt;
+    while (static_cast<int32_t>(generated.size()) < options.max_new_tokens) {
+        const Token token = llama_sampler_sample(sampler.get(), ctx_, -1);
+        if (options.stop_at_eog && is_eog(token)) {
+            break;
+        }
+        generated.push_back(token);
+        if (static_cast<int32_t>(generated.size()) == options.max_new_tokens || pos >= options_.n_ctx) {
+            break;
+        }
+        batch.clear();
+        batch.add(token, pos++, 0, 1, true);
+        decode(batch.get());
+        check_cancel(cancel);
+        if (progress && !progress(static_cast<int64_t>(generated.size()), options.max_new_tokens)) {
+            throw Cancelled();
+        }
+    }
+    return generated;
+}
+
+}  // namespace pyllmattr

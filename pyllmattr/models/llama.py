@@ -1,0 +1,333 @@
+"""GGUF models on llama.cpp through pyllmattr's C++ scoring engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from .._native import _core
+from ..cancel import CancelToken
+
+ProgressCallback = Callable[[int, int], Optional[bool]]
+TokenIds = Sequence[int]
+
+# Strategy codes understood by the engine (csrc/schedule.h), weakest last.
+_STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
+_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
+_GGUF_MAGIC = b"GGUF"
+
+
+@dataclass(frozen=True)
+class ScoreStats:
+    """What one ``score`` call decoded.
+
+    ``n_decoded`` tokens went through the model; ``n_trie`` is the number of
+    distinct prefixes (the least any prefix-sharing scorer must decode) and
+    ``n_naive`` what scoring every sequence on its own decodes.
+    """
+
+    n_decoded: int
+    n_trie: int
+    n_naive: int
+    n_decode_calls: int
+    n_waves: int
+    n_unique: int
+    seconds: float
+    strategy: str
+
+
+class LlamaModel:
+    """A GGUF model loaded with llama.cpp, ready to score many prompts at once.
+
+    Create it with :func:`load_gguf`. One model holds one llama.cpp context;
+    calls from several threads are serialized (each waits for the previous),
+    and the GIL is released while llama.cpp computes.
+
+    Example:
+        >>> import pyllmattr as pla
+        >>> with pla.load_gguf(pla.default_model_path()) as model:  # doctest: +SKIP
+        ...     prompt = model.tokenize("The capital of France is")
+        ...     target = model.tokenize(" Paris", add_special=False)
+        ...     model.score([prompt, prompt[:-1]], target).shape
+        (2, 1)
+    """
+
+    def __init__(self, engine: Any, path: Optional[Path], owner: Any = None) -> None:
+        self._engine = engine
+        self.path = path
+        self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Free the llama.cpp context (and the model, unless borrowed). Safe to call twice."""
+        self._engine.close()
+        self._owner = None
+
+    @property
+    def closed(self) -> bool:
+        return self._engine.closed
+
+    def __enter__(self) -> LlamaModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = str(self.path) if self.path else "llama_cpp.Llama"
+        state = "closed" if self.closed else f"n_ctx={self.n_ctx}"
+        return f"LlamaModel({where!r}, {state})"
+
+    # ------------------------------------------------------------ properties
+    @property
+    def n_ctx(self) -> int:
+        return self._engine.n_ctx
+
+    @property
+    def n_vocab(self) -> int:
+        return self._engine.n_vocab
+
+    @property
+    def n_ctx_train(self) -> int:
+        return self._engine.n_ctx_train
+
+    @property
+    def description(self) -> str:
+        return self._engine.description
+
+    @property
+    def architecture(self) -> str:
+        return self._engine.meta("general.architecture")
+
+    @property
+    def bos_token_id(self) -> Optional[int]:
+        bos = self._engine.bos
+        return bos if bos >= 0 else None
+
+    @property
+    def eos_token_id(self) -> Optional[int]:
+        eos = self._engine.eos
+        return eos if eos >= 0 else None
+
+    @property
+    def sharing(self) -> str:
+        """How ``share_prefix=True`` shares work on this model's memory type."""
+        codes = {v: k for k, v in _STRATEGIES.items()}
+        return codes[self._engine.sharing_strategy]
+
+    def metadata(self, key: str) -> Optional[str]:
+        """A GGUF metadata value as a string, or None when the key is absent."""
+        value = self._engine.meta(key)
+        return value if value else None
+
+    # ------------------------------------------------------------ vocabulary
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """Token ids of ``text``; ``add_special`` adds BOS/EOS as the model's metadata asks."""
+        if not isinstance(text, str):
+            raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
+        return self._engine.tokenize(text, add_special, parse_special)
+
+    def detokenize(self, ids: TokenIds, remove_special: bool = False,
+                   render_special: bool = True) -> str:
+        """Text of token ids (special tokens rendered unless ``render_special=False``)."""
+        raw = self._engine.detokenize(self._token_list(ids, "detokenize"), remove_special,
+                                      render_special)
+        return raw.decode("utf-8", errors="replace")
+
+    def token_to_str(self, token_id: int, render_special: bool = True) -> str:
+        """The text piece of one token (may be a partial UTF-8 character, replaced by U+FFFD)."""
+        piece = self._engine.token_piece(self._token_list([token_id], "token_to_str")[0],
+                                         render_special)
+        return piece.decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------ scoring
+    def score(
+        self,
+        sequences: Union[Sequence[TokenIds], np.ndarray],
+        target: Union[TokenIds, str],
+        share_prefix: bool = True,
+        *,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+        return_stats: bool = False,
+        strategy: Optional[str] = None,
+    ) -> Union[np.ndarray, tuple[np.ndarray, ScoreStats]]:
+        """Log-probability of every target token after every sequence.
+
+        Returns an array of shape ``(len(sequences), len(target))`` whose entry
+        ``[i, t]`` is ``log p(target[t] | sequences[i] + target[:t])``.
+
+        All sequences are scored in one call: shared prefixes are decoded once
+        and many sequences go through each llama.cpp decode. ``share_prefix=False``
+        decodes every sequence on its own from an empty cache (the baseline).
+        ``progress(done, total)`` is called after every decode with token counts;
+        returning False cancels, as does ``cancel.cancel()`` from another thread
+        (both raise :class:`pyllmattr.Cancelled`). ``return_stats=True`` also
+        returns a :class:`ScoreStats`. ``strategy`` ("trie", "trie-per-wave",
+        "independent") overrides ``share_prefix``; the engine never shares more
+        than the model's memory type allows.
+        """
+        seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
+        if isinstance(target, str):
+            target_ids = self.tokenize(target, add_special=False)
+            if not target_ids:
+                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
+        else:
+            target_ids = self._token_list(target, "score: target")
+        if strategy is None:
+            strategy = "trie" if share_prefix else "independent"
+        if strategy not in _STRATEGIES:
+            raise ValueError(f"score: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
+        scores, stats = self._engine.score(
+            seqs, target_ids, _STRATEGIES[strategy], progress,
+            cancel._flag if cancel is not None else None,
+        )
+        return (scores, ScoreStats(**stats)) if return_stats else scores
+
+    def generate(
+        self,
+        prompt_ids: TokenIds,
+        max_new_tokens: int = 25,
+        *,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: Optional[int] = None,
+        stop_at_eos: bool = True,
+        progress: Optional[ProgressCallback] = None,
+        cancel: Optional[CancelToken] = None,
+    ) -> list[int]:
+        """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only."""
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**32 - 1))
+        if not 0 <= int(seed) < 2**32:
+            raise ValueError("generate: seed must be in [0, 2**32)")
+        return self._engine.generate(
+            self._token_list(prompt_ids, "generate: prompt"), int(max_new_tokens),
+            float(temperature), int(top_k), float(top_p), int(seed), bool(stop_at_eos),
+            progress, cancel._flag if cancel is not None else None,
+        )
+
+    # ------------------------------------------------------------ helpers
+    def _token_list(self, ids: Any, what: str) -> list[int]:
+        if isinstance(ids, (str, bytes)):
+            raise ValueError(f"{what}: expected token ids, got text; use model.tokenize() first")
+        try:
+            arr = np.asarray(ids)
+        except ValueError as exc:
+            raise ValueError(f"{what}: expected a flat list of token ids") from exc
+        if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{what}: expected a flat list of integer token ids")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n_vocab):
+            bad = int(arr[(arr < 0) | (arr >= self.n_vocab)][0])
+            raise ValueError(
+                f"{what}: token id {bad} is outside this model's vocabulary [0, {self.n_vocab})"
+            )
+        return arr.astype(np.int64).tolist()
+
+
+def _check_gguf_file(path: Path) -> None:
+    if not path.exists():
+        raise ValueError(
+            f"model file not found: {path}; pass the path of a .gguf file "
+            "(pyllmattr.default_model_path() gives the demo model)"
+        )
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; pass the path of a .gguf file inside it")
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != _GGUF_MAGIC:
+        raise ValueError(
+            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); convert the model "
+            "with llama.cpp's convert_hf_to_gguf.py or download a .gguf build of it"
+        )
+
+
+def _engine_options(n_ctx: int, n_threads: Optional[int], n_batch: int, n_outputs: int,
+                    max_branches: int, flash_attn: Any, kv_precision: str) -> dict[str, int]:
+    for name, value, low in (("n_ctx", n_ctx, 8), ("n_batch", n_batch, 1),
+                             ("n_outputs", n_outputs, 1), ("max_branches", max_branches, 1)):
+        if not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if max_branches > 255:
+        raise ValueError("max_branches must be <= 255 (llama.cpp's limit on sequences)")
+    if flash_attn not in _FLASH_ATTN:
+        raise ValueError(f"flash_attn must be 'auto', 'on' or 'off', got {flash_attn!r}")
+    if kv_precision not in ("f16", "f32"):
+        raise ValueError(f"kv_precision must be 'f16' or 'f32', got {kv_precision!r}")
+    if n_threads is None:
+        n_threads = os.cpu_count() or 1
+    if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    return dict(n_ctx=int(n_ctx), n_batch=int(n_batch), n_outputs=int(n_outputs),
+                max_branches=int(max_branches), n_threads=int(n_threads),
+                flash_attn=_FLASH_ATTN[flash_attn], kv_f32=kv_precision == "f32")
+
+
+def load_gguf(
+    path: Union[str, os.PathLike, Any],
+    n_ctx: int = 4096,
+    n_threads: Optional[int] = None,
+    n_gpu_layers: int = 0,
+    *,
+    n_batch: int = 512,
+    n_outputs: int = 64,
+    max_branches: int = 64,
+    flash_attn: Union[str, bool, None] = "auto",
+    kv_precision: str = "f16",
+    verbose: bool = False,
+) -> LlamaModel:
+    """Load a GGUF model for scoring and generation.
+
+    ``path`` is a .gguf file, or an existing ``llama_cpp.Llama`` whose loaded
+    weights are reused (no second copy in memory; ``n_gpu_layers`` then comes
+    from that object). ``n_ctx`` is the number of KV cache cells: the longest
+    prompt plus target, and the working space shared by sequences scored together.
+    ``n_batch`` tokens go through each decode, at most ``n_outputs`` of them
+    returning logits; ``max_branches`` sequences share one wave of the prefix
+    trie. ``verbose=True`` prints llama.cpp's log.
+
+    Example:
+        >>> import pyllmattr as pla
+        >>> model = pla.load_gguf(pla.default_model_path(), n_ctx=2048)  # doctest: +SKIP
+    """
+    _core.set_verbose(bool(verbose))
+    options = _engine_options(n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn,
+                              kv_precision)
+    if _is_llama_cpp_object(path):
+        return _from_llama_cpp(path, options)
+    if not isinstance(n_gpu_layers, (int, np.integer)):
+        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
+    file = Path(os.fspath(path)).expanduser()
+    _check_gguf_file(file)
+    engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)
+    return LlamaModel(engine, file)
+
+
+def _is_llama_cpp_object(obj: Any) -> bool:
+    return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
+
+
+def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
+    import ctypes
+
+    from llama_cpp import llama_cpp as lib
+
+    theirs = ctypes.cast(lib._lib.llama_model_n_params, ctypes.c_void_p).value
+    if theirs != _core.llama_symbol_address():
+        raise ValueError(
+            "this llama_cpp.Llama uses a different libllama than pyllmattr was built against; "
+            "reinstall pyllmattr against the installed llama-cpp-python "
+            "(pip install --no-build-isolation --force-reinstall pyllmattr) or pass the .gguf path"
+        )
+    pointer = ctypes.cast(llm._model.model, ctypes.c_void_p).value
+    if not pointer:
+        raise ValueError("this llama_cpp.Llama has no loaded model (was it closed?)")
+    engine = _core.Engine.from_model_pointer(pointer, **options)
+    model_path = getattr(llm, "model_path", None)
+    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)
