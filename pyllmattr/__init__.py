@@ -5,7 +5,7 @@ Example:
     >>> model = pla.load_gguf(pla.default_model_path())  # doctest: +SKIP
 """
 
-from .cancel import CancelToken, Cancelled
+from .cancel import Cancelled, CancelToken
 from .models import LlamaModel, ScoreStats, default_model_path, load_gguf
 
 __version__ = "0.1.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,18 @@ def _add_windows_dll_directory() -> None:
             os.add_dll_directory(str(lib))
 
 
+def _share_llama_cpp_library() -> None:
+    # llama-cpp-python's wheel ships libllama.so and libllama.so.0 as two files.
+    # Loading its library first (ctypes, RTLD_GLOBAL) lets the dynamic loader
+    # resolve _core's libllama.so.0 to that same object by soname, so the process
+    # holds one libllama: one backend registry, and models can be shared.
+    # Without llama_cpp importable, _core loads its own copy through its RPATH.
+    with contextlib.suppress(Exception):
+        import llama_cpp.llama_cpp  # noqa: F401
+
+
 _add_windows_dll_directory()
+_share_llama_cpp_library()
 
 try:
     from . import _core

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import numpy as np
 
 from .._native import _core
 from ..cancel import CancelToken
 
-ProgressCallback = Callable[[int, int], Optional[bool]]
+ProgressCallback = Callable[[int, int], bool | None]
 TokenIds = Sequence[int]
 
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
@@ -57,7 +57,7 @@ class LlamaModel:
         (2, 1)
     """
 
-    def __init__(self, engine: Any, path: Optional[Path], owner: Any = None) -> None:
+    def __init__(self, engine: Any, path: Path | None, owner: Any = None) -> None:
         self._engine = engine
         self.path = path
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
@@ -105,12 +105,12 @@ class LlamaModel:
         return self._engine.meta("general.architecture")
 
     @property
-    def bos_token_id(self) -> Optional[int]:
+    def bos_token_id(self) -> int | None:
         bos = self._engine.bos
         return bos if bos >= 0 else None
 
     @property
-    def eos_token_id(self) -> Optional[int]:
+    def eos_token_id(self) -> int | None:
         eos = self._engine.eos
         return eos if eos >= 0 else None
 
@@ -120,43 +120,48 @@ class LlamaModel:
         codes = {v: k for k, v in _STRATEGIES.items()}
         return codes[self._engine.sharing_strategy]
 
-    def metadata(self, key: str) -> Optional[str]:
+    def metadata(self, key: str) -> str | None:
         """A GGUF metadata value as a string, or None when the key is absent."""
         value = self._engine.meta(key)
         return value if value else None
 
     # ------------------------------------------------------------ vocabulary
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = False
+    ) -> list[int]:
         """Token ids of ``text``; ``add_special`` adds BOS/EOS as the model's metadata asks."""
         if not isinstance(text, str):
             raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
         return self._engine.tokenize(text, add_special, parse_special)
 
-    def detokenize(self, ids: TokenIds, remove_special: bool = False,
-                   render_special: bool = True) -> str:
+    def detokenize(
+        self, ids: TokenIds, remove_special: bool = False, render_special: bool = True
+    ) -> str:
         """Text of token ids (special tokens rendered unless ``render_special=False``)."""
-        raw = self._engine.detokenize(self._token_list(ids, "detokenize"), remove_special,
-                                      render_special)
+        raw = self._engine.detokenize(
+            self._token_list(ids, "detokenize"), remove_special, render_special
+        )
         return raw.decode("utf-8", errors="replace")
 
     def token_to_str(self, token_id: int, render_special: bool = True) -> str:
         """The text piece of one token (may be a partial UTF-8 character, replaced by U+FFFD)."""
-        piece = self._engine.token_piece(self._token_list([token_id], "token_to_str")[0],
-                                         render_special)
+        piece = self._engine.token_piece(
+            self._token_list([token_id], "token_to_str")[0], render_special
+        )
         return piece.decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------ scoring
     def score(
         self,
-        sequences: Union[Sequence[TokenIds], np.ndarray],
-        target: Union[TokenIds, str],
+        sequences: Sequence[TokenIds] | np.ndarray,
+        target: TokenIds | str,
         share_prefix: bool = True,
         *,
-        progress: Optional[ProgressCallback] = None,
-        cancel: Optional[CancelToken] = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
         return_stats: bool = False,
-        strategy: Optional[str] = None,
-    ) -> Union[np.ndarray, tuple[np.ndarray, ScoreStats]]:
+        strategy: str | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, ScoreStats]:
         """Log-probability of every target token after every sequence.
 
         Returns an array of shape ``(len(sequences), len(target))`` whose entry
@@ -182,9 +187,14 @@ class LlamaModel:
         if strategy is None:
             strategy = "trie" if share_prefix else "independent"
         if strategy not in _STRATEGIES:
-            raise ValueError(f"score: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
+            raise ValueError(
+                f"score: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}"
+            )
         scores, stats = self._engine.score(
-            seqs, target_ids, _STRATEGIES[strategy], progress,
+            seqs,
+            target_ids,
+            _STRATEGIES[strategy],
+            progress,
             cancel._flag if cancel is not None else None,
         )
         return (scores, ScoreStats(**stats)) if return_stats else scores
@@ -197,10 +207,10 @@ class LlamaModel:
         temperature: float = 0.0,
         top_k: int = 0,
         top_p: float = 1.0,
-        seed: Optional[int] = None,
+        seed: int | None = None,
         stop_at_eos: bool = True,
-        progress: Optional[ProgressCallback] = None,
-        cancel: Optional[CancelToken] = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> list[int]:
         """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only."""
         if seed is None:
@@ -208,9 +218,15 @@ class LlamaModel:
         if not 0 <= int(seed) < 2**32:
             raise ValueError("generate: seed must be in [0, 2**32)")
         return self._engine.generate(
-            self._token_list(prompt_ids, "generate: prompt"), int(max_new_tokens),
-            float(temperature), int(top_k), float(top_p), int(seed), bool(stop_at_eos),
-            progress, cancel._flag if cancel is not None else None,
+            self._token_list(prompt_ids, "generate: prompt"),
+            int(max_new_tokens),
+            float(temperature),
+            int(top_k),
+            float(top_p),
+            int(seed),
+            bool(stop_at_eos),
+            progress,
+            cancel._flag if cancel is not None else None,
         )
 
     # ------------------------------------------------------------ helpers
@@ -248,10 +264,21 @@ def _check_gguf_file(path: Path) -> None:
         )
 
 
-def _engine_options(n_ctx: int, n_threads: Optional[int], n_batch: int, n_outputs: int,
-                    max_branches: int, flash_attn: Any, kv_precision: str) -> dict[str, int]:
-    for name, value, low in (("n_ctx", n_ctx, 8), ("n_batch", n_batch, 1),
-                             ("n_outputs", n_outputs, 1), ("max_branches", max_branches, 1)):
+def _engine_options(
+    n_ctx: int,
+    n_threads: int | None,
+    n_batch: int,
+    n_outputs: int,
+    max_branches: int,
+    flash_attn: Any,
+    kv_precision: str,
+) -> dict[str, int]:
+    for name, value, low in (
+        ("n_ctx", n_ctx, 8),
+        ("n_batch", n_batch, 1),
+        ("n_outputs", n_outputs, 1),
+        ("max_branches", max_branches, 1),
+    ):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     if max_branches > 255:
@@ -264,21 +291,27 @@ def _engine_options(n_ctx: int, n_threads: Optional[int], n_batch: int, n_output
         n_threads = os.cpu_count() or 1
     if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return dict(n_ctx=int(n_ctx), n_batch=int(n_batch), n_outputs=int(n_outputs),
-                max_branches=int(max_branches), n_threads=int(n_threads),
-                flash_attn=_FLASH_ATTN[flash_attn], kv_f32=kv_precision == "f32")
+    return dict(
+        n_ctx=int(n_ctx),
+        n_batch=int(n_batch),
+        n_outputs=int(n_outputs),
+        max_branches=int(max_branches),
+        n_threads=int(n_threads),
+        flash_attn=_FLASH_ATTN[flash_attn],
+        kv_f32=kv_precision == "f32",
+    )
 
 
 def load_gguf(
-    path: Union[str, os.PathLike, Any],
+    path: str | os.PathLike | Any,
     n_ctx: int = 4096,
-    n_threads: Optional[int] = None,
+    n_threads: int | None = None,
     n_gpu_layers: int = 0,
     *,
     n_batch: int = 512,
     n_outputs: int = 64,
     max_branches: int = 64,
-    flash_attn: Union[str, bool, None] = "auto",
+    flash_attn: str | bool | None = "auto",
     kv_precision: str = "f16",
     verbose: bool = False,
 ) -> LlamaModel:
@@ -297,8 +330,9 @@ def load_gguf(
         >>> model = pla.load_gguf(pla.default_model_path(), n_ctx=2048)  # doctest: +SKIP
     """
     _core.set_verbose(bool(verbose))
-    options = _engine_options(n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn,
-                              kv_precision)
+    options = _engine_options(
+        n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn, kv_precision
+    )
     if _is_llama_cpp_object(path):
         return _from_llama_cpp(path, options)
     if not isinstance(n_gpu_layers, (int, np.integer)):

