@@ -3,18 +3,43 @@
 Example:
     >>> import pyllmattr as pla
     >>> model = pla.load_gguf(pla.default_model_path())  # doctest: +SKIP
+    >>> inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast, FL and is a")
+    >>> pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
 """
 
 from .cancel import Cancelled, CancelToken
+from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
+from .methods import (
+    METHODS,
+    FeatureAblation,
+    KernelShap,
+    Lime,
+    PerturbationMethod,
+    ShapleyValues,
+    ShapleyValueSampling,
+)
 from .models import LlamaModel, ScoreStats, default_model_path, load_gguf
+from .results import AttributionResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METHODS",
+    "AttributionResult",
     "CancelToken",
     "Cancelled",
+    "FeatureAblation",
+    "InterpretableInput",
+    "KernelShap",
+    "Lime",
     "LlamaModel",
+    "PerturbationMethod",
+    "ProductBaselines",
     "ScoreStats",
+    "ShapleyValueSampling",
+    "ShapleyValues",
+    "TextTemplateInput",
+    "TextTokenInput",
     "default_model_path",
     "load_gguf",
 ]

@@ -34,3 +34,13 @@ def tiny(tiny_path: Path):
 def smollm2(smollm2_path: Path):
     with pla.load_gguf(smollm2_path, n_ctx=2048, n_threads=2) as model:
         yield model
+
+
+@pytest.fixture(scope="session")
+def exact(tiny_path: Path):
+    """The tiny f32 model with an f32 KV cache and no flash attention: no low-precision
+    step anywhere, so every scoring strategy agrees to float rounding."""
+    with pla.load_gguf(
+        tiny_path, n_ctx=512, n_threads=2, flash_attn="off", kv_precision="f32"
+    ) as model:
+        yield model

@@ -14,16 +14,6 @@ import pyllmattr as pla
 PROMPT = "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include"
 
 
-@pytest.fixture(scope="module")
-def exact(tiny_path):
-    # f32 weights, f32 KV cache and no flash attention: no low-precision step anywhere,
-    # so every strategy must agree to float rounding.
-    with pla.load_gguf(
-        tiny_path, n_ctx=512, n_threads=2, flash_attn="off", kv_precision="f32"
-    ) as model:
-        yield model
-
-
 def leave_one_out(ids):
     return [ids] + [ids[:i] + ids[i + 1 :] for i in range(len(ids))]
 
@@ -99,7 +89,7 @@ def test_more_sequences_than_fit_in_the_context_are_scored_in_waves(tiny_path, e
     sequences = []
     for _ in range(40):  # 40 x ~62 tokens: ten times the 256-cell context
         keep = rng.random(len(base)) > 0.1
-        sequences.append([t for t, k in zip(base, keep, strict=False) if k])
+        sequences.append([t for t, k in zip(base, keep, strict=True) if k])
     target = exact.tokenize(" golf", add_special=False)
     expected = exact.score(sequences, target, share_prefix=False)
     with pla.load_gguf(

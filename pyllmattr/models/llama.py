@@ -150,6 +150,12 @@ class LlamaModel:
         )
         return piece.decode("utf-8", errors="replace")
 
+    def token_to_bytes(self, token_id: int, render_special: bool = True) -> bytes:
+        """The raw bytes of one token's text piece."""
+        return self._engine.token_piece(
+            self._token_list([token_id], "token_to_bytes")[0], render_special
+        )
+
     # ------------------------------------------------------------ scoring
     def score(
         self,

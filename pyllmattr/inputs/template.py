@@ -1,0 +1,270 @@
+"""Template features: slots of a prompt template, grouped by an optional mask."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .base import Encoding, InterpretableInput, Segment
+from .baselines import ProductBaselines
+from .split import units_with_leading_space
+
+Key = Hashable  # a slot: its position (list values) or its name (dict values)
+
+
+class TextTemplateInput(InterpretableInput):
+    """A prompt template whose slots are features; absent slots take their baseline.
+
+    ``template`` has ``{}`` or ``{name}`` slots (``{{`` and ``}}`` are literal
+    braces) or is a callable that renders the values. ``values`` is a list (for
+    ``{}``) or a dict (for ``{name}``). ``baselines`` (default ``""``, removal)
+    is a list or dict of strings, or a :class:`ProductBaselines` sampled for
+    every perturbed prompt. ``mask`` (list or dict of ints) groups slots into one
+    feature, e.g. a city with its state.
+
+    Example:
+        >>> inp = pla.TextTemplateInput(
+        ...     "{name} lives in {city}, {state} and is a {job}.",
+        ...     values={"name": "Dave", "city": "Palm Coast", "state": "FL", "job": "lawyer"},
+        ...     baselines={"name": "Sarah", "city": "Seattle", "state": "WA", "job": "doctor"},
+        ...     mask={"name": 0, "city": 1, "state": 1, "job": 2},
+        ... )
+        >>> inp.n_features
+        3
+    """
+
+    def __init__(
+        self,
+        template: str | Callable[..., str],
+        values: Sequence[str] | Mapping[str, str],
+        baselines: Sequence[str] | Mapping[str, str] | ProductBaselines | None = None,
+        mask: Sequence[int] | Mapping[str, int] | None = None,
+    ) -> None:
+        self.keys, self.values = _normalize_values(values)
+        self.template = template
+        self.parts = None if callable(template) else _parse_template(template, self.keys)
+        self.baselines = _normalize_baselines(baselines, self.keys)
+        self.feature_of_slot, self.n_features = _normalize_mask(mask, self.keys)
+
+    @classmethod
+    def from_text(
+        cls, text: str, by: str = "word", baselines: str | None = None
+    ) -> TextTemplateInput:
+        """Features from plain text: its words, sentences or paragraphs.
+
+        The unperturbed prompt renders back to ``text`` exactly. An absent unit is
+        removed with the whitespace before it, or replaced by ``baselines`` (one
+        string for all units, keeping the whitespace).
+
+        Example:
+            >>> pla.TextTemplateInput.from_text("Dave lives in Palm Coast.").n_features
+            5
+        """
+        if not isinstance(text, str):
+            raise ValueError("from_text: text must be a string")
+        lead, units, trail = units_with_leading_space(text, by)
+        values = {f"u{i}": unit for i, unit in enumerate(units)}
+        parts: list[Any] = [_literal(lead)] if lead else []
+        parts += [("slot", key) for key in values]
+        if trail:
+            parts.append(_literal(trail))
+        if baselines is None:
+            base = dict.fromkeys(values, "")
+        else:
+            base = {k: _leading_space(v) + baselines for k, v in values.items()}
+        inp = cls.__new__(cls)
+        inp.keys, inp.values = _normalize_values(values)
+        inp.template, inp.parts = text, parts
+        inp.baselines = _normalize_baselines(base, inp.keys)
+        inp.feature_of_slot, inp.n_features = _normalize_mask(None, inp.keys)
+        return inp
+
+    @property
+    def labels(self) -> list[str]:
+        groups: list[list[str]] = [[] for _ in range(self.n_features)]
+        for key in self.keys:
+            groups[self.feature_of_slot[key]].append(self.values[key].strip())
+        return [" + ".join(g) for g in groups]
+
+    def render(
+        self, present: np.ndarray, baselines: Mapping[Key, str]
+    ) -> tuple[str, list[Segment]]:
+        """The prompt with absent features' slots replaced; also its segments."""
+        chosen = {
+            key: self.values[key] if present[self.feature_of_slot[key]] else baselines[key]
+            for key in self.keys
+        }
+        if self.parts is None:
+            args = [chosen[k] for k in self.keys]
+            text = (
+                self.template(*args) if isinstance(self.keys[0], int) else self.template(**chosen)
+            )
+            if not isinstance(text, str):
+                raise ValueError("the template callable must return a string")
+            return text, [(text, None)]
+        segments: list[Segment] = []
+        for kind, item in self.parts:
+            if kind == "text":
+                segments.append((item, None))
+            else:
+                segments.append((chosen[item], self.feature_of_slot[item]))
+        return "".join(s for s, _ in segments), segments
+
+    def encode(self, model: Any) -> Encoding:
+        fixed = self.baselines.first() if isinstance(self.baselines, ProductBaselines) else None
+        all_present = np.ones(self.n_features, dtype=bool)
+        text, segments = self.render(all_present, fixed or self.baselines)
+        reference = model.tokenize(text)
+        self._check_features_change_tokens(model, reference, fixed or self.baselines)
+
+        def render(mask: np.ndarray, rng: np.random.Generator) -> list[int]:
+            baselines = self.baselines.sample(rng) if fixed is not None else self.baselines
+            return model.tokenize(self.render(mask, baselines)[0])
+
+        return Encoding(
+            labels=self.labels,
+            reference_ids=reference,
+            segments=segments,
+            feature_tokens=_feature_tokens(model, reference, segments, self.n_features),
+            render=render,
+        )
+
+    def _check_features_change_tokens(self, model: Any, reference: list[int], baselines) -> None:
+        for f, label in enumerate(self.labels):
+            mask = np.ones(self.n_features, dtype=bool)
+            mask[f] = False
+            if model.tokenize(self.render(mask, baselines)[0]) == reference:
+                raise ValueError(
+                    f"feature {f} ({label!r}) tokenizes the same with its baseline as without it; "
+                    "give it a different baseline or merge it into a neighbouring feature"
+                )
+
+
+# ---------------------------------------------------------------- normalization
+
+
+def _literal(text: str) -> tuple[str, str]:
+    return ("text", text)
+
+
+def _leading_space(text: str) -> str:
+    return text[: len(text) - len(text.lstrip())]
+
+
+def _normalize_values(values: Any) -> tuple[list[Key], dict[Key, str]]:
+    if isinstance(values, Mapping):
+        pairs = list(values.items())
+    elif isinstance(values, Sequence) and not isinstance(values, str):
+        pairs = list(enumerate(values))
+    else:
+        raise ValueError("values must be a list of strings or a dict of slot name -> string")
+    if not pairs:
+        raise ValueError("values is empty: give at least one slot value to attribute")
+    for key, value in pairs:
+        if not isinstance(value, str):
+            raise ValueError(f"value of slot {key!r} must be a string, got {type(value).__name__}")
+        if value == "":
+            raise ValueError(f"value of slot {key!r} is empty; an empty slot cannot be attributed")
+    return [k for k, _ in pairs], dict(pairs)
+
+
+def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
+    if not isinstance(template, str):
+        raise ValueError("template must be a string with {} or {name} slots, or a callable")
+    named = not isinstance(keys[0], int)
+    parts: list[tuple[str, Any]] = []
+    auto = 0
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(
+            f"template {template!r} is malformed ({exc}); write literal braces as {{{{ and }}}}"
+        ) from exc
+    for literal, field, spec, conversion in parsed:
+        if literal:
+            parts.append(_literal(literal))
+        if field is None:
+            continue
+        if spec or conversion:
+            raise ValueError(f"template slot {{{field}...}}: format specs are not supported")
+        if field == "":
+            key: Key = auto
+            auto += 1
+        else:
+            key = int(field) if field.isdigit() else field
+        if named != isinstance(key, str) or key not in keys:
+            raise ValueError(
+                f"template slot {{{field}}} has no value; values has "
+                f"{'keys ' + str(keys) if named else str(len(keys)) + ' items'}"
+            )
+        parts.append(("slot", key))
+    unused = [k for k in keys if ("slot", k) not in parts]
+    if unused:
+        raise ValueError(f"values {unused} have no slot in the template {template!r}")
+    return parts
+
+
+def _normalize_baselines(baselines: Any, keys: list[Key]) -> dict[Key, str] | ProductBaselines:
+    if baselines is None:
+        return dict.fromkeys(keys, "")
+    if isinstance(baselines, ProductBaselines):
+        unknown = [k for k in baselines.slots if k not in keys]
+        missing = [k for k in keys if k not in baselines.slots]
+        if unknown or missing:
+            raise ValueError(
+                "ProductBaselines slots must match the values: "
+                f"unknown {unknown}, missing {missing}"
+            )
+        return baselines
+    if isinstance(baselines, Mapping):
+        if set(baselines) != set(keys):
+            raise ValueError(
+                f"baselines keys {sorted(map(str, baselines))} do not match the values' slots "
+                f"{sorted(map(str, keys))}"
+            )
+        out = dict(baselines)
+    elif isinstance(baselines, Sequence) and not isinstance(baselines, str):
+        if len(baselines) != len(keys):
+            raise ValueError(f"{len(baselines)} baselines for {len(keys)} values; give one each")
+        out = dict(zip(keys, baselines, strict=True))
+    else:
+        raise ValueError("baselines must be a list, a dict, a ProductBaselines or None")
+    for key, value in out.items():
+        if not isinstance(value, str):
+            raise ValueError(f"baseline of slot {key!r} must be a string")
+    return out
+
+
+def _normalize_mask(mask: Any, keys: list[Key]) -> tuple[dict[Key, int], int]:
+    if mask is None:
+        return {k: i for i, k in enumerate(keys)}, len(keys)
+    if isinstance(mask, Mapping):
+        if set(mask) != set(keys):
+            raise ValueError("mask must give a feature id for every slot, and only for them")
+        ids = [mask[k] for k in keys]
+    else:
+        if len(mask) != len(keys):
+            raise ValueError(f"mask has {len(mask)} entries for {len(keys)} values")
+        ids = list(mask)
+    if not all(isinstance(i, (int, np.integer)) for i in ids):
+        raise ValueError("mask entries must be integers (slots with equal ids form one feature)")
+    order = {v: i for i, v in enumerate(sorted(set(ids)))}
+    return {k: order[i] for k, i in zip(keys, ids, strict=True)}, len(order)
+
+
+def _feature_tokens(model: Any, ids: list[int], segments: list[Segment], n: int) -> list[list[int]]:
+    """Tokens of the reference prompt that overlap each feature's characters."""
+    ends = np.cumsum([len(model.token_to_bytes(t, render_special=False)) for t in ids])
+    starts = np.concatenate([[0], ends[:-1]])
+    out: list[list[int]] = [[] for _ in range(n)]
+    position = 0
+    for text, feature in segments:
+        begin, position = position, position + len(text.encode("utf-8"))
+        if feature is None:
+            continue
+        overlap = (starts < position) & (ends > begin)
+        out[feature].extend(int(ids[i]) for i in np.flatnonzero(overlap))
+    return out

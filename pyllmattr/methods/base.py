@@ -1,0 +1,199 @@
+"""The shared attribution loop: perturb, score everything in one call, solve."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..inputs.base import Encoding, InterpretableInput
+from ..results import AttributionResult
+
+ATTR_TARGETS = ("log_prob", "prob")
+GEN_ARGS = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "do_sample"}
+
+
+class PerturbationMethod:
+    """Base of the perturbation methods: subclasses choose masks and solve for attributions.
+
+    A subclass defines ``name``, ``defaults`` (its options), ``masks(n_features, rng,
+    **options)`` returning a boolean (n_evaluations, n_features) array (True: the
+    feature keeps its value), and ``solve(masks, outputs, **options)`` turning the
+    model outputs (n_evaluations, n_outputs) into attributions (n_outputs, n_features).
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, model: Any) -> None:
+        if not hasattr(model, "score") or not hasattr(model, "tokenize"):
+            raise ValueError(
+                f"{type(self).__name__} needs a model from pla.load_gguf or pla.load_torch"
+            )
+        self.model = model
+
+    def masks(self, n_features: int, rng: np.random.Generator, **options: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def attribute(
+        self,
+        inp: InterpretableInput,
+        target: str | Sequence[int] | None = None,
+        attr_target: str = "log_prob",
+        gen_args: Mapping[str, Any] | None = None,
+        num_trials: int = 1,
+        seed: int | None = None,
+        progress: Any = None,
+        cancel: Any = None,
+        **options: Any,
+    ) -> AttributionResult:
+        """Attribute the target's (log-)probability to the input's features.
+
+        ``target=None`` generates it greedily from the unperturbed prompt (``gen_args``,
+        default ``max_new_tokens=25``). ``num_trials > 1`` repeats the sampling
+        (perturbations and sampled baselines) and reports the mean and the spread.
+        All perturbed prompts of all trials are scored in one ``model.score`` call.
+        """
+        options = self._check_options(options)
+        if attr_target not in ATTR_TARGETS:
+            raise ValueError(f"attr_target must be one of {ATTR_TARGETS}, got {attr_target!r}")
+        if not isinstance(num_trials, (int, np.integer)) or num_trials < 1:
+            raise ValueError(f"num_trials must be a positive integer, got {num_trials!r}")
+        if not isinstance(inp, InterpretableInput):
+            raise ValueError(
+                "inp must be a pla.TextTokenInput or pla.TextTemplateInput, "
+                f"got {type(inp).__name__}"
+            )
+        encoding = inp.encode(self.model)
+        target_ids = resolve_target(self.model, encoding.reference_ids, target, gen_args)
+        rng = np.random.default_rng(seed)
+
+        trial_masks = [self.masks(encoding.n_features, rng, **options) for _ in range(num_trials)]
+        sequences = [encoding.reference_ids]
+        for masks in trial_masks:
+            sequences += encoding.sequences(masks, rng)
+        sequences = [seq or empty_context(self.model) for seq in sequences]
+        scores, stats = self.model.score(
+            sequences, target_ids, progress=progress, cancel=cancel, return_stats=True
+        )
+        attributions = []
+        row = 1
+        for masks in trial_masks:
+            outputs = to_outputs(scores[row : row + len(masks)], attr_target)
+            attributions.append(self.solve(masks, outputs, **options))
+            row += len(masks)
+        stats = {"n_evaluations": len(sequences), **dataclasses.asdict(stats)}
+        return self._result(
+            encoding,
+            target_ids,
+            scores[0],
+            np.stack(attributions),
+            stats,
+            attr_target,
+            num_trials,
+            seed,
+            options,
+        )
+
+    # ------------------------------------------------------------ helpers
+    def _check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - set(self.defaults))
+        if unknown:
+            known = ", ".join(self.defaults) or "none"
+            raise ValueError(
+                f"{type(self).__name__}.attribute got unknown option(s) {unknown}; "
+                f"its options are: {known}"
+            )
+        return {**self.defaults, **options}
+
+    def _result(
+        self,
+        encoding: Encoding,
+        target_ids: list[int],
+        reference: np.ndarray,
+        attributions: np.ndarray,
+        stats: dict[str, Any],
+        attr_target: str,
+        num_trials: int,
+        seed: int | None,
+        options: dict[str, Any],
+    ) -> AttributionResult:
+        mean = attributions.mean(axis=0)
+        spread = attributions.std(axis=0) if num_trials > 1 else None
+        return AttributionResult(
+            seq_attr=mean[0],
+            token_attr=mean[1:],
+            input_features=encoding.labels,
+            output_tokens=[self.model.token_to_str(t) for t in target_ids],
+            target_logprob=float(reference.sum()),
+            target_token_logprobs=reference,
+            method=type(self).__name__,
+            attr_target=attr_target,
+            settings={
+                "num_trials": int(num_trials),
+                "seed": seed,
+                **{k: v for k, v in options.items() if _jsonable(v)},
+            },
+            seq_attr_std=None if spread is None else spread[0],
+            token_attr_std=None if spread is None else spread[1:],
+            prompt_segments=encoding.segments,
+            feature_tokens=[
+                [self.model.token_to_str(t) for t in ts] for ts in encoding.feature_tokens
+            ],
+            target_ids=list(target_ids),
+            stats=stats,
+        )
+
+
+def to_outputs(logprobs: np.ndarray, attr_target: str) -> np.ndarray:
+    """Columns [whole target, token 1, ..., token T] of log-probs or probabilities."""
+    outputs = np.column_stack([logprobs.sum(axis=1), logprobs])
+    return np.exp(outputs) if attr_target == "prob" else outputs
+
+
+def empty_context(model: Any) -> list[int]:
+    """The prompt of a perturbation that removed everything: the model's start token
+    (BOS, or EOS for models that separate documents with it), so the model predicts
+    the target from no context."""
+    for token in (model.bos_token_id, model.eos_token_id):
+        if token is not None:
+            return [token]
+    raise ValueError(
+        "a perturbation removed the whole prompt and the model has no BOS/EOS "
+        "token to stand for an empty context; keep part of the prompt fixed"
+    )
+
+
+def resolve_target(
+    model: Any, prompt_ids: list[int], target: Any, gen_args: Mapping[str, Any] | None
+) -> list[int]:
+    if target is None:
+        args = dict(gen_args or {})
+        unknown = sorted(set(args) - GEN_ARGS)
+        if unknown:
+            raise ValueError(f"unknown gen_args {unknown}; supported: {sorted(GEN_ARGS)}")
+        if args.pop("do_sample", None) is False:
+            args["temperature"] = 0.0
+        args.setdefault("max_new_tokens", 25)
+        ids = model.generate(prompt_ids, **args)
+        if not ids:
+            raise ValueError("the model generated no target (it stopped at once); pass target=")
+        return list(ids)
+    if isinstance(target, str):
+        ids = model.tokenize(target, add_special=False)
+        if not ids:
+            raise ValueError(f"the target {target!r} tokenizes to nothing; give a non-empty target")
+        return ids
+    ids = [int(t) for t in np.asarray(target).reshape(-1)]
+    if not ids:
+        raise ValueError("the target is empty; give at least one target token")
+    return ids
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool, type(None)))

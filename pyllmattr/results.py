@@ -1,0 +1,121 @@
+"""Attribution results: values, plots, serialization and the notebook view."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from . import render
+
+
+@dataclass
+class AttributionResult:
+    """What an attribution found, per input feature and per target token.
+
+    ``seq_attr[i]`` is feature i's attribution for the whole target (its total
+    log-probability, or its probability with ``attr_target="prob"``);
+    ``token_attr[t, i]`` the same for target token t. ``target_logprob`` is the
+    target's log-probability under the unperturbed prompt. With ``num_trials > 1``
+    the ``*_std`` fields hold the spread across trials.
+
+    Example:
+        >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
+        >>> fig, ax = result.plot_token_attr()  # doctest: +SKIP
+        >>> AttributionResult.from_json(result.to_json()).seq_attr  # doctest: +SKIP
+    """
+
+    seq_attr: np.ndarray
+    token_attr: np.ndarray | None
+    input_features: list[str]
+    output_tokens: list[str]
+    target_logprob: float
+    target_token_logprobs: np.ndarray
+    method: str
+    attr_target: str = "log_prob"
+    settings: dict[str, Any] = field(default_factory=dict)
+    seq_attr_std: np.ndarray | None = None
+    token_attr_std: np.ndarray | None = None
+    prompt_segments: list[tuple[str, int | None]] = field(default_factory=list)
+    feature_tokens: list[list[str]] = field(default_factory=list)
+    target_ids: list[int] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str:
+        return "".join(text for text, _ in self.prompt_segments)
+
+    @property
+    def target(self) -> str:
+        return "".join(self.output_tokens)
+
+    def top_features(self, k: int = 10) -> list[tuple[str, float]]:
+        """The k features with the largest absolute attribution, largest first."""
+        order = np.argsort(-np.abs(self.seq_attr), kind="stable")[:k]
+        return [(self.input_features[i], float(self.seq_attr[i])) for i in order]
+
+    # ------------------------------------------------------------ plots
+    def plot_seq_attr(self, ax: Any = None) -> tuple[Any, Any]:
+        """Bar chart of ``seq_attr`` (blue raises the target, red lowers it)."""
+        return render.plot_seq_attr(self, ax)
+
+    def plot_token_attr(self, ax: Any = None) -> tuple[Any, Any]:
+        """Heatmap of ``token_attr``: target tokens x features, diverging colors centred at 0."""
+        return render.plot_token_attr(self, ax)
+
+    # ------------------------------------------------------------ notebook
+    def _repr_html_(self) -> str:
+        return render.to_html(self)
+
+    def to_html(self, path: Any = None) -> str:
+        """A standalone HTML page of the result; written to ``path`` when given."""
+        page = render.html_page(self)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(page)
+        return page
+
+    # ------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
+        out["prompt_segments"] = [[text, feat] for text, feat in self.prompt_segments]
+        return out
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AttributionResult:
+        arrays = {
+            "seq_attr",
+            "token_attr",
+            "target_token_logprobs",
+            "seq_attr_std",
+            "token_attr_std",
+        }
+        kwargs = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            if f.name in arrays and value is not None:
+                value = np.asarray(value, dtype=float)
+            kwargs[f.name] = value
+        kwargs["prompt_segments"] = [(t, feat) for t, feat in data.get("prompt_segments", [])]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> AttributionResult:
+        return cls.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        top = ", ".join(f"{name!r}: {value:+.3f}" for name, value in self.top_features(3))
+        return (
+            f"AttributionResult({self.method}, {len(self.input_features)} features, "
+            f"target={self.target!r}, log p={self.target_logprob:.3f}, top: {top})"
+        )
