@@ -41,6 +41,7 @@ class AttributionResult:
     prompt_segments: list[tuple[str, int | None]] = field(default_factory=list)
     feature_tokens: list[list[str]] = field(default_factory=list)
     target_ids: list[int] = field(default_factory=list)
+    baseline_logprob: float | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -88,7 +88,7 @@ class PerturbationMethod:
             attributions.append(self.solve(masks, outputs, **options))
             row += len(masks)
         stats = {"n_evaluations": len(sequences), **dataclasses.asdict(stats)}
-        return self._result(
+        result = self._result(
             encoding,
             target_ids,
             scores[0],
@@ -99,6 +99,10 @@ class PerturbationMethod:
             seed,
             options,
         )
+        empty = np.flatnonzero(~trial_masks[0].any(axis=1))
+        if empty.size:  # the method scored the all-baseline prompt: report it
+            result.baseline_logprob = float(scores[1 + empty[0]].sum())
+        return result
 
     # ------------------------------------------------------------ helpers
     def _check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
