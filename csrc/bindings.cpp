@@ -45,6 +45,7 @@ py::dict stats_dict(const ScoreStats & s) {
     d["n_naive"] = s.n_naive;
     d["n_decode_calls"] = s.n_decode_calls;
     d["n_waves"] = s.n_waves;
+    d["n_padding"] = s.n_padding;
     d["n_unique"] = s.n_unique;
     d["seconds"] = s.seconds;
     d["strategy"] = s.strategy;
@@ -52,8 +53,10 @@ py::dict stats_dict(const ScoreStats & s) {
 }
 
 EngineOptions make_options(int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
-                           int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32) {
+                           int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
+                           bool deterministic) {
     EngineOptions o;
+    o.deterministic = deterministic;
     o.kv_f32 = kv_f32;
     o.n_ctx = n_ctx;
     o.n_batch = n_batch;
@@ -100,25 +103,27 @@ PYBIND11_MODULE(_core, m) {
 
     py::class_<Engine>(m, "Engine")
         .def(py::init([](const std::string & path, int32_t n_ctx, int32_t n_batch, int32_t n_outputs,
-                         int32_t max_branches, int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32) {
+                         int32_t max_branches, int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
+                         bool deterministic) {
                  const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads,
-                                                   n_gpu_layers, flash_attn, kv_f32);
+                                                   n_gpu_layers, flash_attn, kv_f32, deterministic);
                  py::gil_scoped_release release;
                  return std::make_unique<Engine>(path, options);
              }),
              py::arg("path"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
              py::arg("max_branches"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("flash_attn"),
-             py::arg("kv_f32"))
+             py::arg("kv_f32"), py::arg("deterministic"))
         .def_static(
             "from_model_pointer",
             [](uintptr_t pointer, int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
-               int32_t n_threads, int32_t flash_attn, bool kv_f32) {
+               int32_t n_threads, int32_t flash_attn, bool kv_f32, bool deterministic) {
                 const auto options =
-                    make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0, flash_attn, kv_f32);
+                    make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0, flash_attn, kv_f32, deterministic);
                 return std::make_unique<Engine>(reinterpret_cast<llama_model *>(pointer), options);
             },
             py::arg("pointer"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
-            py::arg("max_branches"), py::arg("n_threads"), py::arg("flash_attn"), py::arg("kv_f32"))
+            py::arg("max_branches"), py::arg("n_threads"), py::arg("flash_attn"), py::arg("kv_f32"),
+            py::arg("deterministic"))
         .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("closed", &Engine::closed)
         .def("tokenize", &Engine::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
@@ -168,6 +173,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("n_batch", [](const Engine & e) { return e.options().n_batch; })
         .def_property_readonly("n_outputs", [](const Engine & e) { return e.options().n_outputs; })
         .def_property_readonly("max_branches", [](const Engine & e) { return e.options().max_branches; })
+        .def_property_readonly("deterministic", [](const Engine & e) { return e.options().deterministic; })
         .def_property_readonly("n_threads", [](const Engine & e) { return e.options().n_threads; });
 
     m.def(

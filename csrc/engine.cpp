@@ -69,6 +69,15 @@ void Engine::create_context() {
     const int32_t n_seq = options_.max_branches + 1;  // + the keeper sequence
     options_.n_outputs = std::max({options_.n_outputs, n_seq, 1});
     options_.n_outputs = std::min(options_.n_outputs, std::max(options_.n_batch, n_seq));
+    if (options_.deterministic) {
+        if (options_.flash_attn == 0) {
+            close();
+            throw std::invalid_argument(
+                "deterministic scoring needs flash attention; use flash_attn='auto' or 'on'");
+        }
+        options_.flash_attn = 1;
+        options_.n_batch = (std::max(options_.n_batch, 64) + 63) / 64 * 64;
+    }
     if (options_.n_threads <= 0) {
         options_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
     }

@@ -40,6 +40,7 @@ struct EngineOptions {
     int32_t n_gpu_layers = 0;
     int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
+    bool deterministic = false;   // batch-invariant layout (decode_stream.h); forces flash attention
 };
 
 struct ScoreStats {
@@ -48,6 +49,7 @@ struct ScoreStats {
     int64_t n_naive = 0;
     int64_t n_decode_calls = 0;
     int64_t n_waves = 0;
+    int64_t n_padding = 0;  // scratch rows decoded to keep the layout batch-invariant
     int32_t n_unique = 0;
     double seconds = 0.0;
     std::string strategy;
@@ -116,7 +118,8 @@ class Engine {
     void check_tokens(const std::vector<Token> & tokens, const char * what) const;
     bool supports_partial_memory();
     void decode(struct llama_batch & batch);
-    void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target) const;
+    void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
+                    int32_t overhead) const;
 
     llama_model * model_ = nullptr;
     bool owns_model_ = false;

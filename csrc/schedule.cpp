@@ -87,6 +87,7 @@ Plan make_plan(const std::vector<std::vector<Token>> & sequences,
     }
     for (int32_t k = 0; k < n; ++k) {
         plan.n_trie += static_cast<int64_t>(full[k].size()) - lcp[k];
+        lcp[k] = lcp[k] / limits.share_block * limits.share_block;
     }
 
     // Where each leaf's emissions start, and where they sit in the plan.
@@ -102,7 +103,7 @@ Plan make_plan(const std::vector<std::vector<Token>> & sequences,
         int32_t end = first;
         while (end < n && end - first < max_slots) {
             const int32_t s = end == first ? kept : lcp[end];
-            const int64_t fresh = static_cast<int64_t>(full[end].size()) - s;
+            const int64_t fresh = static_cast<int64_t>(full[end].size()) - s + limits.leaf_overhead;
             if (end > first && live + fresh > limits.max_cells) {
                 break;
             }

@@ -71,6 +71,8 @@ struct Plan {
 struct PlanLimits {
     int32_t max_cells;   // KV cells available (the context size)
     int32_t max_slots;   // leaves per wave (KV sequence ids, the keeper excluded)
+    int32_t leaf_overhead = 0;  // extra cells a leaf may take (padding rows)
+    int32_t share_block = 1;    // share prefixes only in whole blocks of this many tokens
 };
 
 // Builds the plan. `sequences` must be non-empty and every full sequence must

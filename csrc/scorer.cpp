@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "batch.h"
+#include "decode_stream.h"
 #include "engine.h"
 #include "llama.h"
 
@@ -33,34 +34,6 @@ struct CallScope {
 void check_cancel(const std::atomic<bool> * cancel) {
     if (cancel != nullptr && cancel->load()) {
         throw Cancelled();
-    }
-}
-
-// log-softmax of one logits row, at the requested tokens.
-void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
-                   int32_t n_requests, int32_t n_target, std::vector<double> & out) {
-    if (logits == nullptr) {
-        throw std::runtime_error("llama.cpp returned no logits for a requested output" +
-                                 recent_llama_errors());
-    }
-    float max_logit = -std::numeric_limits<float>::infinity();
-    for (int32_t v = 0; v < n_vocab; ++v) {
-        max_logit = std::max(max_logit, logits[v]);
-    }
-    double sum = 0.0;
-    for (int32_t v = 0; v < n_vocab; ++v) {
-        sum += static_cast<double>(std::exp(logits[v] - max_logit));
-    }
-    const double log_norm = static_cast<double>(max_logit) + std::log(sum);
-    for (int32_t r = 0; r < n_requests; ++r) {
-        const OutputRequest & req = requests[r];
-        const double value = static_cast<double>(logits[req.token]) - log_norm;
-        if (!std::isfinite(value) && !std::isinf(logits[req.token])) {
-            throw std::runtime_error(
-                "the model produced non-finite logits (NaN or inf); the GGUF file may be "
-                "corrupt, or the model overflows in this precision");
-        }
-        out[static_cast<size_t>(req.row) * n_target + req.col] = value;
     }
 }
 
@@ -108,7 +81,8 @@ bool Engine::supports_partial_memory() {
     return partial_memory_ == 1;
 }
 
-void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target) const {
+void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
+                        int32_t overhead) const {
     if (sequences.empty()) {
         throw std::invalid_argument("score: no sequences to score");
     }
@@ -122,12 +96,15 @@ void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_
                                         " is empty; every sequence needs at least one token "
                                         "(for example BOS)");
         }
-        if (seq.size() + n_target > static_cast<size_t>(options_.n_ctx)) {
+        if (seq.size() + n_target + static_cast<size_t>(overhead) > static_cast<size_t>(options_.n_ctx)) {
             throw std::invalid_argument(
                 "score: sequence " + std::to_string(i) + " plus the target is " +
                 std::to_string(seq.size() + n_target) + " tokens, more than the context of " +
-                std::to_string(options_.n_ctx) + "; load the model with a larger n_ctx (it was "
-                "trained on " + std::to_string(n_ctx_train()) + ") or shorten the prompt");
+                std::to_string(options_.n_ctx) +
+                (overhead > 0 ? " holds with deterministic padding (" + std::to_string(overhead) + " cells)"
+                              : std::string()) +
+                "; load the model with a larger n_ctx (it was trained on " +
+                std::to_string(n_ctx_train()) + ") or shorten the prompt");
         }
         check_tokens(seq, "score");
     }
@@ -138,59 +115,55 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
                           const ProgressFn & progress, const std::atomic<bool> * cancel) {
     std::lock_guard<std::mutex> lock(mutex_);
     check_open();
-    check_fits(sequences, target.size());
-    check_tokens(target, "score (target)");
     const auto started = std::chrono::steady_clock::now();
+    const bool aligned = options_.deterministic;
+    const auto n_target = static_cast<int32_t>(target.size());
+    const int32_t leaf_overhead = aligned ? aligned_overhead_per_leaf(n_target, options_.n_outputs) : 0;
+    check_fits(sequences, target.size(), aligned ? leaf_overhead + kAlign : 0);
+    check_tokens(target, "score (target)");
 
-    // Never share more than this model's memory allows.
+    // Never share more than this model's memory allows; aligned layouts need an
+    // empty cache at every wave.
     strategy = std::max(strategy, sharing_strategy());
+    if (aligned) {
+        strategy = std::max(strategy, Strategy::kTriePerWave);
+    }
     if (strategy != Strategy::kIndependent && !supports_partial_memory()) {
         strategy = Strategy::kIndependent;
     }
-    const Plan plan = make_plan(sequences, target, strategy, {options_.n_ctx, options_.max_branches});
+    const PlanLimits limits{options_.n_ctx - (aligned ? kAlign : 0), options_.max_branches, leaf_overhead,
+                            aligned ? kAlign : 1};
+    const Plan plan = make_plan(sequences, target, strategy, limits);
 
     CallScope scope(ctx_, active_cancel_, cancel);
     llama_memory_t mem = llama_get_memory(ctx_);
-    const int32_t keeper = options_.max_branches;
-    const auto n_target = static_cast<int32_t>(target.size());
-    const int32_t vocab_size = n_vocab();
+    const int32_t keeper = options_.max_branches;  // also the scratch sequence of padding rows
     std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
                                       std::numeric_limits<double>::quiet_NaN());
-    Batch batch(options_.n_batch, options_.max_branches + 1);
-    std::vector<std::pair<int32_t, const Emission *>> outputs;
     ScoreStats stats;
-
-    for (const Wave & wave : plan.waves) {
-        for (const PrefixCopy & copy : wave.copies) {
-            llama_memory_seq_cp(mem, keeper, copy.slot, 0, copy.length);
-        }
-        size_t next = 0;
-        while (next < wave.emissions.size()) {
-            batch.clear();
-            outputs.clear();
-            for (; next < wave.emissions.size() && !batch.full(); ++next) {
-                const Emission & e = wave.emissions[next];
-                const bool wants_logits = e.n_requests > 0;
-                if (wants_logits && static_cast<int32_t>(outputs.size()) == options_.n_outputs) {
-                    break;
-                }
-                const int32_t index = batch.add(e.token, e.pos, e.slot_begin, e.slot_end, wants_logits);
-                if (wants_logits) {
-                    outputs.emplace_back(index, &e);
-                }
-            }
-            decode(batch.get());
-            for (const auto & [index, e] : outputs) {
-                fill_logprobs(llama_get_logits_ith(ctx_, index), vocab_size,
-                              &plan.requests[e->first_request], e->n_requests, n_target, unique_scores);
-            }
-            stats.n_decoded += batch.size();
-            ++stats.n_decode_calls;
+    const StreamConfig config{options_.n_batch, options_.n_outputs, aligned, keeper,
+                              bos() >= 0 ? bos() : 0, n_vocab(), n_target};
+    DecodeStream stream(
+        ctx_, config, plan.requests, unique_scores, [this](llama_batch & b) { decode(b); },
+        [&](int64_t real_rows) {
+            stats.n_decoded += real_rows;
             check_cancel(cancel);
             if (progress && !progress(stats.n_decoded, plan.n_emitted)) {
                 throw Cancelled();
             }
+        });
+
+    for (const Wave & wave : plan.waves) {
+        if (aligned) {
+            llama_memory_clear(mem, false);  // cells are then assigned from 0, in row order
         }
+        for (const PrefixCopy & copy : wave.copies) {
+            llama_memory_seq_cp(mem, keeper, copy.slot, 0, copy.length);
+        }
+        for (const Emission & e : wave.emissions) {
+            stream.push(e);
+        }
+        stream.finish_wave();
         // Keep only the prefix the next wave shares, under the keeper sequence.
         llama_memory_seq_rm(mem, keeper, -1, -1);
         if (wave.keep_length > 0) {
@@ -208,6 +181,8 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
         std::copy_n(unique_scores.begin() + static_cast<std::ptrdiff_t>(row * n_target), n_target,
                     result.logprobs.begin() + static_cast<std::ptrdiff_t>(i * n_target));
     }
+    stats.n_decode_calls = stream.n_decode_calls();
+    stats.n_padding = stream.n_padding();
     stats.n_trie = plan.n_trie;
     stats.n_naive = plan.n_naive;
     stats.n_unique = plan.n_unique;

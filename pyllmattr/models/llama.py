@@ -36,6 +36,7 @@ class ScoreStats:
     n_naive: int
     n_decode_calls: int
     n_waves: int
+    n_padding: int
     n_unique: int
     seconds: float
     strategy: str
@@ -278,6 +279,7 @@ def _engine_options(
     max_branches: int,
     flash_attn: Any,
     kv_precision: str,
+    deterministic: bool,
 ) -> dict[str, int]:
     for name, value, low in (
         ("n_ctx", n_ctx, 8),
@@ -305,6 +307,7 @@ def _engine_options(
         n_threads=int(n_threads),
         flash_attn=_FLASH_ATTN[flash_attn],
         kv_f32=kv_precision == "f32",
+        deterministic=bool(deterministic),
     )
 
 
@@ -319,6 +322,7 @@ def load_gguf(
     max_branches: int = 64,
     flash_attn: str | bool | None = "auto",
     kv_precision: str = "f16",
+    deterministic: bool = False,
     verbose: bool = False,
 ) -> LlamaModel:
     """Load a GGUF model for scoring and generation.
@@ -337,7 +341,8 @@ def load_gguf(
     """
     _core.set_verbose(bool(verbose))
     options = _engine_options(
-        n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn, kv_precision
+        n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn, kv_precision,
+        deterministic,
     )
     if _is_llama_cpp_object(path):
         return _from_llama_cpp(path, options)

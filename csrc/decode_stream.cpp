@@ -1,0 +1,127 @@
+#include "decode_stream.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "llama.h"
+
+namespace pyllmattr {
+
+std::string recent_llama_errors();
+
+namespace {
+
+// log-softmax of one logits row, at the requested tokens.
+void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
+                   int32_t n_requests, int32_t n_target, std::vector<double> & out) {
+    if (logits == nullptr) {
+        throw std::runtime_error("llama.cpp returned no logits for a requested output" +
+                                 recent_llama_errors());
+    }
+    float max_logit = -std::numeric_limits<float>::infinity();
+    for (int32_t v = 0; v < n_vocab; ++v) {
+        max_logit = std::max(max_logit, logits[v]);
+    }
+    double sum = 0.0;
+    for (int32_t v = 0; v < n_vocab; ++v) {
+        sum += static_cast<double>(std::exp(logits[v] - max_logit));
+    }
+    const double log_norm = static_cast<double>(max_logit) + std::log(sum);
+    for (int32_t r = 0; r < n_requests; ++r) {
+        const OutputRequest & req = requests[r];
+        const double value = static_cast<double>(logits[req.token]) - log_norm;
+        if (!std::isfinite(value) && !std::isinf(logits[req.token])) {
+            throw std::runtime_error(
+                "the model produced non-finite logits (NaN or inf); the GGUF file may be "
+                "corrupt, or the model overflows in this precision");
+        }
+        out[static_cast<size_t>(req.row) * n_target + req.col] = value;
+    }
+}
+
+int32_t round_up(int64_t n, int32_t to) {
+    return static_cast<int32_t>((n + to - 1) / to * to);
+}
+
+}  // namespace
+
+DecodeStream::DecodeStream(llama_context * ctx, const StreamConfig & config,
+                           const std::vector<OutputRequest> & requests, std::vector<double> & scores,
+                           DecodeFn decode, DecodedFn on_decoded)
+    : ctx_(ctx), config_(config), requests_(requests), scores_(scores), decode_(std::move(decode)),
+      on_decoded_(std::move(on_decoded)), batch_(config.n_batch, config.scratch_seq + 1) {}
+
+void DecodeStream::push(const Emission & e) {
+    if (config_.aligned) {
+        pad_rows(static_cast<int32_t>(((e.pos - cell_) % kAlign + kAlign) % kAlign));
+    }
+    const bool wants_logits = e.n_requests > 0;
+    if (wants_logits && static_cast<int32_t>(outputs_.size()) == config_.n_outputs) {
+        flush();
+        if (config_.aligned) {
+            pad_rows(static_cast<int32_t>(((e.pos - cell_) % kAlign + kAlign) % kAlign));
+        }
+    }
+    if (batch_.full()) {
+        flush();
+    }
+    const int32_t index = batch_.add(e.token, e.pos, e.slot_begin, e.slot_end, wants_logits);
+    if (wants_logits) {
+        outputs_.emplace_back(index, &e);
+    }
+    ++cell_;
+    ++real_rows_;
+}
+
+void DecodeStream::pad_rows(int32_t n) {
+    for (int32_t i = 0; i < n; ++i) {
+        if (batch_.full()) {
+            flush();
+        }
+        batch_.add(config_.scratch_token, scratch_pos_++, config_.scratch_seq, config_.scratch_seq + 1, false);
+        ++cell_;
+        ++n_padding_;
+    }
+}
+
+void DecodeStream::flush() {
+    if (batch_.size() == 0) {
+        return;
+    }
+    if (config_.aligned) {
+        // Fill the decode up to a whole number of tiles (the batch capacity is one).
+        const int32_t target_rows = std::max(kAlign, round_up(batch_.size(), kAlign));
+        for (int32_t i = batch_.size(); i < target_rows; ++i) {
+            batch_.add(config_.scratch_token, scratch_pos_++, config_.scratch_seq, config_.scratch_seq + 1, false);
+            ++cell_;
+            ++n_padding_;
+        }
+    }
+    decode_(batch_.get());
+    ++n_decode_calls_;
+    for (const auto & [index, e] : outputs_) {
+        fill_logprobs(llama_get_logits_ith(ctx_, index), config_.n_vocab, &requests_[e->first_request],
+                      e->n_requests, config_.n_target, scores_);
+    }
+    const int64_t real = real_rows_;
+    batch_.clear();
+    outputs_.clear();
+    real_rows_ = 0;
+    on_decoded_(real);
+}
+
+void DecodeStream::finish_wave() {
+    flush();
+    cell_ = 0;
+    scratch_pos_ = 0;
+}
+
+int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs) {
+    const int32_t forced_flushes = (n_target + n_outputs - 1) / n_outputs;
+    return (kAlign - 1) + kAlign * forced_flushes;
+}
+
+}  // namespace pyllmattr

@@ -1,0 +1,77 @@
+// Feeds a wave's emissions to llama_decode in batches and collects log-probs.
+//
+// Aligned mode (deterministic scoring) makes every token's arithmetic
+// independent of what else is decoded with it, on llama.cpp's CPU backend:
+// - every decode has a multiple of kAlign rows (at least kAlign), so flash
+//   attention always takes its tiled path and no weight kernel sees a
+//   remainder tile;
+// - every token lands in a KV cell congruent to its position modulo kAlign,
+//   so flash attention groups and orders its keys exactly as when the sequence
+//   is decoded alone from an empty cache (the tiles are kAlign cells wide).
+// The plan shares prefixes only in whole kAlign-token blocks, so no tile mixes
+// cells of a shared prefix with cells of a branch.
+// Padding rows are scratch tokens of a sequence nothing else attends to. Cells
+// are assigned sequentially from an empty cache, so a row's cell is its index
+// in the wave's stream; the caller clears the cache before every wave.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "batch.h"
+#include "schedule.h"
+
+struct llama_context;
+
+namespace pyllmattr {
+
+constexpr int32_t kAlign = 64;  // flash attention's KV tile on the CPU backend
+
+struct StreamConfig {
+    int32_t n_batch;
+    int32_t n_outputs;      // logit rows per decode
+    bool aligned;
+    int32_t scratch_seq;    // KV sequence of the padding rows
+    Token scratch_token;
+    int32_t n_vocab;
+    int32_t n_target;
+};
+
+class DecodeStream {
+  public:
+    using DecodeFn = std::function<void(llama_batch &)>;
+    using DecodedFn = std::function<void(int64_t real_rows)>;
+
+    DecodeStream(llama_context * ctx, const StreamConfig & config, const std::vector<OutputRequest> & requests,
+                 std::vector<double> & scores, DecodeFn decode, DecodedFn on_decoded);
+
+    void push(const Emission & e);
+    void finish_wave();  // decode what is pending and restart the cell count
+
+    int64_t n_padding() const { return n_padding_; }
+    int64_t n_decode_calls() const { return n_decode_calls_; }
+
+  private:
+    void pad_rows(int32_t n);
+    void flush();
+
+    llama_context * ctx_;
+    StreamConfig config_;
+    const std::vector<OutputRequest> & requests_;
+    std::vector<double> & scores_;
+    DecodeFn decode_;
+    DecodedFn on_decoded_;
+    Batch batch_;
+    std::vector<std::pair<int32_t, const Emission *>> outputs_;
+    int64_t cell_ = 0;          // the KV cell the next row lands in
+    int32_t scratch_pos_ = 0;
+    int64_t real_rows_ = 0;     // rows of the pending batch that are not padding
+    int64_t n_padding_ = 0;
+    int64_t n_decode_calls_ = 0;
+};
+
+// Worst-case padding cells a leaf adds in aligned mode (placement plus forced flushes).
+int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
+
+}  // namespace pyllmattr
