@@ -120,8 +120,11 @@ void DecodeStream::finish_wave() {
 }
 
 int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs) {
-    const int32_t forced_flushes = (n_target + n_outputs - 1) / n_outputs;
-    return (kAlign - 1) + kAlign * forced_flushes;
+    // Placement pads the leaf's first token by at most kAlign - 1 cells. A flush forced by
+    // the output limit (one per n_outputs outputs, a leaf has n_target) pads the decode
+    // and then re-pads the next token: at most 2 * (kAlign - 1) cells.
+    const int32_t forced_share = (2 * (kAlign - 1) * n_target + n_outputs - 1) / n_outputs;
+    return (kAlign - 1) + forced_share;
 }
 
 }  // namespace pyllmattr

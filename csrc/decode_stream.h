@@ -71,7 +71,8 @@ class DecodeStream {
     int64_t n_decode_calls_ = 0;
 };
 
-// Worst-case padding cells a leaf adds in aligned mode (placement plus forced flushes).
+// Padding cells a leaf adds in aligned mode, at most (placement, and its share of the
+// flushes forced by the output limit); a wave's final flush adds up to kAlign more.
 int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
 
 }  // namespace pyllmattr

@@ -341,7 +341,13 @@ def load_gguf(
     """
     _core.set_verbose(bool(verbose))
     options = _engine_options(
-        n_ctx, n_threads, n_batch, n_outputs, max_branches, flash_attn, kv_precision,
+        n_ctx,
+        n_threads,
+        n_batch,
+        n_outputs,
+        max_branches,
+        flash_attn,
+        kv_precision,
         deterministic,
     )
     if _is_llama_cpp_object(path):
