@@ -34,12 +34,21 @@ def plot_seq_attr(result: Any, ax: Any = None) -> tuple[Any, Any]:
     else:
         fig = ax.figure
     colors = np.where(values >= 0, "#2166ac", "#b2182b")
-    ax.bar(
+    bars = ax.bar(
         np.arange(len(values)),
         values,
         color=colors,
         yerr=result.seq_attr_std if result.seq_attr_std is not None else None,
     )
+    if result.noise_floor:
+        # Attributions within the batch-layout noise: a grey band, faded hatched bars.
+        floor = result.noise_floor
+        ax.axhspan(-floor, floor, color="0.85", zorder=0, label=f"noise floor ±{floor:.3f}")
+        for bar, quiet in zip(bars, result.below_noise(), strict=True):
+            if quiet:
+                bar.set_alpha(0.4)
+                bar.set_hatch("//")
+        ax.legend(loc="best", fontsize=8)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(values)), labels, rotation=60, ha="right")
     ax.set_ylabel(f"attribution ({result.attr_target.replace('_', ' ')})")
@@ -70,10 +79,22 @@ def plot_token_attr(result: Any, ax: Any = None) -> tuple[Any, Any]:
     ax.set_yticks(np.arange(values.shape[0]), [short_label(t, 16) for t in result.output_tokens])
     ax.set_xlabel("input features")
     ax.set_ylabel("target tokens")
+    floors = result.token_noise_floor
     if values.size <= 400:
         for (row, col), value in np.ndenumerate(values):
-            color = "white" if abs(value) > 0.6 * limit else "black"
-            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
+            quiet = floors is not None and abs(value) <= floors[row]
+            color = "0.55" if quiet else ("white" if abs(value) > 0.6 * limit else "black")
+            style = "italic" if quiet else "normal"
+            ax.text(
+                col,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color=color,
+                style=style,
+            )
     fig.colorbar(image, ax=ax, label=f"attribution ({result.attr_target.replace('_', ' ')})")
     return fig, ax
 
@@ -88,6 +109,7 @@ def _color(value: float, limit: float) -> str:
 def to_html(result: Any) -> str:
     values = np.asarray(result.seq_attr)
     limit = float(np.abs(values).max()) if values.size else 1.0
+    quiet = result.below_noise()
     spans = []
     for text, feature in result.prompt_segments:
         escaped = html.escape(text)
@@ -95,10 +117,14 @@ def to_html(result: Any) -> str:
             spans.append(f'<span class="pla-text">{escaped}</span>')
             continue
         value = float(values[feature])
-        title = html.escape(f"{result.input_features[feature]}: {value:+.4f}")
+        title = f"{result.input_features[feature]}: {value:+.4f}"
+        css, extra = "pla-feature", ""
+        if quiet[feature]:
+            title += f" (within the noise floor ±{result.noise_floor:.4f})"
+            css, extra = "pla-feature pla-below-noise", "outline:1px dashed #888;"
         spans.append(
-            f'<span class="pla-feature" data-feature="{feature}" title="{title}" '
-            f'style="background:{_color(value, limit)}">{escaped}</span>'
+            f'<span class="{css}" data-feature="{feature}" title="{html.escape(title)}" '
+            f'style="background:{_color(value, limit)};{extra}">{escaped}</span>'
         )
     target = html.escape(result.target)
     return (
@@ -106,10 +132,18 @@ def to_html(result: Any) -> str:
         f'<div style="white-space:pre-wrap">{"".join(spans)}'
         f'<span class="pla-target" style="border-bottom:2px solid #555">{target}</span></div>'
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
-        f"log p(target) = {result.target_logprob:.3f} · "
+        f"log p(target) = {result.target_logprob:.3f} · {_noise_note(result)}"
         '<span style="color:#2166ac">blue</span> raises the target, '
         '<span style="color:#b2182b">red</span> lowers it; hover for values</div></div>'
     )
+
+
+def _noise_note(result: Any) -> str:
+    if result.noise_floor is None:
+        return ""
+    if result.noise_floor == 0:
+        return "batch-invariant scores · "
+    return f"noise floor ±{result.noise_floor:.3f} (dashed: within it) · "
 
 
 def html_page(result: Any) -> str:

@@ -18,8 +18,15 @@ class AttributionResult:
     ``seq_attr[i]`` is feature i's attribution for the whole target (its total
     log-probability, or its probability with ``attr_target="prob"``);
     ``token_attr[t, i]`` the same for target token t. ``target_logprob`` is the
-    target's log-probability under the unperturbed prompt. With ``num_trials > 1``
-    the ``*_std`` fields hold the spread across trials.
+    target's log-probability under the unperturbed prompt and ``baseline_logprob``
+    under the all-baseline prompt (when the method scored it), both from the same
+    scoring call as the attributions. With ``num_trials > 1`` the ``*_std`` fields
+    hold the spread across trials.
+
+    ``noise_floor`` (and ``token_noise_floor``) is how far the unperturbed prompt's
+    score moved between its place in the batch and being scored alone: attributions
+    within it are within llama.cpp's batch noise (0 on models loaded with
+    ``deterministic=True``); plots and the HTML view mark them.
 
     Example:
         >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
@@ -42,6 +49,8 @@ class AttributionResult:
     feature_tokens: list[list[str]] = field(default_factory=list)
     target_ids: list[int] = field(default_factory=list)
     baseline_logprob: float | None = None
+    noise_floor: float | None = None
+    token_noise_floor: np.ndarray | None = None
     stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -51,6 +60,12 @@ class AttributionResult:
     @property
     def target(self) -> str:
         return "".join(self.output_tokens)
+
+    def below_noise(self) -> np.ndarray:
+        """Boolean mask of features whose ``seq_attr`` is within the noise floor."""
+        if not self.noise_floor:
+            return np.zeros(len(self.input_features), dtype=bool)
+        return np.abs(np.asarray(self.seq_attr)) <= self.noise_floor
 
     def top_features(self, k: int = 10) -> list[tuple[str, float]]:
         """The k features with the largest absolute attribution, largest first."""
@@ -98,6 +113,7 @@ class AttributionResult:
             "target_token_logprobs",
             "seq_attr_std",
             "token_attr_std",
+            "token_noise_floor",
         }
         kwargs = {}
         for f in fields(cls):

@@ -20,7 +20,7 @@ LONG = (
 @pytest.fixture(scope="module", params=["Q4_1", "Q8_0"])
 def deterministic(request, smollm2_path, smollm2_q8_path):
     path = smollm2_path if request.param == "Q4_1" else smollm2_q8_path
-    with pla.load_gguf(path, n_ctx=2048, n_threads=2, deterministic=True) as model:
+    with pla.load_gguf(path, n_ctx=4096, n_threads=2, deterministic=True) as model:
         yield model
 
 
@@ -61,3 +61,11 @@ def test_waves_and_padding_fit_a_small_context(tiny_path, exact):
 def test_deterministic_mode_needs_flash_attention(tiny_path):
     with pytest.raises(ValueError, match="flash attention"):
         pla.load_gguf(tiny_path, deterministic=True, flash_attn="off")
+
+
+def test_deterministic_attributions_report_a_zero_noise_floor(deterministic):
+    inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast, FL and is a")
+    result = pla.FeatureAblation(deterministic).attribute(inp, target=" lawyer")
+    assert result.noise_floor == 0.0
+    assert not result.below_noise().any()
+    assert "batch-invariant scores" in result._repr_html_()

@@ -82,8 +82,19 @@ def test_every_method_scores_all_its_prompts_in_one_call(exact, target):
         pla.Lime,
         pla.KernelShap,
     ):
-        method(counting).attribute(template_input(), target=target, num_trials=2, seed=0)
+        method(counting).attribute(
+            template_input(), target=target, num_trials=2, seed=0, noise_floor=False
+        )
     assert counting.score_calls == 5
+
+
+def test_the_noise_floor_rescores_the_reference_alone(exact, target):
+    counting = CountingModel(exact)
+    result = pla.FeatureAblation(counting).attribute(template_input(), target=target)
+    assert counting.score_calls == 2
+    alone = exact.score([exact.tokenize(result.prompt)], target, share_prefix=False)[0]
+    assert result.noise_floor == pytest.approx(abs(result.target_logprob - alone.sum()), abs=1e-9)
+    assert result.token_noise_floor.shape == (len(target),)
 
 
 def test_exact_shapley_matches_the_permutation_definition(exact, target):

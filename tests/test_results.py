@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.container import BarContainer
 
 import pyllmattr as pla
 
 matplotlib.use("Agg")
+
+
+def bars(ax):
+    """The bars of a bar chart (its error bars are another container)."""
+    (container,) = [c for c in ax.containers if isinstance(c, BarContainer)]
+    return list(container.patches)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +46,7 @@ def test_result_describes_itself(result):
 
 def test_plots_return_figure_and_axes(result):
     fig, ax = result.plot_seq_attr()
-    assert len(ax.patches) == len(result.input_features)
+    assert len(bars(ax)) == len(result.input_features)
     fig, ax = result.plot_token_attr()
     assert ax.images[0].get_array().shape == result.token_attr.shape
     assert [t.get_text() for t in ax.get_yticklabels()] == ["golf", "and", "books"]
@@ -48,3 +57,16 @@ def test_html_highlights_every_feature_and_escapes_text(result):
     assert page.count('class="pla-feature"') == len(result.input_features)
     assert "&lt;lawyer&gt;" in page and "&amp;" in page
     assert "<lawyer>" not in page
+
+
+def test_features_within_the_noise_floor_are_marked(result):
+    values = np.abs(result.seq_attr)
+    floor = float(np.sort(values)[len(values) // 2])  # half the features fall within it
+    noisy = dataclasses.replace(result, noise_floor=floor)
+    quiet = noisy.below_noise()
+    assert quiet.sum() == np.sum(values <= floor) > 0
+    fig, ax = noisy.plot_seq_attr()
+    assert [bar.get_hatch() == "//" for bar in bars(ax)] == quiet.tolist()
+    page = noisy._repr_html_()
+    assert page.count("pla-below-noise") == quiet.sum()
+    assert f"noise floor ±{floor:.3f}" in page

@@ -50,6 +50,7 @@ class PerturbationMethod:
         seed: int | None = None,
         progress: Any = None,
         cancel: Any = None,
+        noise_floor: bool = True,
         **options: Any,
     ) -> AttributionResult:
         """Attribute the target's (log-)probability to the input's features.
@@ -58,6 +59,9 @@ class PerturbationMethod:
         default ``max_new_tokens=25``). ``num_trials > 1`` repeats the sampling
         (perturbations and sampled baselines) and reports the mean and the spread.
         All perturbed prompts of all trials are scored in one ``model.score`` call.
+        ``noise_floor`` re-scores the unperturbed prompt alone to measure how much
+        batch layout moves the numbers (``result.noise_floor``; exactly 0 without
+        measuring on a model loaded with ``deterministic=True``).
         """
         options = self._check_options(options)
         if attr_target not in ATTR_TARGETS:
@@ -102,7 +106,21 @@ class PerturbationMethod:
         empty = np.flatnonzero(~trial_masks[0].any(axis=1))
         if empty.size:  # the method scored the all-baseline prompt: report it
             result.baseline_logprob = float(scores[1 + empty[0]].sum())
+        if noise_floor:
+            floor = self._noise_floor(encoding.reference_ids, target_ids, scores[0], attr_target)
+            result.noise_floor, result.token_noise_floor = float(floor[0]), floor[1:]
         return result
+
+    def _noise_floor(
+        self, reference: list[int], target_ids: list[int], in_batch: np.ndarray, attr_target: str
+    ) -> np.ndarray:
+        """|f(reference in the batch) - f(reference alone)| for [whole target, each token]."""
+        if getattr(self.model, "deterministic", False):
+            return np.zeros(len(target_ids) + 1)
+        alone = self.model.score([reference], target_ids, share_prefix=False)
+        return np.abs(to_outputs(in_batch[None, :], attr_target) - to_outputs(alone, attr_target))[
+            0
+        ]
 
     # ------------------------------------------------------------ helpers
     def _check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:

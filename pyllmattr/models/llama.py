@@ -116,6 +116,11 @@ class LlamaModel:
         return eos if eos >= 0 else None
 
     @property
+    def deterministic(self) -> bool:
+        """Loaded with ``deterministic=True``: scores do not depend on batch layout."""
+        return self._engine.deterministic
+
+    @property
     def sharing(self) -> str:
         """How ``share_prefix=True`` shares work on this model's memory type."""
         codes = {v: k for k, v in _STRATEGIES.items()}
