@@ -92,6 +92,7 @@ py::tuple score(Engine & engine, const std::vector<std::vector<Token>> & sequenc
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "pyllmattr's scoring engine on llama.cpp (private; use the pyllmattr package)";
+    install_llama_log();  // quiet unless verbose, errors kept for exception messages
 
     py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
 

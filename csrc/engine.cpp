@@ -11,8 +11,6 @@
 
 namespace pyllmattr {
 
-void install_llama_log();
-
 namespace {
 
 void init_backend_once() {

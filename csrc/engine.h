@@ -134,6 +134,7 @@ class Engine {
 
 // Recent llama.cpp error and warning lines, for exception messages.
 std::string recent_llama_errors();
+void install_llama_log();
 void set_llama_verbose(bool verbose);
 // Address of a libllama function as this extension resolved it: compared with
 // llama-cpp-python's to prove both use one libllama before sharing a model.
