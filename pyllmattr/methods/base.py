@@ -172,6 +172,11 @@ class PerturbationMethod:
         )
 
 
+def check_n_samples(n_samples: Any) -> None:
+    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+
+
 def to_outputs(logprobs: np.ndarray, attr_target: str) -> np.ndarray:
     """Columns [whole target, token 1, ..., token T] of log-probs or probabilities."""
     outputs = np.column_stack([logprobs.sum(axis=1), logprobs])

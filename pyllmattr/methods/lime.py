@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import PerturbationMethod
+from .base import PerturbationMethod, check_n_samples
 
 
 class Lime(PerturbationMethod):
@@ -29,7 +29,7 @@ class Lime(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 50, **options: Any
     ) -> np.ndarray:
-        _check_samples(n_samples)
+        check_n_samples(n_samples)
         return rng.random((n_samples, n_features)) < 0.5
 
     def solve(
@@ -67,7 +67,7 @@ class KernelShap(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
     ) -> np.ndarray:
-        _check_samples(n_samples)
+        check_n_samples(n_samples)
         full = np.ones((1, n_features), dtype=bool)
         empty = np.zeros((1, n_features), dtype=bool)
         if n_features == 1:
@@ -92,11 +92,6 @@ class KernelShap(PerturbationMethod):
         others = np.linalg.lstsq(design, y, rcond=None)[0]  # (n_features - 1, n_outputs)
         last = total - others.sum(axis=0)
         return np.vstack([others, last]).T
-
-
-def _check_samples(n_samples: Any) -> None:
-    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
 
 
 def _weighted_lstsq(design: np.ndarray, outputs: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import PerturbationMethod
+from .base import PerturbationMethod, check_n_samples
 
 
 class ShapleyValueSampling(PerturbationMethod):
@@ -27,8 +27,7 @@ class ShapleyValueSampling(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
     ) -> np.ndarray:
-        if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+        check_n_samples(n_samples)
         rows = []
         for _ in range(n_samples):
             order = rng.permutation(n_features)
