@@ -98,8 +98,10 @@ class Workload:
     target_ids: list[int] = field(default_factory=list)
     target_text: str = ""
     prompt_tokens: int = 0
+    prompt_ids: list[int] = field(default_factory=list)
     n_features: int = 0
     empty_ids: list[int] = field(default_factory=list)
+    pla_options: dict[str, Any] = field(default_factory=dict)  # extra attribute() arguments
 
 
 def build_workloads(
@@ -108,7 +110,7 @@ def build_workloads(
     lengths: tuple[int, ...] | None = None,
     configs: list[str] | None = None,
 ) -> list[Workload]:
-    """The workloads of the selected jobs, each with its configurations (filtered by ``configs``)."""
+    """The workloads of the selected jobs with their configurations (only ``configs`` if given)."""
     builders = {1: _job1, 2: _job2, 3: _job3, 4: lambda s: _job4(s, lengths or s.lengths)}
     workloads = [w for job in jobs for w in builders[job](sizes)]
     if configs:
@@ -204,15 +206,16 @@ def _job4(sizes: Sizes, lengths: tuple[int, ...]) -> list[Workload]:
 
 def resolve(workload: Workload, model: Any) -> Workload:
     """Cut the prompt to length and fix the target ids with ``model`` (a pyllmattr model)."""
-    from pyllmattr.methods.base import empty_context
-
     from runners import pla_input
+
+    from pyllmattr.methods.base import empty_context
 
     inp = dict(workload.inp)
     if "tokens" in inp:
         inp["text"] = cut_to_tokens(model, inp.pop("tokens"), inp["text"])
     workload.inp = inp
     encoding = pla_input(inp, model).encode(model)
+    workload.prompt_ids = list(encoding.reference_ids)
     workload.prompt_tokens = len(encoding.reference_ids)
     workload.n_features = encoding.n_features
     if "generate" in workload.target:
