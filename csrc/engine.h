@@ -35,7 +35,7 @@ struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
     int32_t n_outputs = 64;       // logit rows per llama_decode (bounds logit memory)
-    int32_t max_branches = 64;    // leaves per wave (KV sequences); at most 255
+    int32_t max_branches = 8;     // leaves per wave (KV sequences); at most 255
     int32_t n_threads = 0;        // 0: hardware concurrency
     int32_t n_gpu_layers = 0;
     int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
