@@ -42,11 +42,11 @@ void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * 
     }
 }
 
+}  // namespace
+
 int32_t round_up(int64_t n, int32_t to) {
     return static_cast<int32_t>((n + to - 1) / to * to);
 }
-
-}  // namespace
 
 DecodeStream::DecodeStream(llama_context * ctx, const StreamConfig & config,
                            const std::vector<OutputRequest> & requests, std::vector<double> & scores,
@@ -55,15 +55,11 @@ DecodeStream::DecodeStream(llama_context * ctx, const StreamConfig & config,
       on_decoded_(std::move(on_decoded)), batch_(config.n_batch, config.scratch_seq + 1) {}
 
 void DecodeStream::push(const Emission & e) {
-    if (config_.aligned) {
-        pad_rows(static_cast<int32_t>(((e.pos - cell_) % kAlign + kAlign) % kAlign));
-    }
+    align_to(e.pos);
     const bool wants_logits = e.n_requests > 0;
     if (wants_logits && static_cast<int32_t>(outputs_.size()) == config_.n_outputs) {
         flush();
-        if (config_.aligned) {
-            pad_rows(static_cast<int32_t>(((e.pos - cell_) % kAlign + kAlign) % kAlign));
-        }
+        align_to(e.pos);  // the flush padded the decode
     }
     if (batch_.full()) {
         flush();
@@ -76,15 +72,23 @@ void DecodeStream::push(const Emission & e) {
     ++real_rows_;
 }
 
-void DecodeStream::pad_rows(int32_t n) {
+void DecodeStream::align_to(int32_t pos) {
+    if (!config_.aligned) {
+        return;
+    }
+    const auto n = static_cast<int32_t>(((pos - cell_) % kAlign + kAlign) % kAlign);
     for (int32_t i = 0; i < n; ++i) {
         if (batch_.full()) {
             flush();
         }
-        batch_.add(config_.scratch_token, scratch_pos_++, config_.scratch_seq, config_.scratch_seq + 1, false);
-        ++cell_;
-        ++n_padding_;
+        add_scratch_row();
     }
+}
+
+void DecodeStream::add_scratch_row() {
+    batch_.add(config_.scratch_token, scratch_pos_++, config_.scratch_seq, config_.scratch_seq + 1, false);
+    ++cell_;
+    ++n_padding_;
 }
 
 void DecodeStream::flush() {
@@ -94,10 +98,8 @@ void DecodeStream::flush() {
     if (config_.aligned) {
         // Fill the decode up to a whole number of tiles (the batch capacity is one).
         const int32_t target_rows = std::max(kAlign, round_up(batch_.size(), kAlign));
-        for (int32_t i = batch_.size(); i < target_rows; ++i) {
-            batch_.add(config_.scratch_token, scratch_pos_++, config_.scratch_seq, config_.scratch_seq + 1, false);
-            ++cell_;
-            ++n_padding_;
+        while (batch_.size() < target_rows) {
+            add_scratch_row();
         }
     }
     decode_(batch_.get());

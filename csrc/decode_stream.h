@@ -53,7 +53,8 @@ class DecodeStream {
     int64_t n_decode_calls() const { return n_decode_calls_; }
 
   private:
-    void pad_rows(int32_t n);
+    void align_to(int32_t pos);  // scratch rows until the next row's cell ≡ pos (mod kAlign)
+    void add_scratch_row();
     void flush();
 
     llama_context * ctx_;
@@ -70,6 +71,8 @@ class DecodeStream {
     int64_t n_padding_ = 0;
     int64_t n_decode_calls_ = 0;
 };
+
+int32_t round_up(int64_t n, int32_t to);
 
 // Padding cells a leaf adds in aligned mode, at most (placement, and its share of the
 // flushes forced by the output limit); a wave's final flush adds up to kAlign more.

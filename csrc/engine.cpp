@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "decode_stream.h"
 #include "llama.h"
 
 namespace pyllmattr {
@@ -15,10 +16,7 @@ namespace {
 
 void init_backend_once() {
     static std::once_flag once;
-    std::call_once(once, [] {
-        install_llama_log();
-        llama_backend_init();
-    });
+    std::call_once(once, [] { llama_backend_init(); });
 }
 
 bool abort_requested(void * data) {
@@ -74,7 +72,7 @@ void Engine::create_context() {
                 "deterministic scoring needs flash attention; use flash_attn='auto' or 'on'");
         }
         options_.flash_attn = 1;
-        options_.n_batch = (std::max(options_.n_batch, 64) + 63) / 64 * 64;
+        options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
     }
     if (options_.n_threads <= 0) {
         options_.n_threads = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));

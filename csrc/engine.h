@@ -19,6 +19,7 @@
 struct llama_model;
 struct llama_context;
 struct llama_vocab;
+struct llama_batch;
 
 namespace pyllmattr {
 
@@ -117,7 +118,7 @@ class Engine {
     void check_open() const;
     void check_tokens(const std::vector<Token> & tokens, const char * what) const;
     bool supports_partial_memory();
-    void decode(struct llama_batch & batch);
+    void decode(llama_batch & batch);
     void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
                     int32_t overhead) const;
 

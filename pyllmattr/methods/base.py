@@ -66,8 +66,7 @@ class PerturbationMethod:
         options = self._check_options(options)
         if attr_target not in ATTR_TARGETS:
             raise ValueError(f"attr_target must be one of {ATTR_TARGETS}, got {attr_target!r}")
-        if not isinstance(num_trials, (int, np.integer)) or num_trials < 1:
-            raise ValueError(f"num_trials must be a positive integer, got {num_trials!r}")
+        check_positive_int("num_trials", num_trials)
         if not isinstance(inp, InterpretableInput):
             raise ValueError(
                 "inp must be a pla.TextTokenInput or pla.TextTemplateInput, "
@@ -118,9 +117,8 @@ class PerturbationMethod:
         if getattr(self.model, "deterministic", False):
             return np.zeros(len(target_ids) + 1)
         alone = self.model.score([reference], target_ids, share_prefix=False)
-        return np.abs(to_outputs(in_batch[None, :], attr_target) - to_outputs(alone, attr_target))[
-            0
-        ]
+        floor = to_outputs(in_batch[None], attr_target) - to_outputs(alone, attr_target)
+        return np.abs(floor[0])
 
     # ------------------------------------------------------------ helpers
     def _check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,9 +170,9 @@ class PerturbationMethod:
         )
 
 
-def check_n_samples(n_samples: Any) -> None:
-    if not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+def check_positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def to_outputs(logprobs: np.ndarray, attr_target: str) -> np.ndarray:

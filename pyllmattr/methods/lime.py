@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import PerturbationMethod, check_n_samples
+from .base import PerturbationMethod, check_positive_int
 
 
 class Lime(PerturbationMethod):
@@ -29,7 +29,7 @@ class Lime(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 50, **options: Any
     ) -> np.ndarray:
-        check_n_samples(n_samples)
+        check_positive_int("n_samples", n_samples)
         return rng.random((n_samples, n_features)) < 0.5
 
     def solve(
@@ -67,7 +67,7 @@ class KernelShap(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
     ) -> np.ndarray:
-        check_n_samples(n_samples)
+        check_positive_int("n_samples", n_samples)
         full = np.ones((1, n_features), dtype=bool)
         empty = np.zeros((1, n_features), dtype=bool)
         if n_features == 1:

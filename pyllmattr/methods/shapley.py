@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import PerturbationMethod, check_n_samples
+from .base import PerturbationMethod, check_positive_int
 
 
 class ShapleyValueSampling(PerturbationMethod):
@@ -27,7 +27,7 @@ class ShapleyValueSampling(PerturbationMethod):
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
     ) -> np.ndarray:
-        check_n_samples(n_samples)
+        check_positive_int("n_samples", n_samples)
         rows = []
         for _ in range(n_samples):
             order = rng.permutation(n_features)
