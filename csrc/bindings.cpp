@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "engine.h"
+#include "quantize.h"
 
 namespace py = pybind11;
 using namespace pyllmattr;
@@ -194,6 +195,8 @@ PYBIND11_MODULE(_core, m) {
             return d;
         },
         py::arg("sequences"), py::arg("target"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"));
+    m.def("quantize_model", &quantize_model, py::arg("input"), py::arg("output"), py::arg("ftype"),
+          py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
     m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));
     m.def("llama_symbol_address", &llama_symbol_address);
 }

@@ -18,7 +18,7 @@ from .methods import (
     ShapleyValues,
     ShapleyValueSampling,
 )
-from .models import LlamaModel, ScoreStats, default_model_path, load_gguf
+from .models import LlamaModel, ScoreStats, default_model_path, load_gguf, requantized_copy
 from .results import AttributionResult
 
 __version__ = "0.1.0"
@@ -42,4 +42,5 @@ __all__ = [
     "TextTokenInput",
     "default_model_path",
     "load_gguf",
+    "requantized_copy",
 ]

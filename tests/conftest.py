@@ -47,18 +47,6 @@ def exact(tiny_path: Path):
 
 
 @pytest.fixture(scope="session")
-def smollm2_q8_path(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path, smollm2) -> Path:
-    """SmolLM2 requantized to Q8_0 with llama.cpp's own quantize API (seconds)."""
-    import ctypes
-
-    import llama_cpp
-
-    path = tmp_path_factory.mktemp("quant") / "smollm2-q8_0.gguf"
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
-    params.allow_requantize = True
-    rc = llama_cpp.llama_model_quantize(
-        str(smollm2_path).encode(), str(path).encode(), ctypes.byref(params)
-    )
-    assert rc == 0, f"llama_model_quantize failed with {rc}"
-    return path
+def smollm2_q8_path(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Path:
+    """SmolLM2 converted to Q8_0 by llama.cpp's quantizer (seconds), in a test-only cache."""
+    return pla.requantized_copy(smollm2_path, "q8_0", cache_dir=tmp_path_factory.mktemp("quant"))

@@ -2,5 +2,13 @@
 
 from .default import default_model_path
 from .llama import LlamaModel, ScoreStats, load_gguf
+from .requantize import REQUANTIZE_TYPES, requantized_copy
 
-__all__ = ["LlamaModel", "ScoreStats", "default_model_path", "load_gguf"]
+__all__ = [
+    "REQUANTIZE_TYPES",
+    "LlamaModel",
+    "ScoreStats",
+    "default_model_path",
+    "load_gguf",
+    "requantized_copy",
+]

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._native import _core
 from ..cancel import CancelToken
+from .requantize import requantized_copy
 
 ProgressCallback = Callable[[int, int], bool | None]
 TokenIds = Sequence[int]
@@ -333,6 +334,8 @@ def load_gguf(
     flash_attn: str | bool | None = "auto",
     kv_precision: str = "f16",
     deterministic: bool = False,
+    requantize: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
     verbose: bool = False,
 ) -> LlamaModel:
     """Load a GGUF model for scoring and generation.
@@ -346,7 +349,11 @@ def load_gguf(
     trie (default 8: every token attends over all cells of its wave, so small
     waves are faster, and the shared prefix is kept between waves; 64 with
     ``deterministic=True``, whose waves each start from an empty cache).
-    ``verbose=True`` prints llama.cpp's log.
+    ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
+    converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
+    ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
+    changed. On CPUs Q8_0 is much faster than Q4_1/Q5 types at a small fidelity
+    cost (see BENCHMARKS.md). ``verbose=True`` prints llama.cpp's log.
 
     Example:
         >>> import pyllmattr as pla
@@ -366,11 +373,17 @@ def load_gguf(
         deterministic,
     )
     if _is_llama_cpp_object(path):
+        if requantize is not None:
+            raise ValueError(
+                "requantize needs the .gguf path; pass the file instead of a llama_cpp.Llama"
+            )
         return _from_llama_cpp(path, options)
     if not isinstance(n_gpu_layers, (int, np.integer)):
         raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
     file = Path(os.fspath(path)).expanduser()
     _check_gguf_file(file)
+    if requantize is not None:
+        file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
     engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)
     return LlamaModel(engine, file)
 
