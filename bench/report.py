@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jobs import CAPTUM_CONFIGS, CAPTUM_SINGLE, CONFIG_LABELS, PLA_INDEPENDENT, PLA_SHARED, Workload
+from jobs import (
+    CAPTUM_CONFIGS,
+    CAPTUM_DEFAULT,
+    CAPTUM_SINGLE,
+    CONFIG_LABELS,
+    LCPP_LOOP,
+    PLA_INDEPENDENT,
+    PLA_Q8,
+    PLA_SHARED,
+    Workload,
+)
+from runners import OTHER_WEIGHTS
 
 Results = dict[str, dict[str, dict[str, Any]]]  # workload name -> config -> worker result
 
@@ -82,20 +93,107 @@ def render(
     results: Results,
     plot_link: str | None,
 ) -> str:
-    """The whole BENCHMARKS.md text."""
-    best = best_throughput(throughput)
+    """The whole BENCHMARKS.md text of one run."""
     parts = ["# Benchmarks", ""]
     if meta.get("progress"):
         parts += [f"**Incomplete: {meta['progress']} configurations measured so far.**", ""]
-    parts += [*machine_section(meta), *throughput_section(throughput)]
-    for job in sorted({w.job for w in workloads}):
-        parts += [f"## Job {job}", ""]
-        for w in (w for w in workloads if w.job == job):
-            parts += workload_section(w, results.get(w.name, {}), best)
-        if job == 4:
-            parts += scaling_section([w for w in workloads if w.job == 4], results, plot_link)
+    parts += run_sections(meta, throughput, workloads, results, plot_link, level=2)
     parts += ["## How it was measured", "", METHODOLOGY]
     return "\n".join(parts)
+
+
+def render_runs(runs: list[dict[str, Any]], plot_link: str | None) -> str:
+    """BENCHMARKS.md from several runs' raw measurements (``--json`` files), each with its
+    own machine section, after a headline table over all of them."""
+    parts = ["# Benchmarks", "", *headline_section(runs)]
+    for i, run in enumerate(runs, 1):
+        workloads = [Workload(**w) for w in run["workloads"]]
+        jobs = sorted({w.job for w in workloads})
+        parts += [f"## Run {i}: job{'s' if len(jobs) > 1 else ''} {', '.join(map(str, jobs))}", ""]
+        parts += run_sections(
+            run["meta"], run["throughput"], workloads, run["results"], plot_link, level=3
+        )
+    parts += ["## How it was measured", "", METHODOLOGY]
+    return "\n".join(parts)
+
+
+def run_sections(
+    meta: dict[str, Any],
+    throughput: dict[str, Any],
+    workloads: list[Workload],
+    results: Results,
+    plot_link: str | None,
+    level: int,
+) -> list[str]:
+    """Machine, throughput and job sections of one run; ``level`` is their heading depth."""
+    best = best_throughput(throughput)
+    h = "#" * level
+    parts = [*machine_section(meta), *throughput_section(throughput, h)]
+    for job in sorted({w.job for w in workloads}):
+        parts += [f"{h} Job {job}", ""]
+        for w in (w for w in workloads if w.job == job):
+            parts += workload_section(w, results.get(w.name, {}), best, h + "#")
+        if job == 4:
+            scaling = [w for w in workloads if w.job == 4]
+            parts += scaling_section(scaling, results, plot_link, h + "#")
+    return parts
+
+
+HEADLINE = [
+    "workload",
+    "pyllmattr s",
+    "Captum 1-pass ÷ pla",
+    "Captum default ÷ pla",
+    "llama-cpp loop ÷ pla",
+    "pla ÷ pla q8_0",
+    "decoded ÷ trie",
+    "wall ÷ (decoded ÷ best tok/s)",
+    "r vs Captum 1-pass",
+]
+
+
+def headline_section(runs: list[dict[str, Any]]) -> list[str]:
+    """One row per workload: pyllmattr's time and how the peers compare (ratios > 1: pyllmattr
+    is faster), from the run that measured it."""
+    lines = [
+        "Ratios are the peer's median time over pyllmattr's (`share_prefix=True`, the shipped "
+        "weights) in the same run; *pla ÷ pla q8_0* is the speed-up of `requantize='q8_0'`.",
+        "",
+        _row(HEADLINE),
+        _row(["---"] + ["---:"] * (len(HEADLINE) - 1)),
+    ]
+    for i, run in enumerate(runs, 1):
+        best = best_throughput(run["throughput"])
+        for w in run["workloads"]:
+            res = run["results"].get(w["name"], {})
+            lines.append(_row(_headline_row(f"{w['title']} (run {i})", res, best)))
+    return [*lines, ""]
+
+
+def _headline_row(title: str, res: dict[str, Any], best: float | None) -> list[str]:
+    shared = _median(res.get(PLA_SHARED))
+    if shared is None:
+        return [title, _status_cell(res.get(PLA_SHARED, {})), *["—"] * (len(HEADLINE) - 2)]
+
+    def ratio(config: str, inverse: bool = False) -> str:
+        other = _median(res.get(config))
+        if other is None:
+            return _status_cell(res.get(config, {})) if config in res else "—"
+        return f"{(shared / other if inverse else other / shared):.2f}"
+
+    stats = res[PLA_SHARED]["stats"]
+    decoded, trie = stats.get("n_decoded"), stats.get("n_trie")
+    return [
+        title,
+        f"{shared:.2f}",
+        ratio(CAPTUM_SINGLE),
+        ratio(CAPTUM_DEFAULT),
+        ratio(LCPP_LOOP),
+        ratio(PLA_Q8, inverse=True),
+        f"{decoded / trie:.3f}" if decoded and trie and trie > 0 else "—",
+        f"{shared / (decoded / best):.2f}" if best and decoded else "—",
+        _r(pearson(_attr(res.get(PLA_SHARED)), _attr(res.get(CAPTUM_SINGLE)))),
+    ]
 
 
 # ---------------------------------------------------------------- sections
@@ -134,8 +232,8 @@ def _noise_floor(on: bool) -> str:
     return "off (`--no-noise-floor`)"
 
 
-def throughput_section(throughput: dict[str, Any]) -> list[str]:
-    lines = ["## Decode throughput", ""]
+def throughput_section(throughput: dict[str, Any], h: str = "##") -> list[str]:
+    lines = [f"{h} Decode throughput", ""]
     if throughput.get("status") != "ok":
         return [*lines, f"Not measured: {_failure(throughput)}", ""]
     spec = throughput["spec"]
@@ -164,11 +262,11 @@ def throughput_section(throughput: dict[str, Any]) -> list[str]:
 
 
 def workload_section(
-    w: Workload, res: dict[str, dict[str, Any]], best_tps: float | None
+    w: Workload, res: dict[str, dict[str, Any]], best_tps: float | None, h: str = "###"
 ) -> list[str]:
     evaluations = res.get(PLA_SHARED, {}).get("stats", {}).get("n_evaluations", "?")
     lines = [
-        f"### {w.title}",
+        f"{h} {w.title}",
         "",
         f"Prompt {w.prompt_tokens} tokens, {w.n_features} features, {evaluations} evaluations; "
         f"target {len(w.target_ids)} tokens `{w.target_text.strip()}`.",
@@ -201,9 +299,9 @@ def _notes(configs: list[str], res: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def scaling_section(
-    workloads: list[Workload], results: Results, plot_link: str | None
+    workloads: list[Workload], results: Results, plot_link: str | None, h: str = "###"
 ) -> list[str]:
-    lines = ["### Scaling summary", ""]
+    lines = [f"{h} Scaling summary", ""]
     header = ["configuration"] + [f"{w.prompt_tokens} tokens" for w in workloads]
     lines += [_row(header), _row(["---"] + ["---:"] * len(workloads))]
     for config in workloads[0].configs:
@@ -308,7 +406,11 @@ def best_throughput(throughput: dict[str, Any]) -> float | None:
     """The best tokens/s of pyllmattr's batched scoring, or None when not measured."""
     if throughput.get("status") != "ok":
         return None
-    rates = [r["tokens_per_second"] for r in throughput["rows"] if "pyllmattr" in r["label"]]
+    rates = [
+        r["tokens_per_second"]
+        for r in throughput["rows"]
+        if "pyllmattr" in r["label"] and OTHER_WEIGHTS not in r["label"]
+    ]
     return max(rates) if rates else None
 
 

@@ -60,8 +60,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="threads everywhere (default 2)")
     parser.add_argument("--configs", help=f"comma-separated subset of {','.join(jobs.ALL_CONFIGS)}")
     parser.add_argument("--lengths", help="job 4 prompt lengths in tokens (default 64,256,1024)")
+    parser.add_argument(
+        "--workloads", help="comma-separated workload names (e.g. job2-word-fa): only these"
+    )
     parser.add_argument("--model", type=Path, help="GGUF file (default pla.default_model_path())")
     parser.add_argument("--json", type=Path, help="also write the raw measurements as JSON")
+    parser.add_argument(
+        "--render-from",
+        type=Path,
+        nargs="+",
+        metavar="RAW.json",
+        help="run nothing: write the report from earlier runs' --json files (one section each)",
+    )
     parser.add_argument(
         "--no-noise-floor",
         action="store_true",
@@ -98,6 +108,12 @@ def prepare_workloads(
     import pyllmattr as pla
 
     workloads = jobs.build_workloads(sizes, args.jobs, args.lengths, args.configs)
+    if args.workloads:
+        wanted = args.workloads.split(",")
+        unknown = set(wanted) - {w.name for w in workloads}
+        if unknown:
+            raise SystemExit(f"--workloads: no such workload in these jobs: {sorted(unknown)}")
+        workloads = [w for w in workloads if w.name in wanted]
     for w in workloads:
         w.pla_options = {"noise_floor": False} if args.no_noise_floor else {}
     with pla.load_gguf(model_path, n_threads=args.threads) as model:
@@ -280,6 +296,8 @@ def log(message: str, seconds: float | None = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.render_from:
+        return render_from(args)
     import pyllmattr as pla
 
     sizes = jobs.QUICK if args.quick else jobs.FULL
@@ -298,6 +316,22 @@ def main(argv: list[str] | None = None) -> int:
         results = run_all(args, workloads, workers, model_path, checkpoint)
     meta["elapsed"] = _minutes(start)
     write_outputs(args, meta, throughput, workloads, results)
+    return 0
+
+
+def render_from(args: argparse.Namespace) -> int:
+    """The report of several earlier runs, and the scaling plot of the one with job 4."""
+    runs = [json.loads(path.read_text()) for path in args.render_from]
+    out = args.out.resolve()
+    link = None
+    for run in runs:
+        scaling = [jobs.Workload(**w) for w in run["workloads"] if w["job"] == 4]
+        if scaling and report.plot_scaling(
+            scaling, run["results"], plot_path(args), run["meta"]["model_name"]
+        ):
+            link = os.path.relpath(plot_path(args), out.parent)
+    out.write_text(report.render_runs(runs, link))
+    log(f"wrote {out}")
     return 0
 
 

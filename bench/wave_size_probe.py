@@ -4,14 +4,19 @@ Every token attends over all KV cells of its wave, so large waves cost attention
 the shared prefix is kept between waves, so the tokens decoded do not change.
 
     cd /tmp && python /work/main/bench/wave_size_probe.py
+    cd /tmp && python /work/main/bench/wave_size_probe.py --tokens 1024 --stride 8
+
+``--tokens N`` instead cuts texts.CORPUS to N tokens and scores every ``stride``-th
+leave-one-out sequence (the sharing pattern of token-level ablation, fewer leaves).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
-from texts import PALM_COAST
+from texts import CORPUS, PALM_COAST
 
 import pyllmattr as pla
 
@@ -25,12 +30,14 @@ LONG = (
 )
 
 
-def leave_one_out_seconds(path, text: str, max_branches: int | None, repeats: int = 3):
+def leave_one_out_seconds(
+    path, text: str, max_branches: int | None, repeats: int = 3, tokens: int = 0, stride: int = 1
+):
     share = max_branches is not None
     with pla.load_gguf(path, n_ctx=4096, n_threads=2, max_branches=max_branches or 8) as model:
-        ids = model.tokenize(text)
+        ids = model.tokenize(text)[: tokens or None]
         target = model.tokenize(" play golf with his friends.", add_special=False)
-        sequences = [ids] + [ids[:i] + ids[i + 1 :] for i in range(len(ids))]
+        sequences = [ids] + [ids[:i] + ids[i + 1 :] for i in range(0, len(ids), stride)]
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
@@ -40,14 +47,26 @@ def leave_one_out_seconds(path, text: str, max_branches: int | None, repeats: in
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tokens", type=int, default=0, help="cut texts.CORPUS to this length")
+    parser.add_argument("--stride", type=int, default=1, help="every stride-th leave-one-out")
+    parser.add_argument("--branches", default="4,8,16,64,0", help="max_branches (0: one by one)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
     path = pla.default_model_path()
-    print("| prompt tokens | max_branches | median s | decoded | waves |")
-    print("|---|---|---|---|---|")
-    for text in (PALM_COAST, LONG):
-        for branches in (4, 8, 16, 64, None):
-            n, seconds, stats = leave_one_out_seconds(path, text, branches)
+    texts = [CORPUS] if args.tokens else [PALM_COAST, LONG]
+    print("| prompt tokens | sequences | max_branches | median s | decoded | waves |")
+    print("|---|---|---|---|---|---|")
+    for text in texts:
+        for branches in (int(b) or None for b in args.branches.split(",")):
+            n, seconds, stats = leave_one_out_seconds(
+                path, text, branches, args.repeats, args.tokens, args.stride
+            )
             label = branches if branches else "one by one"
-            print(f"| {n} | {label} | {seconds:.2f} | {stats.n_decoded} | {stats.n_waves} |")
+            print(
+                f"| {n} | {stats.n_unique} | {label} | {seconds:.2f} | {stats.n_decoded} "
+                f"| {stats.n_waves} |"
+            )
 
 
 if __name__ == "__main__":
