@@ -162,6 +162,9 @@ def _save_heatmap(result: Any, path: str) -> None:
 def demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import pyllmattr as pla
 
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("(no heatmap: matplotlib is not installed; pip install 'pyllmattr[demo]')")
+        args.plot = None
     _check_outputs(args, parser)
     with pla.load_gguf(pla.default_model_path(), n_ctx=2048) as model:
         inp = pla.TextTemplateInput(DEMO_TEMPLATE, DEMO_VALUES, baselines=DEMO_BASELINES)

@@ -20,7 +20,7 @@ def format_result(result: Any, top: int = 20) -> str:
         f"prompt: {result.prompt!r}",
         f"target: {result.target!r}",
         f"        log p = {result.target_logprob:.3f} (p = {math.exp(result.target_logprob):.3g}) "
-        f"over {len(result.output_tokens)} tokens",
+        f"over {_plural(len(result.output_tokens), 'token')}",
         "",
         f"{result.method}: how much each feature raises (+) or lowers (-) "
         f"the target's {result.attr_target.replace('_', '-')}",
@@ -45,12 +45,16 @@ def _ranking(result: Any, top: int) -> list[str]:
     hidden = len(result.input_features) - len(ranked)
     if hidden:
         rows.append(f"  ... {hidden} more (--top N to list them)")
-    if quiet.any():
+    if any(quiet[index[name]] for name, _ in ranked):
         rows.append(
             f"  ~ within the noise floor ±{result.noise_floor:.4f} (llama.cpp batch noise; "
             "--deterministic removes it)"
         )
     return rows
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _summary(result: Any) -> str:
