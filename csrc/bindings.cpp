@@ -160,6 +160,18 @@ PYBIND11_MODULE(_core, m) {
             py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"), py::arg("top_k"),
             py::arg("top_p"), py::arg("seed"), py::arg("stop_at_eog"), py::arg("progress"), py::arg("cancel"))
         .def("meta", &Engine::meta, py::arg("key"))
+        .def_property_readonly("chat_template", &Engine::chat_template)
+        .def(
+            "apply_chat_template",
+            [](const Engine & e, const std::vector<std::pair<std::string, std::string>> & messages,
+               bool add_assistant, const std::string & tmpl) {
+                std::vector<ChatMessage> chat;
+                for (const auto & [role, content] : messages) {
+                    chat.push_back({role, content});
+                }
+                return py::bytes(e.apply_chat_template(chat, add_assistant, tmpl));
+            },
+            py::arg("messages"), py::arg("add_assistant"), py::arg("template"))
         .def("is_eog", &Engine::is_eog, py::arg("token"))
         .def_property_readonly("sharing_strategy", [](const Engine & e) { return static_cast<int>(e.sharing_strategy()); })
         .def_property_readonly("description", &Engine::description)

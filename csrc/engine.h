@@ -61,6 +61,11 @@ struct ScoreResult {
     ScoreStats stats;
 };
 
+struct ChatMessage {
+    std::string role;     // "system", "user", "assistant"
+    std::string content;
+};
+
 struct GenerateOptions {
     int32_t max_new_tokens = 25;
     float temperature = 0.0f;  // 0: greedy
@@ -95,6 +100,13 @@ class Engine {
 
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const ProgressFn & progress, const std::atomic<bool> * cancel);
+
+    // The GGUF file's chat template ("" when it has none), and a conversation rendered
+    // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
+    // add_assistant ends the text with the opening of an assistant turn.
+    std::string chat_template() const;
+    std::string apply_chat_template(const std::vector<ChatMessage> & messages, bool add_assistant,
+                                    const std::string & tmpl) const;
 
     // The strategy `share_prefix=true` resolves to for this model's memory type.
     Strategy sharing_strategy() const;

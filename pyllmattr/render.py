@@ -106,13 +106,23 @@ def _color(value: float, limit: float) -> str:
     return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.85 * strength:.3f})"
 
 
+# The chat template's fixed text (first and last segments of a chat result): set apart,
+# since it is neither a feature nor the user's words.
+CHAT_STYLE = "color:#777;font-family:monospace;font-size:smaller"
+
+
 def to_html(result: Any) -> str:
     values = np.asarray(result.seq_attr)
     limit = float(np.abs(values).max()) if values.size else 1.0
     quiet = result.below_noise()
+    chat = bool(result.settings.get("chat"))
+    last = len(result.prompt_segments) - 1
     spans = []
-    for text, feature in result.prompt_segments:
+    for i, (text, feature) in enumerate(result.prompt_segments):
         escaped = html.escape(text)
+        if feature is None and chat and i in (0, last):
+            spans.append(f'<span class="pla-chat" style="{CHAT_STYLE}">{escaped}</span>')
+            continue
         if feature is None:
             spans.append(f'<span class="pla-text">{escaped}</span>')
             continue
@@ -126,16 +136,29 @@ def to_html(result: Any) -> str:
             f'<span class="{css}" data-feature="{feature}" title="{html.escape(title)}" '
             f'style="background:{_color(value, limit)};{extra}">{escaped}</span>'
         )
-    target = html.escape(result.target)
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
-        f'<div style="white-space:pre-wrap">{"".join(spans)}'
-        f'<span class="pla-target" style="border-bottom:2px solid #555">{target}</span></div>'
+        f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"log p(target) = {result.target_logprob:.3f} · {_noise_note(result)}"
         '<span style="color:#2166ac">blue</span> raises the target, '
         '<span style="color:#b2182b">red</span> lowers it; hover for values</div></div>'
     )
+
+
+def _target_html(result: Any) -> str:
+    """The target, token by token (hover: each token's log-probability)."""
+    logprobs = result.target_token_logprobs
+    tokens = []
+    for t, token in enumerate(result.output_tokens):
+        title = f"target token {t}: {token!r}"
+        if logprobs is not None and t < len(logprobs):
+            title += f", log p = {float(logprobs[t]):.3f}"
+        tokens.append(
+            f'<span class="pla-target-token" title="{html.escape(title)}" '
+            f'style="border-bottom:2px solid #555;margin-right:1px">{html.escape(token)}</span>'
+        )
+    return f'<span class="pla-target">{"".join(tokens)}</span>'
 
 
 def _noise_note(result: Any) -> str:

@@ -1,27 +1,103 @@
-"""The command line, run as users run it."""
+"""The command line, run as users run it: a subprocess of the installed console script."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import pyllmattr as pla
+
+PROMPT = "Dave lives in Palm Coast, FL and is a"
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    exe = shutil.which("pyllmattr")
+def console_script() -> str:
+    """The pyllmattr script installed with this interpreter (its venv may not be on PATH)."""
+    beside = Path(sys.executable).parent / "pyllmattr"
+    exe = str(beside) if beside.is_file() else shutil.which("pyllmattr")
     assert exe, "the pyllmattr console script is not installed"
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=300)
+    return exe
 
 
-def test_demo_prints_the_ranking_and_writes_a_heatmap(tmp_path):
-    png = tmp_path / "demo.png"
-    done = run("demo", "--plot", str(png))
+def run(*args: str, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
+    exe = console_script()
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, timeout=600, cwd=cwd, input=stdin
+    )
+
+
+def ranked_features(stdout: str) -> list[str]:
+    """The feature column of the printed table, in printed order."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "feature"])
+    rows = []
+    for line in lines[start + 1 :]:
+        parts = line.split()
+        if len(parts) < 3 or not parts[0].isdigit():
+            break
+        rows.append(parts[1])
+    return rows
+
+
+def test_attribute_prints_a_ranked_table_and_writes_json_plot_and_html(tmp_path):
+    out = tmp_path / "out.json"
+    png, page = tmp_path / "out.png", tmp_path / "out.html"
+    done = run(
+        "attribute", "--model", "default", "--prompt", PROMPT, "--target", " lawyer",
+        "--json", str(out), "--plot", str(png), "--html", str(page),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = pla.AttributionResult.from_json(out.read_text())
+    assert result.input_features == PROMPT.split()
+    assert result.target == " lawyer"
+    order = np.argsort(-np.abs(result.seq_attr), kind="stable")
+    assert ranked_features(done.stdout) == [result.input_features[i] for i in order]
+    assert f"log p = {result.target_logprob:.3f}" in done.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert page.read_text().count('class="pla-feature') == len(PROMPT.split())
+
+
+def test_attribute_reads_the_prompt_from_stdin_and_wraps_it_in_the_chat_template(tmp_path):
+    out = tmp_path / "chat.json"
+    done = run(
+        "attribute", "--prompt-file", "-", "--chat", "--target", "Paris",
+        "--method", "shapley-sampling", "--n-samples", "2", "--seed", "0", "--json", str(out),
+        stdin="What is the capital of France?\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = pla.AttributionResult.from_json(out.read_text())
+    assert result.method == "ShapleyValueSampling"
+    assert result.input_features == ["What", "is", "the", "capital", "of", "France?"]
+    assert result.prompt.startswith("<|im_start|>user\nWhat is")
+    assert result.prompt.endswith("<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_demo_writes_its_heatmap_in_the_current_folder(tmp_path):
+    done = run("demo", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Dave lives in Palm Coast, FL and is a lawyer." in done.stdout
     assert "FeatureAblation" in done.stdout
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ranked_features(done.stdout)[0] == "His"
+    assert (tmp_path / "pyllmattr-demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_missing_command_is_a_usage_error():
-    done = run()
-    assert done.returncode == 2
-    assert "usage: pyllmattr" in done.stderr
+def test_usage_errors_exit_with_2():
+    assert run().returncode == 2
+    missing_prompt = run("attribute", "--model", "default")
+    assert missing_prompt.returncode == 2
+    assert "one of the arguments --prompt --prompt-file is required" in missing_prompt.stderr
+    no_sampling = run("attribute", "--prompt", "hi", "--n-samples", "5")
+    assert no_sampling.returncode == 2
+    assert "--n-samples does not apply to --method feature-ablation" in no_sampling.stderr
+
+
+def test_a_failure_exits_with_1_and_one_line_without_traceback(tmp_path):
+    missing = tmp_path / "missing.gguf"
+    done = run("attribute", "--model", str(missing), "--prompt", PROMPT)
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"pyllmattr: error: model file not found: {missing}")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stdout == ""

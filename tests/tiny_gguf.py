@@ -27,13 +27,13 @@ TOKENIZER_KEYS = {
 }
 
 
-def copy_tokenizer(source: Path, writer: gguf.GGUFWriter) -> int:
+def copy_tokenizer(source: Path, writer: gguf.GGUFWriter, chat_template: bool = True) -> int:
     """Copies the tokenizer metadata of ``source`` into ``writer``; returns the vocab size."""
     reader = gguf.GGUFReader(str(source))
     n_vocab = 0
     for key, method in TOKENIZER_KEYS.items():
         field = reader.fields.get(key)
-        if field is None:
+        if field is None or (key == "tokenizer.chat_template" and not chat_template):
             continue
         value = field.contents()
         if key == "tokenizer.ggml.tokens":
@@ -53,11 +53,12 @@ def write_tiny_llama(
     n_ff: int = 128,
     n_ctx_train: int = 2048,
     seed: int = 0,
+    chat_template: bool = True,
 ) -> Path:
-    """Writes a random two-layer llama GGUF (f32) with a real tokenizer."""
+    """Writes a random two-layer llama GGUF (f32) with a real tokenizer (and its chat template)."""
     rng = np.random.default_rng(seed)
     writer = gguf.GGUFWriter(str(path), "llama")
-    n_vocab = copy_tokenizer(tokenizer_source, writer)
+    n_vocab = copy_tokenizer(tokenizer_source, writer, chat_template)
     writer.add_name("pyllmattr-tiny-llama")
     writer.add_context_length(n_ctx_train)
     writer.add_embedding_length(n_embd)

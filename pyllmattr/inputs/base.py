@@ -37,5 +37,9 @@ class InterpretableInput(ABC):
     """A prompt split into features that attribution methods switch on and off."""
 
     @abstractmethod
-    def encode(self, model: Any) -> Encoding:
-        """Bind to ``model``'s tokenizer; raises ValueError when features are unusable."""
+    def encode(self, model: Any, add_special: bool = True) -> Encoding:
+        """Bind to ``model``'s tokenizer; raises ValueError when features are unusable.
+
+        ``add_special=False`` leaves out the BOS token: the text goes inside a chat
+        template (pyllmattr.chat), which brings its own.
+        """

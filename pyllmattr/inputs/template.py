@@ -113,16 +113,20 @@ class TextTemplateInput(InterpretableInput):
                 segments.append((chosen[item], self.feature_of_slot[item]))
         return "".join(s for s, _ in segments), segments
 
-    def encode(self, model: Any) -> Encoding:
+    def encode(self, model: Any, add_special: bool = True) -> Encoding:
         fixed = self.baselines.first() if isinstance(self.baselines, ProductBaselines) else None
         all_present = np.ones(self.n_features, dtype=bool)
         text, segments = self.render(all_present, fixed or self.baselines)
-        reference = model.tokenize(text)
-        self._check_features_change_tokens(model, reference, fixed or self.baselines)
+
+        def tokenize(text: str) -> list[int]:
+            return model.tokenize(text, add_special=add_special)
+
+        reference = tokenize(text)
+        self._check_features_change_tokens(tokenize, reference, fixed or self.baselines)
 
         def render(mask: np.ndarray, rng: np.random.Generator) -> list[int]:
             baselines = self.baselines.sample(rng) if fixed is not None else self.baselines
-            return model.tokenize(self.render(mask, baselines)[0])
+            return tokenize(self.render(mask, baselines)[0])
 
         return Encoding(
             labels=self.labels,
@@ -132,11 +136,13 @@ class TextTemplateInput(InterpretableInput):
             render=render,
         )
 
-    def _check_features_change_tokens(self, model: Any, reference: list[int], baselines) -> None:
+    def _check_features_change_tokens(
+        self, tokenize: Any, reference: list[int], baselines: Any
+    ) -> None:
         for f, label in enumerate(self.labels):
             mask = np.ones(self.n_features, dtype=bool)
             mask[f] = False
-            if model.tokenize(self.render(mask, baselines)[0]) == reference:
+            if tokenize(self.render(mask, baselines)[0]) == reference:
                 raise ValueError(
                     f"feature {f} ({label!r}) tokenizes the same with its baseline as without it; "
                     "give it a different baseline or merge it into a neighbouring feature"

@@ -37,12 +37,12 @@ class TextTokenInput(InterpretableInput):
         self.baseline_id = None if baselines is None else _single_token(model, baselines)
         self.skip_ids = _skip_ids(model, skip_tokens)
 
-    def encode(self, model: Any) -> Encoding:
+    def encode(self, model: Any, add_special: bool = True) -> Encoding:
         if model is not self.model and model.n_vocab != self.model.n_vocab:
             raise ValueError(
                 "TextTokenInput was tokenized with a different model; build it with this model"
             )
-        ids = self.model.tokenize(self.text)
+        ids = self.model.tokenize(self.text, add_special=add_special)
         positions = [i for i, t in enumerate(ids) if t not in self.skip_ids]
         if not positions:
             raise ValueError(f"TextTokenInput: {self.text!r} has no tokens left to attribute")

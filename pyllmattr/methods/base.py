@@ -8,7 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import chat as chat_prompts
 from ..inputs.base import Encoding, InterpretableInput
+from ..progress import check_progress, progress_callback
 from ..results import AttributionResult
 
 ATTR_TARGETS = ("log_prob", "prob")
@@ -51,6 +53,7 @@ class PerturbationMethod:
         progress: Any = None,
         cancel: Any = None,
         noise_floor: bool = True,
+        chat: bool | Mapping[str, str] = False,
         **options: Any,
     ) -> AttributionResult:
         """Attribute the target's (log-)probability to the input's features.
@@ -62,17 +65,27 @@ class PerturbationMethod:
         ``noise_floor`` re-scores the unperturbed prompt alone to measure how much
         batch layout moves the numbers (``result.noise_floor``; exactly 0 without
         measuring on a model loaded with ``deterministic=True``).
+
+        ``progress``: None shows a tqdm bar in terminals and notebooks for
+        attributions longer than 2 s (when tqdm is installed), False none, True
+        always; a callable ``progress(done, total)`` gets token counts (see
+        :mod:`pyllmattr.progress`). ``chat=True`` puts the prompt inside the model's
+        chat template as the user's message (``chat={"system": "..."}`` adds a system
+        message); features cover only the user's text and the target is the
+        assistant's reply (see :mod:`pyllmattr.chat`).
         """
         options = self._check_options(options)
         if attr_target not in ATTR_TARGETS:
             raise ValueError(f"attr_target must be one of {ATTR_TARGETS}, got {attr_target!r}")
         check_positive_int("num_trials", num_trials)
+        check_progress(progress)
         if not isinstance(inp, InterpretableInput):
             raise ValueError(
                 "inp must be a pla.TextTokenInput or pla.TextTemplateInput, "
                 f"got {type(inp).__name__}"
             )
-        encoding = inp.encode(self.model)
+        chat_settings = chat_prompts.chat_options(chat)
+        encoding = chat_prompts.encode(inp, self.model, chat_settings)
         target_ids = resolve_target(self.model, encoding.reference_ids, target, gen_args)
         rng = np.random.default_rng(seed)
 
@@ -81,9 +94,11 @@ class PerturbationMethod:
         for masks in trial_masks:
             sequences += encoding.sequences(masks, rng)
         sequences = [seq or empty_context(self.model) for seq in sequences]
-        scores, stats = self.model.score(
-            sequences, target_ids, progress=progress, cancel=cancel, return_stats=True
-        )
+        desc = f"{type(self).__name__}: {len(sequences)} prompts"
+        with progress_callback(progress, desc) as report:
+            scores, stats = self.model.score(
+                sequences, target_ids, progress=report, cancel=cancel, return_stats=True
+            )
         attributions = []
         row = 1
         for masks in trial_masks:
@@ -102,6 +117,8 @@ class PerturbationMethod:
             seed,
             options,
         )
+        if chat_settings is not None:
+            result.settings["chat"] = chat_settings or True
         empty = np.flatnonzero(~trial_masks[0].any(axis=1))
         if empty.size:  # the method scored the all-baseline prompt: report it
             result.baseline_logprob = float(scores[1 + empty[0]].sum())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,44 @@ class LlamaModel:
         """A GGUF metadata value as a string, or None when the key is absent."""
         value = self._engine.meta(key)
         return value if value else None
+
+    # ------------------------------------------------------------ chat
+    @property
+    def chat_template(self) -> str | None:
+        """The chat template stored in the GGUF file (``tokenizer.chat_template``), or None."""
+        return self._engine.chat_template or None
+
+    def apply_chat_template(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        add_assistant: bool = True,
+        template: str | None = None,
+    ) -> str:
+        """Render a conversation with the model's chat template, as llama.cpp does.
+
+        ``messages`` are ``{"role": ..., "content": ...}`` dicts; ``add_assistant``
+        ends the text with the opening of the assistant's turn. llama.cpp recognizes
+        the template's family (ChatML, Llama 3, Gemma, ...) from its text and formats
+        with its built-in rules; it does not run the Jinja code, so a template's
+        default system prompt is not added. ``template`` overrides the file's
+        (a template text or a llama.cpp name such as ``"chatml"``).
+
+        Example:
+            >>> model.apply_chat_template([{"role": "user", "content": "Hi"}])  # doctest: +SKIP
+            '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n'
+        """
+        pairs = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, Mapping) or not {"role", "content"} <= set(message):
+                raise ValueError(
+                    f"apply_chat_template: message {i} must be a dict with 'role' and 'content'"
+                )
+            role, content = message["role"], message["content"]
+            if not isinstance(role, str) or not isinstance(content, str):
+                raise ValueError(f"apply_chat_template: message {i}'s role and content must be str")
+            pairs.append((role, content))
+        raw = self._engine.apply_chat_template(pairs, bool(add_assistant), template or "")
+        return raw.decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------ vocabulary
     def tokenize(

@@ -1,0 +1,108 @@
+"""Chat prompts: the user's text inside the model's own chat template.
+
+With ``attribute(inp, chat=True)`` every perturbed prompt is the template's fixed
+text around the rendered user message, ending with the opening of the assistant's
+turn; the target is the assistant's reply. The template's text is never a feature:
+it is tokenized once, with its special tokens parsed as special, while the user's
+text is tokenized with special-token parsing off (text like ``<|im_end|>`` typed
+by a user stays plain text, as in a chat application).
+
+Any model object with ``apply_chat_template(messages, add_assistant=True) -> str``
+and ``tokenize(text, add_special, parse_special)`` works (llama.cpp models render
+with llama.cpp's built-in template rules; a PyTorch model can use its tokenizer's
+``apply_chat_template``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from .inputs.base import Encoding, InterpretableInput
+
+# Stands for the user's message while the template is rendered once; plain ASCII
+# letters, so no template trims or escapes it.
+_USER_MARK = "PYLLMATTRUSERMESSAGE"
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatFrame:
+    """The template text before and after the user's message, and its tokens.
+
+    Example:
+        >>> frame = chat_frame(model, system="Answer briefly.")  # doctest: +SKIP
+        >>> frame.prefix_text  # doctest: +SKIP
+        '<|im_start|>system\\nAnswer briefly.<|im_end|>\\n<|im_start|>user\\n'
+    """
+
+    prefix_text: str
+    suffix_text: str
+    prefix_ids: list[int]
+    suffix_ids: list[int]
+
+    def wrap(self, encoding: Encoding) -> Encoding:
+        """An encoding of the user's text (without BOS) turned into one of the chat prompt."""
+        inner = encoding.render
+        prefix, suffix = self.prefix_ids, self.suffix_ids
+
+        def render(mask: Any, rng: Any) -> list[int]:
+            return prefix + inner(mask, rng) + suffix
+
+        return Encoding(
+            labels=encoding.labels,
+            reference_ids=prefix + encoding.reference_ids + suffix,
+            segments=[(self.prefix_text, None), *encoding.segments, (self.suffix_text, None)],
+            feature_tokens=encoding.feature_tokens,
+            render=render,
+        )
+
+
+def chat_options(chat: Any) -> dict[str, Any] | None:
+    """Normalize ``chat=``: False/None (off), True, or ``{"system": str, "template": str}``."""
+    if chat is None or chat is False:
+        return None
+    if chat is True:
+        return {}
+    if isinstance(chat, Mapping):
+        unknown = sorted(set(chat) - {"system", "template"})
+        if unknown:
+            raise ValueError(f"chat got unknown key(s) {unknown}; use 'system' and 'template'")
+        for key, value in chat.items():
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f"chat[{key!r}] must be a string")
+        return {k: v for k, v in chat.items() if v is not None}
+    raise ValueError(
+        f'chat must be True, False or a dict like {{"system": "You are ..."}}, got {chat!r}'
+    )
+
+
+def chat_frame(model: Any, system: str | None = None, template: str | None = None) -> ChatFrame:
+    """Render the model's chat template around a placeholder and split it there."""
+    if not hasattr(model, "apply_chat_template"):
+        raise ValueError(f"chat=True needs a model with a chat template; {model!r} has none")
+    messages = [{"role": "user", "content": _USER_MARK}]
+    if system is not None:
+        messages.insert(0, {"role": "system", "content": system})
+    kwargs = {"template": template} if template is not None else {}
+    text = model.apply_chat_template(messages, add_assistant=True, **kwargs)
+    if text.count(_USER_MARK) != 1:
+        raise ValueError(
+            "the chat template does not place the user's message verbatim in the prompt; "
+            "attribute without chat and write the prompt yourself"
+        )
+    before, after = text.split(_USER_MARK)
+    prefix_ids = model.tokenize(before, add_special=True, parse_special=True)
+    bos = getattr(model, "bos_token_id", None)
+    if bos is not None and prefix_ids[:2] == [bos, bos]:
+        prefix_ids = prefix_ids[1:]  # the template wrote BOS and the tokenizer added another
+    suffix_ids = model.tokenize(after, add_special=False, parse_special=True)
+    return ChatFrame(before, after, prefix_ids, suffix_ids)
+
+
+def encode(inp: InterpretableInput, model: Any, chat: dict[str, Any] | None) -> Encoding:
+    """``inp.encode(model)``, inside the chat template when ``chat`` is given."""
+    if chat is None:
+        return inp.encode(model)
+    frame = chat_frame(model, chat.get("system"), chat.get("template"))
+    return frame.wrap(inp.encode(model, add_special=False))

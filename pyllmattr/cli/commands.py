@@ -1,0 +1,176 @@
+"""What ``pyllmattr attribute`` and ``pyllmattr demo`` do."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from .table import format_result
+
+# The example of Captum's LLM attribution paper (arXiv 2312.05491).
+DEMO_TEMPLATE = (
+    "{name} lives in {city}, {state} and is a {job}. {pronoun} personal interests include"
+)
+DEMO_VALUES = {
+    "name": "Dave",
+    "city": "Palm Coast",
+    "state": "FL",
+    "job": "lawyer",
+    "pronoun": "His",
+}
+DEMO_BASELINES = {
+    "name": "Sarah",
+    "city": "Seattle",
+    "state": "WA",
+    "job": "doctor",
+    "pronoun": "Her",
+}
+
+
+# ---------------------------------------------------------------- attribute
+
+
+def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import pyllmattr as pla
+
+    method_cls = pla.METHODS[args.method]
+    options = _method_options(args, method_cls, parser)
+    _check_outputs(args, parser)
+    prompt = _read_prompt(args, parser)
+    chat = {"system": args.system} if args.system is not None else args.chat
+    with _load_model(args, method_cls) as model:
+        inp = _make_input(pla, prompt, args, model)
+        result = method_cls(model).attribute(
+            inp,
+            target=args.target,
+            gen_args=None if args.target is not None else {"max_new_tokens": args.max_new_tokens},
+            seed=args.seed,
+            progress=args.progress,
+            chat=chat,
+            **options,
+        )
+    print(format_result(result, top=args.top))
+    _write_outputs(result, args)
+    return 0
+
+
+def _method_options(
+    args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
+) -> dict[str, Any]:
+    defaults = getattr(method_cls, "defaults", {})
+    if args.n_samples is None:
+        return {}
+    if "n_samples" not in defaults:
+        parser.error(f"--n-samples does not apply to --method {args.method} (it does not sample)")
+    return {"n_samples": args.n_samples}
+
+
+def _check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fail before the work, not after it, when an output cannot be written."""
+    for option in ("json", "plot", "html"):
+        path = getattr(args, option, None)
+        if path and not Path(path).expanduser().resolve().parent.is_dir():
+            parser.error(f"--{option} {path}: the folder does not exist")
+    if getattr(args, "plot", None) and importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("--plot needs matplotlib: pip install 'pyllmattr[plot]'")
+
+
+def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    if args.prompt is not None:
+        text = args.prompt
+    elif args.prompt_file == "-":
+        text = sys.stdin.read().rstrip("\n")
+    else:
+        path = Path(args.prompt_file).expanduser()
+        if not path.is_file():
+            parser.error(f"--prompt-file {args.prompt_file}: no such file")
+        text = path.read_text(encoding="utf-8").rstrip("\n")
+    if not text.strip():
+        parser.error("the prompt is empty")
+    return text
+
+
+def _needs_torch(method_cls: Any) -> bool:
+    from ..methods import PerturbationMethod
+
+    return bool(getattr(method_cls, "needs_gradients", False)) or not issubclass(
+        method_cls, PerturbationMethod
+    )
+
+
+def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
+    import pyllmattr as pla
+
+    path = pla.default_model_path() if args.model == "default" else Path(args.model)
+    if _needs_torch(method_cls):
+        load_torch_gguf = getattr(pla, "load_torch_gguf", None)
+        if load_torch_gguf is None:
+            raise ValueError(
+                f"--method {args.method} needs the PyTorch back end (pla.load_torch_gguf), "
+                "which this installation of pyllmattr does not have"
+            )
+        model = load_torch_gguf(path)
+    else:
+        model = pla.load_gguf(
+            path,
+            n_ctx=args.n_ctx,
+            n_threads=args.threads,
+            n_gpu_layers=args.gpu_layers,
+            deterministic=args.deterministic,
+        )
+    return contextlib.closing(model) if hasattr(model, "close") else contextlib.nullcontext(model)
+
+
+def _make_input(pla: Any, prompt: str, args: argparse.Namespace, model: Any) -> Any:
+    if args.features == "token":
+        if args.baseline is None:
+            return pla.TextTokenInput(prompt, model)
+        return pla.TextTokenInput(prompt, model, baselines=args.baseline)
+    return pla.TextTemplateInput.from_text(prompt, by=args.features, baselines=args.baseline)
+
+
+def _write_outputs(result: Any, args: argparse.Namespace) -> None:
+    if getattr(args, "json", None):
+        Path(args.json).write_text(result.to_json(indent=2), encoding="utf-8")
+        print(f"result written to {args.json}")
+    if args.plot:
+        _save_heatmap(result, args.plot)
+        print(f"heatmap written to {args.plot}")
+    if args.html:
+        result.to_html(args.html)
+        print(f"HTML view written to {args.html}")
+
+
+def _save_heatmap(result: Any, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window or need a display
+    import matplotlib.pyplot as plt
+
+    fig, _ = result.plot_token_attr()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- demo
+
+
+def demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import pyllmattr as pla
+
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        print("(no heatmap: matplotlib is not installed; pip install 'pyllmattr[demo]')")
+        args.plot = None
+    _check_outputs(args, parser)
+    with pla.load_gguf(pla.default_model_path(), n_ctx=2048) as model:
+        inp = pla.TextTemplateInput(DEMO_TEMPLATE, DEMO_VALUES, baselines=DEMO_BASELINES)
+        result = pla.FeatureAblation(model).attribute(
+            inp, gen_args={"max_new_tokens": args.max_new_tokens}, progress=args.progress
+        )
+    print(format_result(result))
+    _write_outputs(result, args)
+    return 0
