@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -22,10 +23,12 @@ def console_script() -> str:
     return exe
 
 
-def run(*args: str, cwd=None, stdin: str | None = None) -> subprocess.CompletedProcess:
+def run(
+    *args: str, cwd=None, stdin: str | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
     exe = console_script()
     return subprocess.run(
-        [exe, *args], capture_output=True, text=True, timeout=600, cwd=cwd, input=stdin
+        [exe, *args], capture_output=True, text=True, timeout=600, cwd=cwd, input=stdin, env=env
     )
 
 
@@ -101,3 +104,15 @@ def test_a_failure_exits_with_1_and_one_line_without_traceback(tmp_path):
     assert done.stderr.startswith(f"pyllmattr: error: model file not found: {missing}")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stdout == ""
+
+
+def test_requantize_attributes_with_a_cached_q8_0_copy(tmp_path):
+    out = tmp_path / "out.json"
+    env = {**os.environ, "PYLLMATTR_CACHE": str(tmp_path / "cache")}
+    done = run(
+        "attribute", "--prompt", PROMPT, "--target", " lawyer", "--requantize", "q8_0",
+        "--json", str(out), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [p.name.endswith(".Q8_0.gguf") for p in (tmp_path / "cache").iterdir()] == [True]
+    assert pla.AttributionResult.from_json(out.read_text()).input_features == PROMPT.split()

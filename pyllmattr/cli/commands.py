@@ -121,6 +121,7 @@ def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
             n_threads=args.threads,
             n_gpu_layers=args.gpu_layers,
             deterministic=args.deterministic,
+            requantize=args.requantize,
         )
     return contextlib.closing(model) if hasattr(model, "close") else contextlib.nullcontext(model)
 
