@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,6 +14,22 @@ from ..inputs.base import Encoding, InterpretableInput
 from ..results import AttributionResult
 
 ATTR_TARGETS = ("log_prob", "prob")
+
+
+def _one_at_a_time_per_model(attribute: Callable) -> Callable:
+    """Holds the model's attribution lock for the whole attribution, so attributions
+    from several threads run one after the other (the engine already serializes
+    single calls; this keeps an attribution's calls together)."""
+
+    @functools.wraps(attribute)
+    def locked(self: PerturbationMethod, *args: Any, **kwargs: Any) -> AttributionResult:
+        lock = getattr(self.model, "_attribution_lock", None)
+        with lock if lock is not None else contextlib.nullcontext():
+            return attribute(self, *args, **kwargs)
+
+    return locked
+
+
 GEN_ARGS = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "do_sample"}
 
 
@@ -40,6 +58,7 @@ class PerturbationMethod:
     def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError
 
+    @_one_at_a_time_per_model
     def attribute(
         self,
         inp: InterpretableInput,
@@ -62,6 +81,7 @@ class PerturbationMethod:
         ``noise_floor`` re-scores the unperturbed prompt alone to measure how much
         batch layout moves the numbers (``result.noise_floor``; exactly 0 without
         measuring on a model loaded with ``deterministic=True``).
+        Attributions on one model from several threads run one after the other.
         """
         options = self._check_options(options)
         if attr_target not in ATTR_TARGETS:
