@@ -4,7 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "engine.h"
 #include "quantize.h"
@@ -35,8 +37,84 @@ ProgressFn python_progress(const py::object & callback) {
     };
 }
 
+bool on_main_thread() {
+    py::module_ threading = py::module_::import("threading");
+    const py::object main_ident = threading.attr("main_thread")().attr("ident");
+    const py::object my_ident = threading.attr("get_ident")();
+    return main_ident.equal(my_ident);
+}
+
+// Ctrl-C while llama.cpp computes. Python only runs signal handlers on the main
+// thread between bytecodes, and a single decode can take seconds, so while a
+// call runs on the main thread the engine polls this from llama.cpp's abort
+// callback: every kPeriod it takes the GIL and runs pending signal handlers.
+// A handler's exception (KeyboardInterrupt) aborts the decode and is re-raised
+// by rethrow_if_interrupted() once the engine has unwound.
+class SignalWatch {
+  public:
+    SignalWatch() : active_(on_main_thread()) {}
+
+    InterruptFn poll_fn() {
+        if (!active_) {
+            return {};  // signal handlers only run on the main thread
+        }
+        return [this] { return poll(); };
+    }
+
+    // With the GIL held, after the engine returned or threw.
+    void rethrow_if_interrupted() {
+        if (pending_) {
+            pending_->restore();
+            pending_.reset();
+            throw py::error_already_set();
+        }
+    }
+
+  private:
+    static constexpr auto kPeriod = std::chrono::milliseconds(50);
+
+    bool poll() {
+        // Called from one compute thread at a time, never concurrently.
+        const auto now = std::chrono::steady_clock::now();
+        if (pending_ || now < next_poll_) {
+            return pending_ != nullptr;
+        }
+        next_poll_ = now + kPeriod;
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {
+            pending_ = std::make_unique<py::error_already_set>();
+            return true;
+        }
+        return false;
+    }
+
+    bool active_;
+    std::chrono::steady_clock::time_point next_poll_{};
+    std::unique_ptr<py::error_already_set> pending_;
+};
+
 const std::atomic<bool> * flag_of(CancelFlag * cancel) {
     return cancel == nullptr ? nullptr : &cancel->flag;
+}
+
+CallControl make_control(const py::object & progress, CancelFlag * cancel, SignalWatch & watch) {
+    CallControl control;
+    control.progress = python_progress(progress);
+    control.cancel = flag_of(cancel);
+    control.interrupted = watch.poll_fn();
+    return control;
+}
+
+// Runs `work` without the GIL; a Cancelled caused by Ctrl-C becomes the KeyboardInterrupt.
+template <typename Work>
+auto run_released(SignalWatch & watch, Work && work) {
+    try {
+        py::gil_scoped_release release;
+        return work();
+    } catch (const Cancelled &) {
+        watch.rethrow_if_interrupted();
+        throw;
+    }
 }
 
 py::dict stats_dict(const ScoreStats & s) {
@@ -75,13 +153,10 @@ py::tuple score(Engine & engine, const std::vector<std::vector<Token>> & sequenc
     if (strategy < 0 || strategy > 2) {
         throw std::invalid_argument("unknown scoring strategy");
     }
-    const ProgressFn on_progress = python_progress(progress);
-    ScoreResult result;
-    {
-        py::gil_scoped_release release;
-        result = engine.score(sequences, target, static_cast<Strategy>(strategy), on_progress,
-                              flag_of(cancel));
-    }
+    SignalWatch watch;
+    const CallControl control = make_control(progress, cancel, watch);
+    ScoreResult result = run_released(
+        watch, [&] { return engine.score(sequences, target, static_cast<Strategy>(strategy), control); });
     const auto rows = static_cast<py::ssize_t>(sequences.size());
     const auto cols = static_cast<py::ssize_t>(target.size());
     py::array_t<double> scores({rows, cols});
@@ -109,8 +184,9 @@ PYBIND11_MODULE(_core, m) {
                          bool deterministic) {
                  const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads,
                                                    n_gpu_layers, flash_attn, kv_f32, deterministic);
-                 py::gil_scoped_release release;
-                 return std::make_unique<Engine>(path, options);
+                 SignalWatch watch;  // Ctrl-C stops loading a large file
+                 const InterruptFn interrupted = watch.poll_fn();
+                 return run_released(watch, [&] { return std::make_unique<Engine>(path, options, interrupted); });
              }),
              py::arg("path"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
              py::arg("max_branches"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("flash_attn"),
@@ -153,9 +229,9 @@ PYBIND11_MODULE(_core, m) {
                 o.top_p = top_p;
                 o.seed = seed;
                 o.stop_at_eog = stop_at_eog;
-                const ProgressFn on_progress = python_progress(progress);
-                py::gil_scoped_release release;
-                return e.generate(prompt, o, on_progress, flag_of(cancel));
+                SignalWatch watch;
+                const CallControl control = make_control(progress, cancel, watch);
+                return run_released(watch, [&] { return e.generate(prompt, o, control); });
             },
             py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"), py::arg("top_k"),
             py::arg("top_p"), py::arg("seed"), py::arg("stop_at_eog"), py::arg("progress"), py::arg("cancel"))
@@ -172,6 +248,8 @@ PYBIND11_MODULE(_core, m) {
                 return py::bytes(e.apply_chat_template(chat, add_assistant, tmpl));
             },
             py::arg("messages"), py::arg("add_assistant"), py::arg("template"))
+        .def("_set_plan_slack", &Engine::set_plan_slack, py::arg("cells"),
+             "For tests: let the planner overcommit the KV cache by `cells`.")
         .def("is_eog", &Engine::is_eog, py::arg("token"))
         .def_property_readonly("sharing_strategy", [](const Engine & e) { return static_cast<int>(e.sharing_strategy()); })
         .def_property_readonly("description", &Engine::description)

@@ -29,16 +29,20 @@ void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * 
     for (int32_t v = 0; v < n_vocab; ++v) {
         sum += static_cast<double>(std::exp(logits[v] - max_logit));
     }
+    // A NaN logit makes the sum NaN, a +inf logit the maximum: either way the
+    // normalizer is not finite. A -inf logit alone is a legitimate log p = -inf.
     const double log_norm = static_cast<double>(max_logit) + std::log(sum);
+    if (!std::isfinite(log_norm)) {
+        throw std::runtime_error(
+            "the model produced non-finite logits (NaN or +inf), so its log-probabilities are "
+            "undefined; the GGUF file may be corrupt (try another download or quantization), "
+            "or the model overflows in this precision (try kv_precision='f32')" +
+            recent_llama_errors());
+    }
     for (int32_t r = 0; r < n_requests; ++r) {
         const OutputRequest & req = requests[r];
-        const double value = static_cast<double>(logits[req.token]) - log_norm;
-        if (!std::isfinite(value) && !std::isinf(logits[req.token])) {
-            throw std::runtime_error(
-                "the model produced non-finite logits (NaN or inf); the GGUF file may be "
-                "corrupt, or the model overflows in this precision");
-        }
-        out[static_cast<size_t>(req.row) * n_target + req.col] = value;
+        out[static_cast<size_t>(req.row) * n_target + req.col] =
+            static_cast<double>(logits[req.token]) - log_norm;
     }
 }
 
@@ -102,17 +106,24 @@ void DecodeStream::flush() {
             add_scratch_row();
         }
     }
-    decode_(batch_.get());
-    ++n_decode_calls_;
-    for (const auto & [index, e] : outputs_) {
-        fill_logprobs(llama_get_logits_ith(ctx_, index), config_.n_vocab, &requests_[e->first_request],
-                      e->n_requests, config_.n_target, scores_);
-    }
+    // Deterministic layouts stay whole tiles even when a full cache forces smaller decodes.
+    decode_(batch_.get(), config_.aligned ? kAlign : 1,
+            [this](int32_t begin, int32_t end) { collect(begin, end); });
     const int64_t real = real_rows_;
     batch_.clear();
     outputs_.clear();
     real_rows_ = 0;
     on_decoded_(real);
+}
+
+void DecodeStream::collect(int32_t begin, int32_t end) {
+    ++n_decode_calls_;
+    for (const auto & [index, e] : outputs_) {
+        if (index >= begin && index < end) {
+            fill_logprobs(llama_get_logits_ith(ctx_, index - begin), config_.n_vocab,
+                          &requests_[e->first_request], e->n_requests, config_.n_target, scores_);
+        }
+    }
 }
 
 void DecodeStream::finish_wave() {

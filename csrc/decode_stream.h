@@ -40,7 +40,10 @@ struct StreamConfig {
 
 class DecodeStream {
   public:
-    using DecodeFn = std::function<void(llama_batch &)>;
+    // Decodes a batch, possibly in several pieces whose sizes are multiples of the
+    // granularity, calling back after each piece while its logits are available.
+    using DecodeFn = std::function<void(llama_batch &, int32_t granularity,
+                                        const std::function<void(int32_t begin, int32_t end)> &)>;
     using DecodedFn = std::function<void(int64_t real_rows)>;
 
     DecodeStream(llama_context * ctx, const StreamConfig & config, const std::vector<OutputRequest> & requests,
@@ -56,6 +59,7 @@ class DecodeStream {
     void align_to(int32_t pos);  // scratch rows until the next row's cell ≡ pos (mod kAlign)
     void add_scratch_row();
     void flush();
+    void collect(int32_t begin, int32_t end);  // log-probs of outputs in rows [begin, end)
 
     llama_context * ctx_;
     StreamConfig config_;

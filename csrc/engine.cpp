@@ -19,23 +19,63 @@ void init_backend_once() {
     std::call_once(once, [] { llama_backend_init(); });
 }
 
+// llama.cpp's abort callback: polled between graph nodes while a decode runs.
 bool abort_requested(void * data) {
-    const auto * flag = static_cast<const std::atomic<const std::atomic<bool> *> *>(data)->load();
-    return flag != nullptr && flag->load();
+    const CallControl * control = static_cast<const std::atomic<const CallControl *> *>(data)->load();
+    if (control == nullptr) {
+        return false;
+    }
+    if (control->cancel != nullptr && control->cancel->load()) {
+        return true;
+    }
+    return control->interrupted && control->interrupted();
+}
+
+// llama.cpp's load progress callback: returning false stops loading.
+bool keep_loading(float /*progress*/, void * data) {
+    const auto * interrupted = static_cast<const InterruptFn *>(data);
+    return !(*interrupted && (*interrupted)());
+}
+
+// Turns llama.cpp's complaint about a file it could not load into advice.
+std::string load_failure(const std::string & path, const std::string & log) {
+    const std::string arch_marker = "unknown model architecture: ";
+    const size_t at = log.find(arch_marker);
+    if (at != std::string::npos) {
+        const size_t begin = at + arch_marker.size();
+        const std::string arch = log.substr(begin, log.find('\n', begin) - begin);
+        return "'" + path + "' is a model of architecture " + arch +
+               ", which the llama.cpp in this installation does not support; use a GGUF of a "
+               "supported architecture, or a newer llama-cpp-python and pyllmattr built against it" +
+               log;
+    }
+    if (log.find("not within the file bounds") != std::string::npos ||
+        log.find("failed to read") != std::string::npos) {
+        return "'" + path + "' is truncated or corrupt (its data ends early); download or "
+               "convert it again and compare its size or checksum with the original" + log;
+    }
+    return "llama.cpp could not load '" + path +
+           "' as a GGUF model (corrupt, truncated, or an architecture this llama.cpp build does "
+           "not know); check the file, or run with verbose=True to see llama.cpp's log" + log;
 }
 
 }  // namespace
 // ---------------------------------------------------------------- lifecycle
 
-Engine::Engine(const std::string & path, const EngineOptions & options) : options_(options) {
+Engine::Engine(const std::string & path, const EngineOptions & options, const InterruptFn & interrupted)
+    : options_(options) {
     init_backend_once();
     auto params = llama_model_default_params();
     params.n_gpu_layers = options.n_gpu_layers;
+    params.progress_callback = keep_loading;
+    params.progress_callback_user_data = const_cast<InterruptFn *>(&interrupted);
     model_ = llama_model_load_from_file(path.c_str(), params);
     if (model_ == nullptr) {
-        throw std::invalid_argument("llama.cpp could not load '" + path +
-                                    "' as a GGUF model (corrupt, truncated, or an architecture "
-                                    "this llama.cpp build does not know)" + recent_llama_errors());
+        const std::string log = recent_llama_errors();
+        if (interrupted && interrupted()) {
+            throw Cancelled();
+        }
+        throw std::invalid_argument(load_failure(path, log));
     }
     owns_model_ = true;
     create_context();
@@ -94,7 +134,7 @@ void Engine::create_context() {
     cp.swa_full = true;
     cp.no_perf = true;
     cp.abort_callback = abort_requested;
-    cp.abort_callback_data = &active_cancel_;
+    cp.abort_callback_data = &active_control_;
     ctx_ = llama_init_from_model(model_, cp);
     if (ctx_ == nullptr) {
         const std::string why = recent_llama_errors();
@@ -103,6 +143,16 @@ void Engine::create_context() {
                                  std::to_string(options_.n_ctx) + "); try a smaller n_ctx" + why);
     }
     options_.n_ctx = static_cast<int32_t>(llama_n_ctx(ctx_));
+    // llama.cpp caps the batch at the context size and asserts (aborting the process) on
+    // a larger batch: build batches no larger than what it kept.
+    options_.n_batch = std::min(options_.n_batch, static_cast<int32_t>(llama_n_batch(ctx_)));
+    if (options_.deterministic) {
+        options_.n_batch = options_.n_batch / kAlign * kAlign;
+        if (options_.n_batch < kAlign) {
+            close();
+            throw std::invalid_argument("deterministic scoring needs n_ctx >= " + std::to_string(kAlign));
+        }
+    }
 }
 
 void Engine::close() {
@@ -115,6 +165,7 @@ void Engine::close() {
         llama_model_free(model_);
     }
     model_ = nullptr;
+    vocab_ = nullptr;  // owned by the model
 }
 
 bool Engine::closed() const { return ctx_ == nullptr; }
@@ -158,16 +209,27 @@ std::string Engine::detokenize(const std::vector<Token> & tokens, bool remove_sp
         n = llama_detokenize(vocab_, tokens.data(), n_tok, text.data(),
                              static_cast<int32_t>(text.size()), remove_special, unparse_special);
     }
-    text.resize(static_cast<size_t>(std::max(n, 0)));
+    if (n < 0) {
+        throw std::runtime_error("llama_detokenize failed with code " + std::to_string(n));
+    }
+    text.resize(static_cast<size_t>(n));
     return text;
 }
 
 std::string Engine::token_piece(Token token, bool special) const {
     check_open();
     check_tokens({token}, "token_piece");
-    char buf[256];
-    const int32_t n = llama_token_to_piece(vocab_, token, buf, sizeof(buf), 0, special);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    std::string piece(64, '\0');
+    int32_t n = llama_token_to_piece(vocab_, token, piece.data(), static_cast<int32_t>(piece.size()), 0, special);
+    if (n < 0) {  // the piece is -n bytes long
+        piece.resize(static_cast<size_t>(-n));
+        n = llama_token_to_piece(vocab_, token, piece.data(), static_cast<int32_t>(piece.size()), 0, special);
+    }
+    if (n < 0) {
+        throw std::runtime_error("llama_token_to_piece failed with code " + std::to_string(n));
+    }
+    piece.resize(static_cast<size_t>(n));
+    return piece;
 }
 
 void Engine::check_tokens(const std::vector<Token> & tokens, const char * what) const {
@@ -183,16 +245,22 @@ void Engine::check_tokens(const std::vector<Token> & tokens, const char * what) 
 
 // ---------------------------------------------------------------- metadata
 
-int32_t Engine::n_vocab() const { return llama_vocab_n_tokens(vocab_); }
-int32_t Engine::n_ctx_train() const { return llama_model_n_ctx_train(model_); }
-int32_t Engine::n_swa() const { return llama_model_n_swa(model_); }
+// Every accessor checks that the model is open: after close() its pointers dangle.
+int32_t Engine::n_vocab() const { check_open(); return llama_vocab_n_tokens(vocab_); }
+int32_t Engine::n_ctx_train() const { check_open(); return llama_model_n_ctx_train(model_); }
+int32_t Engine::n_swa() const { check_open(); return llama_model_n_swa(model_); }
 bool Engine::is_recurrent() const {
+    check_open();
     return llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_);
 }
-Token Engine::bos() const { return llama_vocab_bos(vocab_); }
-Token Engine::eos() const { return llama_vocab_eos(vocab_); }
-bool Engine::add_bos() const { return llama_vocab_get_add_bos(vocab_); }
-bool Engine::is_eog(Token token) const { return llama_vocab_is_eog(vocab_, token); }
+Token Engine::bos() const { check_open(); return llama_vocab_bos(vocab_); }
+Token Engine::eos() const { check_open(); return llama_vocab_eos(vocab_); }
+bool Engine::add_bos() const { check_open(); return llama_vocab_get_add_bos(vocab_); }
+bool Engine::is_eog(Token token) const {
+    check_open();
+    check_tokens({token}, "is_eog");
+    return llama_vocab_is_eog(vocab_, token);
+}
 
 std::string Engine::meta(const std::string & key) const {
     check_open();

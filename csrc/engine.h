@@ -32,6 +32,22 @@ class Cancelled : public std::runtime_error {
 // Returning false cancels. May throw to abort (e.g. a pending KeyboardInterrupt).
 using ProgressFn = std::function<bool(int64_t, int64_t)>;
 
+// Polled while llama.cpp computes, from its compute thread: true aborts the
+// running decode (and the call, with Cancelled). Must not throw; the caller
+// rate-limits it (the bindings check for Ctrl-C here).
+using InterruptFn = std::function<bool()>;
+
+// How the caller of a long call watches it and stops it.
+struct CallControl {
+    ProgressFn progress;                          // after every decode
+    const std::atomic<bool> * cancel = nullptr;   // polled between graph nodes
+    InterruptFn interrupted;                      // polled between graph nodes
+};
+
+// Called after rows [begin, end) of a batch were decoded, while their logits
+// are available (at index - begin).
+using RowsDecodedFn = std::function<void(int32_t begin, int32_t end)>;
+
 struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
@@ -77,8 +93,9 @@ struct GenerateOptions {
 
 class Engine {
   public:
-    // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded.
-    Engine(const std::string & path, const EngineOptions & options);
+    // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded, and
+    // Cancelled when `interrupted` (polled while loading) returns true.
+    Engine(const std::string & path, const EngineOptions & options, const InterruptFn & interrupted = {});
     // Uses a model loaded elsewhere in this process (e.g. by llama-cpp-python);
     // the caller keeps it alive for the engine's lifetime.
     Engine(llama_model * borrowed, const EngineOptions & options);
@@ -95,11 +112,14 @@ class Engine {
 
     // log p(target[j] | sequence, target[:j]) for every sequence and j.
     ScoreResult score(const std::vector<std::vector<Token>> & sequences,
-                      const std::vector<Token> & target, Strategy strategy,
-                      const ProgressFn & progress, const std::atomic<bool> * cancel);
+                      const std::vector<Token> & target, Strategy strategy, const CallControl & control);
 
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
-                                const ProgressFn & progress, const std::atomic<bool> * cancel);
+                                const CallControl & control);
+
+    // For tests: lets the planner use `cells` more KV cells than the context has, which
+    // makes llama_decode really run out of cells and exercises the recovery from it.
+    void set_plan_slack(int32_t cells) { plan_slack_ = cells; }
 
     // The GGUF file's chat template ("" when it has none), and a conversation rendered
     // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
@@ -130,7 +150,11 @@ class Engine {
     void check_open() const;
     void check_tokens(const std::vector<Token> & tokens, const char * what) const;
     bool supports_partial_memory();
-    void decode(llama_batch & batch);
+    // Decodes `batch`; when llama.cpp finds no free KV cells it retries in halves (sizes
+    // multiples of `granularity`) before giving up. Throws Cancelled or std::runtime_error.
+    void decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows);
+    void decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
+                     const RowsDecodedFn & on_rows);
     void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
                     int32_t overhead) const;
 
@@ -139,9 +163,10 @@ class Engine {
     llama_context * ctx_ = nullptr;
     const llama_vocab * vocab_ = nullptr;
     EngineOptions options_;
-    // The cancellation flag of the running call, polled by llama.cpp's abort callback.
-    std::atomic<const std::atomic<bool> *> active_cancel_{nullptr};
+    // The running call's control, polled by llama.cpp's abort callback.
+    std::atomic<const CallControl *> active_control_{nullptr};
     int partial_memory_ = -1;  // -1 unknown, 0/1: can the cache drop part of a sequence?
+    int32_t plan_slack_ = 0;
     mutable std::mutex mutex_;  // one call at a time per context
 };
 

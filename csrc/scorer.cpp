@@ -16,24 +16,52 @@ std::string recent_llama_errors();
 
 namespace {
 
-// Clears the KV cache and the cancellation hook when a call ends, however it ends.
+// Clears the KV cache and publishes the call's control to the abort callback
+// when a call starts, and undoes both when it ends, however it ends: a failed
+// or aborted decode may leave part of a batch in the cache.
 struct CallScope {
     llama_context * ctx;
-    std::atomic<const std::atomic<bool> *> & active_cancel;
-    CallScope(llama_context * c, std::atomic<const std::atomic<bool> *> & a, const std::atomic<bool> * cancel)
-        : ctx(c), active_cancel(a) {
+    std::atomic<const CallControl *> & active;
+    CallScope(llama_context * c, std::atomic<const CallControl *> & a, const CallControl & control)
+        : ctx(c), active(a) {
         llama_memory_clear(llama_get_memory(ctx), false);
-        active_cancel.store(cancel);
+        active.store(&control);
     }
     ~CallScope() {
-        active_cancel.store(nullptr);
+        active.store(nullptr);
         llama_memory_clear(llama_get_memory(ctx), false);
     }
+    CallScope(const CallScope &) = delete;
+    CallScope & operator=(const CallScope &) = delete;
 };
 
-void check_cancel(const std::atomic<bool> * cancel) {
-    if (cancel != nullptr && cancel->load()) {
+void check_cancel(const CallControl & control) {
+    if (control.cancel != nullptr && control.cancel->load()) {
         throw Cancelled();
+    }
+}
+
+// Rows [begin, end) of `batch` as a batch of their own (llama_batch holds pointers).
+llama_batch slice(const llama_batch & batch, int32_t begin, int32_t end) {
+    llama_batch view = batch;
+    view.n_tokens = end - begin;
+    view.token += begin;
+    view.pos += begin;
+    view.n_seq_id += begin;
+    view.seq_id += begin;
+    view.logits += begin;
+    return view;
+}
+
+const CallControl kNoControl{};
+
+// Removing a whole sequence cannot fail on any memory type (llama.h); a false here
+// would leave stale cells that later waves attend to, so refuse to go on.
+void remove_sequence(llama_memory_t mem, int32_t seq) {
+    if (!llama_memory_seq_rm(mem, seq, -1, -1)) {
+        throw std::runtime_error("llama.cpp could not free KV sequence " + std::to_string(seq) +
+                                 " (llama_memory_seq_rm); this is a pyllmattr bug, please report it" +
+                                 recent_llama_errors());
     }
 }
 
@@ -48,34 +76,58 @@ const char * strategy_name(Strategy s) {
 
 }  // namespace
 
-void Engine::decode(llama_batch & batch) {
-    const int32_t rc = llama_decode(ctx_, batch);
+void Engine::decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows) {
+    decode_rows(batch, 0, batch.n_tokens, granularity, on_rows);
+}
+
+// llama_decode's return codes (llama.h): 0 ok; 1 no KV slot, memory restored; 2 aborted and
+// -1 invalid batch / < -1 fatal, processed ubatches possibly left in memory (the caller's
+// CallScope clears it). Only 1 is worth a retry: a smaller batch needs fewer free cells.
+void Engine::decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
+                         const RowsDecodedFn & on_rows) {
+    llama_batch view = slice(batch, begin, end);
+    const int32_t rc = llama_decode(ctx_, view);
     if (rc == 0) {
+        on_rows(begin, end);
         return;
     }
     if (rc == 2) {
         throw Cancelled();
     }
-    if (rc == 1) {
-        throw std::runtime_error(
-            "llama_decode found no free KV cache cells (code 1); load the model with a larger "
-            "n_ctx or a smaller max_branches" + recent_llama_errors());
+    const int32_t n = end - begin;
+    const int32_t half = n / 2 / granularity * granularity;
+    if (rc == 1 && half >= granularity) {
+        // Rows are in causal order, so the second half may attend to the first.
+        decode_rows(batch, begin, begin + half, granularity, on_rows);
+        decode_rows(batch, begin + half, end, granularity, on_rows);
+        return;
     }
-    throw std::runtime_error("llama_decode failed with code " + std::to_string(rc) +
-                             (rc == -1 ? " (invalid batch)" : " (fatal error in the compute graph)") +
-                             recent_llama_errors());
+    if (rc == 1) {
+        recent_llama_errors();  // drop llama.cpp's "failed to find a memory slot" lines: said below
+        throw std::runtime_error(
+            "llama_decode found no free KV cache cells (code 1) even for a batch of " +
+            std::to_string(n) + " token" + (n == 1 ? "" : "s") +
+            ", after retrying with smaller batches: the context of " + std::to_string(options_.n_ctx) +
+            " cells is full. Load the model with a larger n_ctx or a smaller max_branches");
+    }
+    throw std::runtime_error(
+        "llama_decode failed with code " + std::to_string(rc) +
+        (rc == -1 ? " (llama.cpp rejected the batch as invalid; this is a pyllmattr bug, please report it)"
+                  : " (fatal error in llama.cpp's compute graph; the model stays usable, but check the "
+                    "back end, e.g. memory on a GPU)") +
+        recent_llama_errors());
 }
 
 // Does the memory support removing part of a sequence? Recurrent states and
 // some cache types do not; the scorer then never shares prefixes.
 bool Engine::supports_partial_memory() {
     if (partial_memory_ < 0) {
-        CallScope scope(ctx_, active_cancel_, nullptr);
+        CallScope scope(ctx_, active_control_, kNoControl);
         Batch batch(2, 1);
         const Token t = bos() >= 0 ? bos() : 0;
         batch.add(t, 0, 0, 1, false);
         batch.add(t, 1, 0, 1, true);
-        decode(batch.get());
+        decode(batch.get(), 2, [](int32_t, int32_t) {});
         partial_memory_ = llama_memory_seq_rm(llama_get_memory(ctx_), 0, 1, -1) ? 1 : 0;
     }
     return partial_memory_ == 1;
@@ -111,8 +163,7 @@ void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_
 }
 
 ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
-                          const std::vector<Token> & target, Strategy strategy,
-                          const ProgressFn & progress, const std::atomic<bool> * cancel) {
+                          const std::vector<Token> & target, Strategy strategy, const CallControl & control) {
     std::lock_guard<std::mutex> lock(mutex_);
     check_open();
     const auto started = std::chrono::steady_clock::now();
@@ -131,11 +182,11 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
     if (strategy != Strategy::kIndependent && !supports_partial_memory()) {
         strategy = Strategy::kIndependent;
     }
-    const PlanLimits limits{options_.n_ctx - (aligned ? kAlign : 0), options_.max_branches, leaf_overhead,
-                            aligned ? kAlign : 1};
+    const PlanLimits limits{options_.n_ctx + plan_slack_ - (aligned ? kAlign : 0), options_.max_branches,
+                            leaf_overhead, aligned ? kAlign : 1};
     const Plan plan = make_plan(sequences, target, strategy, limits);
 
-    CallScope scope(ctx_, active_cancel_, cancel);
+    CallScope scope(ctx_, active_control_, control);
     llama_memory_t mem = llama_get_memory(ctx_);
     const int32_t keeper = options_.max_branches;  // also the scratch sequence of padding rows
     std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
@@ -144,11 +195,14 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
     const StreamConfig config{options_.n_batch, options_.n_outputs, aligned, keeper,
                               bos() >= 0 ? bos() : 0, n_vocab(), n_target};
     DecodeStream stream(
-        ctx_, config, plan.requests, unique_scores, [this](llama_batch & b) { decode(b); },
+        ctx_, config, plan.requests, unique_scores,
+        [this](llama_batch & b, int32_t granularity, const RowsDecodedFn & on_rows) {
+            decode(b, granularity, on_rows);
+        },
         [&](int64_t real_rows) {
             stats.n_decoded += real_rows;
-            check_cancel(cancel);
-            if (progress && !progress(stats.n_decoded, plan.n_emitted)) {
+            check_cancel(control);
+            if (control.progress && !control.progress(stats.n_decoded, plan.n_emitted)) {
                 throw Cancelled();
             }
         });
@@ -165,12 +219,12 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
         }
         stream.finish_wave();
         // Keep only the prefix the next wave shares, under the keeper sequence.
-        llama_memory_seq_rm(mem, keeper, -1, -1);
+        remove_sequence(mem, keeper);
         if (wave.keep_length > 0) {
             llama_memory_seq_cp(mem, wave.last_slot, keeper, 0, wave.keep_length);
         }
         for (int32_t slot = 0; slot <= wave.last_slot; ++slot) {
-            llama_memory_seq_rm(mem, slot, -1, -1);
+            remove_sequence(mem, slot);
         }
     }
 
@@ -222,7 +276,7 @@ SamplerPtr make_sampler(const GenerateOptions & o) {
 }  // namespace
 
 std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const GenerateOptions & options,
-                                    const ProgressFn & progress, const std::atomic<bool> * cancel) {
+                                    const CallControl & control) {
     std::lock_guard<std::mutex> lock(mutex_);
     check_open();
     if (prompt.empty()) {
@@ -237,7 +291,8 @@ std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const Gen
                                     "; load the model with a larger n_ctx");
     }
     check_tokens(prompt, "generate");
-    CallScope scope(ctx_, active_cancel_, cancel);
+    CallScope scope(ctx_, active_control_, control);
+    const auto no_rows = [](int32_t, int32_t) {};
     SamplerPtr sampler = make_sampler(options);
     Batch batch(options_.n_batch, 1);
 
@@ -248,8 +303,8 @@ std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const Gen
         for (int32_t p = begin; p < end; ++p) {
             batch.add(prompt[p], p, 0, 1, p == n_prompt - 1);
         }
-        decode(batch.get());
-        check_cancel(cancel);
+        decode(batch.get(), 1, no_rows);
+        check_cancel(control);
     }
     std::vector<Token> generated;
     int32_t pos = n_prompt;
@@ -264,9 +319,10 @@ std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const Gen
         }
         batch.clear();
         batch.add(token, pos++, 0, 1, true);
-        decode(batch.get());
-        check_cancel(cancel);
-        if (progress && !progress(static_cast<int64_t>(generated.size()), options.max_new_tokens)) {
+        decode(batch.get(), 1, no_rows);
+        check_cancel(control);
+        if (control.progress &&
+            !control.progress(static_cast<int64_t>(generated.size()), options.max_new_tokens)) {
             throw Cancelled();
         }
     }

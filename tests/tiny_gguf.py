@@ -54,10 +54,18 @@ def write_tiny_llama(
     n_ctx_train: int = 2048,
     seed: int = 0,
     chat_template: bool = True,
+    architecture: str = "llama",
+    poison: dict[str, float] | None = None,
 ) -> Path:
-    """Writes a random two-layer llama GGUF (f32) with a real tokenizer (and its chat template)."""
+    """Writes a random two-layer llama GGUF (f32) with a real tokenizer (and its chat template).
+
+    ``architecture`` is the ``general.architecture`` written (another name makes a
+    file llama.cpp cannot load); ``poison`` fills named tensors with one value
+    (NaN, or a huge scale) to make the model's outputs non-finite.
+    """
     rng = np.random.default_rng(seed)
-    writer = gguf.GGUFWriter(str(path), "llama")
+    poison = poison or {}
+    writer = gguf.GGUFWriter(str(path), architecture)
     n_vocab = copy_tokenizer(tokenizer_source, writer, chat_template)
     writer.add_name("pyllmattr-tiny-llama")
     writer.add_context_length(n_ctx_train)
@@ -76,19 +84,25 @@ def write_tiny_llama(
         return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
 
     head_dim = n_embd // n_head
-    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd, scale=1.0))
+
+    def add(name: str, values: np.ndarray) -> None:
+        if name in poison:
+            values = np.full_like(values, poison[name])
+        writer.add_tensor(name, values)
+
+    add("token_embd.weight", weight(n_vocab, n_embd, scale=1.0))
     for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        writer.add_tensor(f"blk.{i}.attn_q.weight", weight(n_embd, n_embd, scale=2.0))
-        writer.add_tensor(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd, scale=2.0))
-        writer.add_tensor(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
-        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(n_embd, n_embd))
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd, scale=1.0))
+        add(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        add(f"blk.{i}.attn_q.weight", weight(n_embd, n_embd, scale=2.0))
+        add(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd, scale=2.0))
+        add(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
+        add(f"blk.{i}.attn_output.weight", weight(n_embd, n_embd))
+        add(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        add(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
+        add(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
+        add(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
+    add("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    add("output.weight", weight(n_vocab, n_embd, scale=1.0))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -6,6 +6,8 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .._text import check_text
+
 
 class ProductBaselines:
     """Alternative baseline values, one combination sampled for every perturbed prompt.
@@ -29,6 +31,12 @@ class ProductBaselines:
         self.alternatives: dict[tuple, list[tuple[str, ...]]] = {}
         for key, options in alternatives.items():
             keys = key if isinstance(key, tuple) else (key,)
+            repeated = [k for k in keys if k in self.slots or keys.count(k) > 1]
+            if repeated:
+                raise ValueError(
+                    f"ProductBaselines: slot {repeated[0]!r} is listed twice; give each slot "
+                    "its alternatives once (a tuple key varies slots together)"
+                )
             if not options or isinstance(options, str):
                 raise ValueError(f"ProductBaselines[{key!r}] must be a non-empty list")
             rows = []
@@ -39,6 +47,8 @@ class ProductBaselines:
                         f"ProductBaselines[{key!r}]: {option!r} must be "
                         f"{'a string' if len(keys) == 1 else f'a tuple of {len(keys)} strings'}"
                     )
+                for value in row:
+                    check_text(value, f"ProductBaselines[{key!r}]: {value!r}")
                 rows.append(row)
             self.alternatives[keys] = rows
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import check_text
 from .base import Encoding, InterpretableInput, Segment
 from .baselines import ProductBaselines
 from .split import units_with_leading_space
@@ -65,6 +66,11 @@ class TextTemplateInput(InterpretableInput):
         """
         if not isinstance(text, str):
             raise ValueError("from_text: text must be a string")
+        check_text(text, "from_text: the text")
+        if baselines is not None:
+            if not isinstance(baselines, str):
+                raise ValueError("from_text: baselines must be one string (or None: removal)")
+            check_text(baselines, "from_text: the baseline")
         lead, units, trail = units_with_leading_space(text, by)
         values = {f"u{i}": unit for i, unit in enumerate(units)}
         parts: list[Any] = [_literal(lead)] if lead else []
@@ -174,15 +180,18 @@ def _normalize_values(values: Any) -> tuple[list[Key], dict[Key, str]]:
             raise ValueError(f"value of slot {key!r} must be a string, got {type(value).__name__}")
         if value == "":
             raise ValueError(f"value of slot {key!r} is empty; an empty slot cannot be attributed")
+        check_text(value, f"value of slot {key!r}")
     return [k for k, _ in pairs], dict(pairs)
 
 
 def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
     if not isinstance(template, str):
         raise ValueError("template must be a string with {} or {name} slots, or a callable")
+    check_text(template, "the template")
     named = not isinstance(keys[0], int)
     parts: list[tuple[str, Any]] = []
     auto = 0
+    numbering: set[str] = set()
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -200,7 +209,13 @@ def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
             key: Key = auto
             auto += 1
         else:
-            key = int(field) if field.isdigit() else field
+            # Decimal digits index like str.format ("{1}"); "²" is a digit but no index.
+            key = int(field) if field.isdecimal() else field
+        numbering.add("auto" if field == "" else "manual")
+        if len(numbering) > 1:
+            raise ValueError(
+                f"template {template!r} mixes {{}} and numbered slots like {{0}}; use one kind"
+            )
         if named != isinstance(key, str) or key not in keys:
             raise ValueError(
                 f"template slot {{{field}}} has no value; values has "
@@ -241,6 +256,7 @@ def _normalize_baselines(baselines: Any, keys: list[Key]) -> dict[Key, str] | Pr
     for key, value in out.items():
         if not isinstance(value, str):
             raise ValueError(f"baseline of slot {key!r} must be a string")
+        check_text(value, f"baseline of slot {key!r}")
     return out
 
 

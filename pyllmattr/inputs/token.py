@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import check_text
 from .base import Encoding, InterpretableInput
 
 
@@ -32,6 +33,7 @@ class TextTokenInput(InterpretableInput):
     ) -> None:
         if not isinstance(text, str) or not text:
             raise ValueError("TextTokenInput: text must be a non-empty string")
+        check_text(text, "TextTokenInput: the text")
         self.text = text
         self.model = model
         self.baseline_id = None if baselines is None else _single_token(model, baselines)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -14,6 +16,22 @@ from ..progress import check_progress, progress_callback
 from ..results import AttributionResult
 
 ATTR_TARGETS = ("log_prob", "prob")
+
+
+def _one_at_a_time_per_model(attribute: Callable) -> Callable:
+    """Holds the model's attribution lock for the whole attribution, so attributions
+    from several threads run one after the other (the engine already serializes
+    single calls; this keeps an attribution's calls together)."""
+
+    @functools.wraps(attribute)
+    def locked(self: PerturbationMethod, *args: Any, **kwargs: Any) -> AttributionResult:
+        lock = getattr(self.model, "_attribution_lock", None)
+        with lock if lock is not None else contextlib.nullcontext():
+            return attribute(self, *args, **kwargs)
+
+    return locked
+
+
 GEN_ARGS = {"max_new_tokens", "temperature", "top_k", "top_p", "seed", "do_sample"}
 
 
@@ -42,6 +60,7 @@ class PerturbationMethod:
     def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError
 
+    @_one_at_a_time_per_model
     def attribute(
         self,
         inp: InterpretableInput,
@@ -73,6 +92,8 @@ class PerturbationMethod:
         chat template as the user's message (``chat={"system": "..."}`` adds a system
         message); features cover only the user's text and the target is the
         assistant's reply (see :mod:`pyllmattr.chat`).
+
+        Attributions on one model from several threads run one after the other.
         """
         options = self._check_options(options)
         if attr_target not in ATTR_TARGETS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._native import _core
+from .._text import check_text
 from ..cancel import CancelToken
 from .requantize import requantized_copy
 
@@ -51,9 +53,12 @@ class ScoreStats:
 class LlamaModel:
     """A GGUF model loaded with llama.cpp, ready to score many prompts at once.
 
-    Create it with :func:`load_gguf`. One model holds one llama.cpp context;
-    calls from several threads are serialized (each waits for the previous),
-    and the GIL is released while llama.cpp computes.
+    Create it with :func:`load_gguf`. One model holds one llama.cpp context:
+    calls from several threads run one at a time (each waits for the previous;
+    an attribution holds the model for all its calls), and the GIL is released
+    while llama.cpp computes. ``close()`` waits for a running call, frees the
+    context and the weights, and is harmless to repeat; using the model after it
+    raises ValueError.
 
     Example:
         >>> import pyllmattr as pla
@@ -68,12 +73,19 @@ class LlamaModel:
         self._engine = engine
         self.path = path
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
+        # Held by an attribution for all its calls, so that attributions from several
+        # threads run one after the other (the engine already serializes single calls).
+        self._attribution_lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Free the llama.cpp context (and the model, unless borrowed). Safe to call twice."""
-        self._engine.close()
-        self._owner = None
+        """Free the llama.cpp context (and the model, unless borrowed). Safe to call twice.
+
+        Waits for a running attribution or call on another thread to finish first.
+        """
+        with self._attribution_lock:
+            self._engine.close()
+            self._owner = None
 
     @property
     def closed(self) -> bool:
@@ -182,6 +194,7 @@ class LlamaModel:
         """Token ids of ``text``; ``add_special`` adds BOS/EOS as the model's metadata asks."""
         if not isinstance(text, str):
             raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
+        check_text(text, "tokenize: the text")
         return self._engine.tokenize(text, add_special, parse_special)
 
     def detokenize(

@@ -1,0 +1,121 @@
+"""Threads: the GIL is free while llama.cpp computes, and one model used from two
+threads gives exactly what using it from one thread gives."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from conftest import PALM_COAST
+
+import pyllmattr as pla
+
+TEMPLATE = "{name} lives in {city}, {state} and is a {job}. His interests include"
+VALUES = {"name": "Dave", "city": "Palm Coast", "state": "FL", "job": "lawyer"}
+BASELINES = {"name": "Sarah", "city": "Seattle", "state": "WA", "job": "doctor"}
+
+
+def jobs():
+    """Two different attributions: (method, input, options)."""
+    return [
+        (pla.FeatureAblation, pla.TextTemplateInput(TEMPLATE, VALUES, BASELINES), {}),
+        (
+            pla.ShapleyValueSampling,
+            pla.TextTemplateInput.from_text(PALM_COAST),
+            {"seed": 3, "n_samples": 2},
+        ),
+    ]
+
+
+def run(model, job):
+    method, inp, options = job
+    return method(model).attribute(inp, target=" golf and books", **options)
+
+
+def test_two_threads_attributing_on_one_model_get_their_one_thread_results(exact):
+    expected = [run(exact, job) for job in jobs()]
+    start = threading.Barrier(2)
+
+    def worker(index: int):
+        start.wait()  # both attributions start together
+        return [run(exact, jobs()[index]) for _ in range(3)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(worker, [0, 1]))
+    for want, got in zip(expected, results, strict=True):
+        for result in got:
+            np.testing.assert_array_equal(result.seq_attr, want.seq_attr)
+            np.testing.assert_array_equal(result.token_attr, want.token_attr)
+            assert result.target_logprob == want.target_logprob
+
+
+def test_score_calls_from_two_threads_never_mix_their_kv_cache(exact):
+    a = [exact.tokenize(PALM_COAST)[: n + 5] for n in range(20)]
+    fox = exact.tokenize("The quick brown fox jumps over the lazy dog " * 3)
+    b = [fox[: n + 3] for n in range(25)]
+    target = exact.tokenize(" golf", add_special=False)
+    expected = [exact.score(a, target), exact.score(b, target)]
+    start = threading.Barrier(2)
+
+    def worker(sequences):
+        start.wait()
+        return [exact.score(sequences, target) for _ in range(5)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(worker, [a, b]))
+    for want, got in zip(expected, results, strict=True):
+        for scores in got:
+            np.testing.assert_array_equal(scores, want)
+
+
+def test_a_python_thread_runs_while_a_long_attribution_decodes(exact):
+    inp = pla.TextTemplateInput.from_text(PALM_COAST)
+    ticks = 0
+    done = threading.Event()
+
+    def count() -> None:
+        nonlocal ticks
+        while not done.is_set():
+            ticks += 1
+
+    counter = threading.Thread(target=count)
+    calls_started = []
+    counter.start()
+    try:
+        result = pla.FeatureAblation(exact).attribute(
+            inp, target=" golf", progress=lambda d, t: calls_started.append(ticks)
+        )
+    finally:
+        done.set()
+        counter.join()
+    assert np.isfinite(result.seq_attr).all()
+    # The counter advanced between decodes, while the engine held no GIL (in most
+    # intervals: the OS may deschedule the counter for a whole short decode).
+    advanced = [b > a for a, b in zip(calls_started, calls_started[1:], strict=False)]
+    assert len(advanced) >= 2
+    assert sum(advanced) > len(advanced) / 2
+
+
+def test_close_waits_for_a_call_running_on_another_thread(tiny_path, tiny):
+    model = pla.load_gguf(tiny_path, n_ctx=512, n_threads=2)
+    ids = model.tokenize(PALM_COAST)
+    sequences = [ids[:-i] for i in range(1, 30)]
+    expected = tiny.score(sequences, " golf", share_prefix=False)
+    running = threading.Event()
+    results = []
+
+    def slow_progress(done: int, total: int) -> None:
+        running.set()
+        threading.Event().wait(0.01)  # keep the call going while close() is called
+
+    def work() -> None:
+        results.append(model.score(sequences, " golf", share_prefix=False, progress=slow_progress))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    running.wait()
+    model.close()  # blocks until the score call has finished
+    worker.join()
+    assert model.closed
+    np.testing.assert_array_equal(results[0], expected)
