@@ -18,7 +18,15 @@ from .methods import (
     ShapleyValues,
     ShapleyValueSampling,
 )
-from .models import LlamaModel, ScoreStats, default_model_path, load_gguf
+from .models import (
+    LlamaModel,
+    ScoreStats,
+    TorchModel,
+    default_model_path,
+    load_gguf,
+    load_torch,
+    load_torch_gguf,
+)
 from .results import AttributionResult
 
 __version__ = "0.1.0"
@@ -40,6 +48,9 @@ __all__ = [
     "ShapleyValues",
     "TextTemplateInput",
     "TextTokenInput",
+    "TorchModel",
     "default_model_path",
     "load_gguf",
+    "load_torch",
+    "load_torch_gguf",
 ]

@@ -62,3 +62,9 @@ def smollm2_q8_path(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path
     )
     assert rc == 0, f"llama_model_quantize failed with {rc}"
     return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_torch(smollm2_path: Path):
+    """The same GGUF loaded into PyTorch by transformers (dequantized to float32)."""
+    return pla.load_torch_gguf(smollm2_path)

@@ -1,6 +1,16 @@
-"""Model back ends: llama.cpp (GGUF) now; PyTorch for gradient methods."""
+"""Model back ends: llama.cpp (GGUF) and PyTorch (Hugging Face, for gradient methods)."""
 
 from .default import default_model_path
 from .llama import LlamaModel, ScoreStats, load_gguf
+from .torch import TorchModel
+from .torch_load import load_torch, load_torch_gguf
 
-__all__ = ["LlamaModel", "ScoreStats", "default_model_path", "load_gguf"]
+__all__ = [
+    "LlamaModel",
+    "ScoreStats",
+    "TorchModel",
+    "default_model_path",
+    "load_gguf",
+    "load_torch",
+    "load_torch_gguf",
+]
