@@ -10,11 +10,16 @@ Example:
 from .cancel import Cancelled, CancelToken
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
+    GRADIENT_METHODS,
     METHODS,
     FeatureAblation,
+    GradientMethod,
+    InputXGradient,
+    IntegratedGradients,
     KernelShap,
     Lime,
     PerturbationMethod,
+    Saliency,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -32,17 +37,22 @@ from .results import AttributionResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRADIENT_METHODS",
     "METHODS",
     "AttributionResult",
     "CancelToken",
     "Cancelled",
     "FeatureAblation",
+    "GradientMethod",
+    "InputXGradient",
+    "IntegratedGradients",
     "InterpretableInput",
     "KernelShap",
     "Lime",
     "LlamaModel",
     "PerturbationMethod",
     "ProductBaselines",
+    "Saliency",
     "ScoreStats",
     "ShapleyValueSampling",
     "ShapleyValues",
