@@ -31,9 +31,15 @@ DEFAULT_GRADIENT_TOKENS = 1024
 class GradientMethod:
     """Base of the gradient methods: attribute through gradients of the input embeddings.
 
-    A subclass defines ``name``, ``defaults`` and ``per_dimension(...)``; this
-    class resolves the input, the target and the baseline, accumulates gradients
-    and sums per-token attributions into features.
+    A subclass defines ``name``, ``defaults`` and ``trial(...)``; this
+    class resolves the input and the target, reports progress, and sums per-token
+    attributions into features.
+
+    Example:
+        >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
+        >>> method = pla.METHODS["integrated-gradients"](tm)  # doctest: +SKIP
+        >>> isinstance(method, pla.GradientMethod)  # doctest: +SKIP
+        True
     """
 
     name: ClassVar[str] = ""
@@ -184,7 +190,12 @@ class Ticker:
 
     def __init__(self, progress: Any, cancel: Any, total: int) -> None:
         self.progress, self.cancel, self.total = progress, cancel, total
-        self.stats = {"n_evaluations": 0, "n_forward_calls": 0, "n_backward_calls": 0}
+        self.stats = {
+            "n_evaluations": 0,
+            "n_forward_calls": 0,
+            "n_backward_calls": 0,
+            "points_per_forward": 0,
+        }
 
     def check(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
@@ -194,6 +205,7 @@ class Ticker:
         self.stats["n_evaluations"] += n_points
         self.stats["n_forward_calls"] += 1
         self.stats["n_backward_calls"] += n_backward
+        self.stats["points_per_forward"] = max(self.stats["points_per_forward"], n_points)
         done = self.stats["n_evaluations"]
         if self.progress is not None and self.progress(done, self.total) is False:
             raise Cancelled("attribution cancelled by the progress callback")
