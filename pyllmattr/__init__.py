@@ -10,37 +10,59 @@ Example:
 from .cancel import Cancelled, CancelToken
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
+    GRADIENT_METHODS,
     METHODS,
     FeatureAblation,
+    GradientMethod,
+    InputXGradient,
+    IntegratedGradients,
     KernelShap,
     Lime,
     PerturbationMethod,
+    Saliency,
     ShapleyValues,
     ShapleyValueSampling,
 )
-from .models import LlamaModel, ScoreStats, default_model_path, load_gguf, requantized_copy
+from .models import (
+    LlamaModel,
+    ScoreStats,
+    TorchModel,
+    default_model_path,
+    load_gguf,
+    load_torch,
+    load_torch_gguf,
+    requantized_copy,
+)
 from .results import AttributionResult
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "GRADIENT_METHODS",
     "METHODS",
     "AttributionResult",
     "CancelToken",
     "Cancelled",
     "FeatureAblation",
+    "GradientMethod",
+    "InputXGradient",
+    "IntegratedGradients",
     "InterpretableInput",
     "KernelShap",
     "Lime",
     "LlamaModel",
     "PerturbationMethod",
     "ProductBaselines",
+    "Saliency",
     "ScoreStats",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",
     "TextTokenInput",
+    "TorchModel",
     "default_model_path",
     "load_gguf",
+    "load_torch",
+    "load_torch_gguf",
     "requantized_copy",
 ]

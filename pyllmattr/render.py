@@ -141,6 +141,7 @@ def to_html(result: Any) -> str:
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"log p(target) = {result.target_logprob:.3f} · {_noise_note(result)}"
+        f"{_completeness_note(result)}"
         '<span style="color:#2166ac">blue</span> raises the target, '
         '<span style="color:#b2182b">red</span> lowers it; hover for values</div></div>'
     )
@@ -167,6 +168,13 @@ def _noise_note(result: Any) -> str:
     if result.noise_floor == 0:
         return "batch-invariant scores · "
     return f"noise floor ±{result.noise_floor:.3f} (dashed: within it) · "
+
+
+def _completeness_note(result: Any) -> str:
+    gap = getattr(result, "seq_completeness_gap", None)
+    if gap is None:
+        return ""
+    return f"completeness gap {gap:+.4f} · "
 
 
 def html_page(result: Any) -> str:

@@ -28,6 +28,11 @@ class AttributionResult:
     within it are within llama.cpp's batch noise (0 on models loaded with
     ``deterministic=True``); plots and the HTML view mark them.
 
+    Integrated gradients also report ``completeness_gap[t]``: the sum of target token
+    t's attributions over all prompt tokens minus f(prompt) - f(baseline), the
+    integration error (``seq_completeness_gap`` for the whole target); raise
+    ``n_steps`` when it is large.
+
     Example:
         >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
         >>> fig, ax = result.plot_token_attr()  # doctest: +SKIP
@@ -52,6 +57,8 @@ class AttributionResult:
     noise_floor: float | None = None
     token_noise_floor: np.ndarray | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    completeness_gap: np.ndarray | None = None
+    seq_completeness_gap: float | None = None
 
     @property
     def prompt(self) -> str:
@@ -114,6 +121,7 @@ class AttributionResult:
             "seq_attr_std",
             "token_attr_std",
             "token_noise_floor",
+            "completeness_gap",
         }
         kwargs = {}
         for f in fields(cls):

@@ -50,3 +50,9 @@ def exact(tiny_path: Path):
 def smollm2_q8_path(tmp_path_factory: pytest.TempPathFactory, smollm2_path: Path) -> Path:
     """SmolLM2 converted to Q8_0 by llama.cpp's quantizer (seconds), in a test-only cache."""
     return pla.requantized_copy(smollm2_path, "q8_0", cache_dir=tmp_path_factory.mktemp("quant"))
+
+
+@pytest.fixture(scope="session")
+def smollm2_torch(smollm2_path: Path):
+    """The same GGUF loaded into PyTorch by transformers (dequantized to float32)."""
+    return pla.load_torch_gguf(smollm2_path)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import LlamaForCausalLM
 
 import pyllmattr as pla
 
@@ -21,11 +21,11 @@ BASELINES = ["Sarah", "Seattle", "WA", "doctor", "Her"]
 
 
 @pytest.fixture(scope="module")
-def captum_llm(smollm2_path):
-    folder, name = str(smollm2_path.parent), smollm2_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    model.eval()
+def captum_llm(smollm2_torch):
+    # smollm2_torch is transformers' own AutoModelForCausalLM/AutoTokenizer.from_pretrained
+    # of the GGUF (gguf_file=..., dtype=float32), shared with the PyTorch-path tests.
+    model, tokenizer = smollm2_torch.model, smollm2_torch.tokenizer
+    assert isinstance(model, LlamaForCausalLM) and model.dtype == torch.float32
     return LLMAttribution(FeatureAblation(model), tokenizer), tokenizer
 
 

@@ -116,3 +116,16 @@ def test_requantize_attributes_with_a_cached_q8_0_copy(tmp_path):
     assert done.returncode == 0, done.stderr
     assert [p.name.endswith(".Q8_0.gguf") for p in (tmp_path / "cache").iterdir()] == [True]
     assert pla.AttributionResult.from_json(out.read_text()).input_features == PROMPT.split()
+
+
+def test_integrated_gradients_runs_on_the_gguf_loaded_into_pytorch(tmp_path):
+    out = tmp_path / "ig.json"
+    done = run(
+        "attribute", "--prompt", PROMPT, "--target", " lawyer", "--features", "token",
+        "--method", "integrated-gradients", "--json", str(out), "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = pla.AttributionResult.from_json(out.read_text())
+    assert result.method == "IntegratedGradients"
+    assert len(result.seq_attr) == len(result.input_features) > 5
+    assert result.completeness_gap is not None

@@ -24,6 +24,9 @@ class Encoding:
     segments: list[Segment]  # the unperturbed prompt, piece by piece
     feature_tokens: list[list[int]]  # the reference prompt's tokens of each feature
     render: Any  # callable(mask: np.ndarray, rng) -> list[int]
+    # Positions in reference_ids of each feature's tokens (a token that straddles two
+    # features belongs to both). Gradient methods attribute tokens, then sum them per feature.
+    feature_positions: list[list[int]] | None = None
 
     @property
     def n_features(self) -> int:

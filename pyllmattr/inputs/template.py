@@ -134,12 +134,14 @@ class TextTemplateInput(InterpretableInput):
             baselines = self.baselines.sample(rng) if fixed is not None else self.baselines
             return tokenize(self.render(mask, baselines)[0])
 
+        positions = _feature_positions(model, reference, segments, self.n_features)
         return Encoding(
             labels=self.labels,
             reference_ids=reference,
             segments=segments,
-            feature_tokens=_feature_tokens(model, reference, segments, self.n_features),
+            feature_tokens=[[int(reference[p]) for p in ps] for ps in positions],
             render=render,
+            feature_positions=positions,
         )
 
     def _check_features_change_tokens(
@@ -277,8 +279,10 @@ def _normalize_mask(mask: Any, keys: list[Key]) -> tuple[dict[Key, int], int]:
     return {k: order[i] for k, i in zip(keys, ids, strict=True)}, len(order)
 
 
-def _feature_tokens(model: Any, ids: list[int], segments: list[Segment], n: int) -> list[list[int]]:
-    """Tokens of the reference prompt that overlap each feature's characters."""
+def _feature_positions(
+    model: Any, ids: list[int], segments: list[Segment], n: int
+) -> list[list[int]]:
+    """Positions of the reference prompt's tokens that overlap each feature's bytes."""
     ends = np.cumsum([len(model.token_to_bytes(t, render_special=False)) for t in ids])
     starts = np.concatenate([[0], ends[:-1]])
     out: list[list[int]] = [[] for _ in range(n)]
@@ -288,5 +292,5 @@ def _feature_tokens(model: Any, ids: list[int], segments: list[Segment], n: int)
         if feature is None:
             continue
         overlap = (starts < position) & (ends > begin)
-        out[feature].extend(int(ids[i]) for i in np.flatnonzero(overlap))
-    return out
+        out[feature].extend(int(i) for i in np.flatnonzero(overlap))
+    return [sorted(set(ps)) for ps in out]  # a feature's slots may share a token

@@ -68,6 +68,7 @@ class TextTokenInput(InterpretableInput):
             segments=[(piece, feature_of.get(i)) for i, piece in enumerate(pieces)],
             feature_tokens=[[ids[p]] for p in positions],
             render=render,
+            feature_positions=[[p] for p in positions],
         )
 
 

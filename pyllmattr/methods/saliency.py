@@ -1,0 +1,97 @@
+"""Saliency and input x gradient: one gradient at the prompt's own embeddings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..inputs.base import Encoding
+from .gradient import (
+    GradientMethod,
+    Ticker,
+    aggregate,
+    endpoint_logprobs,
+    path_gradients,
+)
+
+
+class _PointGradient(GradientMethod):
+    """Gradients at the prompt's embeddings x (one forward, one backward per output)."""
+
+    def trial(
+        self,
+        encoding: Encoding,
+        target_ids: list[int],
+        attr_target: str,
+        weights: np.ndarray,
+        rng: np.random.Generator,
+        ticker: Ticker,
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        inputs = self.model.embed(encoding.reference_ids)
+        one = np.ones(1)
+        # A path of one point at its end (alpha = 1): the gradient at x itself.
+        grads = path_gradients(
+            self.model,
+            inputs * 0,
+            inputs,
+            one,
+            one,
+            target_ids,
+            attr_target,
+            bool(options["per_token"]),
+            1,
+            ticker,
+        )
+        per_dimension = self.per_dimension(inputs.float(), grads, options)
+        return {
+            "values": aggregate(per_dimension, options["aggregate"]) @ weights,
+            "input_logprobs": endpoint_logprobs(self.model, [inputs], target_ids)[0],
+        }
+
+    def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class Saliency(_PointGradient):
+    """How strongly the target reacts to each token: the gradient of the target's
+    log-probability with respect to the token's input embedding.
+
+    Per token: the L2 norm of the gradient over the embedding dimension
+    (``aggregate="l2"``, the default), or the sum of its absolute values
+    (``aggregate="sum"``; Captum's ``Saliency`` summed over the embedding); summed
+    over each feature's tokens. ``abs=False`` keeps the gradient's sign (with
+    ``aggregate="sum"``). Saliency is always >= 0 with ``abs=True``: it says how
+    sensitive the target is to a feature, not in which direction.
+
+    Example:
+        >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
+        >>> inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast, FL")
+        >>> pla.Saliency(tm).attribute(inp, target=" and").seq_attr  # doctest: +SKIP
+    """
+
+    name = "saliency"
+    defaults: dict[str, Any] = {"abs": True, "aggregate": "l2", "per_token": True}
+
+    def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
+        return grads.abs() if options["abs"] else grads
+
+
+class InputXGradient(_PointGradient):
+    """Input x gradient: each token's embedding times the target's gradient at it,
+    summed over the embedding dimension (``aggregate="l2"``: its L2 norm), then over
+    each feature's tokens. A first-order estimate of the change from zeroing the
+    feature's embeddings.
+
+    Example:
+        >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
+        >>> inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast, FL")
+        >>> pla.InputXGradient(tm).attribute(inp, target=" and").seq_attr  # doctest: +SKIP
+    """
+
+    name = "input-x-gradient"
+    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True}
+
+    def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
+        return inputs * grads

@@ -1,0 +1,432 @@
+"""Hugging Face causal language models on PyTorch, behind the interface of ``LlamaModel``.
+
+torch and transformers are imported only when a model is loaded, so ``import pyllmattr``
+and the llama.cpp path work without them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cancel import Cancelled, CancelToken
+from .llama import ProgressCallback, ScoreStats, TokenIds
+from .torch_vocab import Sampler, Vocabulary
+
+INSTALL_HINT = 'pip install "pyllmattr[torch]"'
+# Padded tokens per forward in ``score``: bounds the attention masks and hidden states
+# of one batch; logits are only computed at target positions.
+DEFAULT_BATCH_TOKENS = 4096
+
+
+def require_torch() -> Any:
+    """Import torch and transformers, or explain which extra installs them."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"the PyTorch path needs torch and transformers ({exc.name} is missing); "
+            f"install them with: {INSTALL_HINT}"
+        ) from exc
+    return torch
+
+
+class TorchModel:
+    """A Hugging Face causal LM with the same interface as :class:`LlamaModel`.
+
+    ``tokenize``, ``detokenize``, ``token_to_str``, ``token_to_bytes``, ``score``
+    and ``generate`` behave as on llama.cpp models, so every perturbation method
+    runs on it unchanged; the gradient methods (``IntegratedGradients``,
+    ``Saliency``, ``InputXGradient``) need it. ``.model`` and ``.tokenizer`` are
+    the Hugging Face objects; everything runs on the model's device.
+
+    ``score`` pads sequences of similar lengths into batches of at most
+    ``max_batch_tokens`` tokens (left padding with an attention mask and explicit
+    position ids) and computes logits only at target positions. Unlike llama.cpp,
+    it shares no prefixes (``share_prefix`` is accepted and has no effect).
+
+    Example:
+        >>> import pyllmattr as pla
+        >>> model = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
+        >>> ids = model.tokenize("The capital of France is")  # doctest: +SKIP
+        >>> model.score([ids], " Paris").shape  # doctest: +SKIP
+        (1, 1)
+    """
+
+    deterministic = False  # batch shapes change float rounding (about 1e-6)
+    sharing = "none"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        n_ctx: int | None = None,
+        max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        path: Path | None = None,
+    ) -> None:
+        torch = require_torch()
+        if not isinstance(model, torch.nn.Module) or model.get_input_embeddings() is None:
+            raise ValueError(
+                "load_torch expects a Hugging Face causal LM (e.g. AutoModelForCausalLM), "
+                f"got {type(model).__name__}"
+            )
+        if not callable(tokenizer) or not hasattr(tokenizer, "convert_ids_to_tokens"):
+            raise ValueError(
+                "load_torch expects the model's Hugging Face tokenizer (AutoTokenizer), "
+                f"got {type(tokenizer).__name__}"
+            )
+        if not isinstance(max_batch_tokens, (int, np.integer)) or max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens}")
+        model.eval()  # attributions need deterministic forwards (no dropout)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.path = path
+        self.max_batch_tokens = int(max_batch_tokens)
+        self._n_ctx = n_ctx
+        self._vocab = Vocabulary(tokenizer, self.n_vocab)
+        self._torch = torch
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Nothing to free explicitly (PyTorch frees the weights with the object)."""
+
+    def __enter__(self) -> TorchModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        name = str(self.path) if self.path else type(self.model).__name__
+        return f"TorchModel({name!r}, device={self.device}, dtype={self.dtype})"
+
+    # ------------------------------------------------------------ properties
+    @property
+    def device(self) -> Any:
+        return self.model.get_input_embeddings().weight.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.model.get_input_embeddings().weight.dtype
+
+    @property
+    def n_vocab(self) -> int:
+        """Rows of the output layer: every id the model can score."""
+        head = self.model.get_output_embeddings()
+        weight = head.weight if head is not None else self.model.get_input_embeddings().weight
+        return int(weight.shape[0])
+
+    @property
+    def n_ctx(self) -> int:
+        if self._n_ctx is not None:
+            return int(self._n_ctx)
+        return int(getattr(self.model.config, "max_position_embeddings", 0) or 2**31 - 1)
+
+    @property
+    def bos_token_id(self) -> int | None:
+        return self.tokenizer.bos_token_id
+
+    @property
+    def eos_token_id(self) -> int | None:
+        return self.tokenizer.eos_token_id
+
+    @property
+    def stop_token_ids(self) -> set[int]:
+        """Tokens that end generation: the tokenizer's EOS and the generation config's."""
+        ids = {self.eos_token_id}
+        config = getattr(self.model, "generation_config", None)
+        extra = getattr(config, "eos_token_id", None)
+        ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
+        return {int(i) for i in ids if i is not None}
+
+    # ------------------------------------------------------------ vocabulary
+    def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = False
+    ) -> list[int]:
+        """Token ids of ``text``; ``add_special`` adds BOS/EOS as the tokenizer is configured."""
+        if not isinstance(text, str):
+            raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
+        encoded = self.tokenizer(
+            text, add_special_tokens=add_special, split_special_tokens=not parse_special
+        )
+        return list(encoded["input_ids"])
+
+    def detokenize(
+        self, ids: TokenIds, remove_special: bool = False, render_special: bool = True
+    ) -> str:
+        """Text of token ids: their byte pieces joined, then decoded as UTF-8."""
+        ids = self._token_list(ids, "detokenize")
+        if remove_special:
+            if ids and ids[0] == self.bos_token_id:
+                ids = ids[1:]
+            if ids and ids[-1] == self.eos_token_id:
+                ids = ids[:-1]
+        raw = b"".join(self._vocab.piece(t, render_special) for t in ids)
+        return raw.decode("utf-8", errors="replace")
+
+    def token_to_str(self, token_id: int, render_special: bool = True) -> str:
+        """The text piece of one token (a partial UTF-8 character becomes U+FFFD)."""
+        return self.token_to_bytes(token_id, render_special).decode("utf-8", errors="replace")
+
+    def token_to_bytes(self, token_id: int, render_special: bool = True) -> bytes:
+        """The raw bytes of one token's text piece (empty for special tokens unless rendered)."""
+        token = self._token_list([token_id], "token_to_bytes")[0]
+        return self._vocab.piece(token, render_special)
+
+    # ------------------------------------------------------------ embeddings
+    def embed(self, ids: TokenIds) -> Any:
+        """Input embeddings of token ids, shape (len(ids), hidden size), without gradient."""
+        torch = self._torch
+        ids = self._token_list(ids, "embed")
+        with torch.no_grad():
+            tensor = torch.tensor(ids, dtype=torch.long, device=self.device)
+            return self.model.get_input_embeddings()(tensor)
+
+    def target_logprobs(self, prompt_embeds: Any, target_ids: Sequence[int]) -> Any:
+        """Differentiable log p(target[t] | prompt, target[:t]) for a batch of prompt embeddings.
+
+        ``prompt_embeds`` has shape (batch, prompt length, hidden size); the target is
+        teacher-forced after it in the same forward. Returns shape (batch, len(target)).
+        """
+        torch = self._torch
+        batch = prompt_embeds.shape[0]
+        target = torch.tensor(list(target_ids), dtype=torch.long, device=prompt_embeds.device)
+        n_target = len(target)
+        if n_target > 1:
+            forced = self.embed(target_ids[:-1]).to(prompt_embeds.dtype)
+            embeds = torch.cat([prompt_embeds, forced.expand(batch, -1, -1)], dim=1)
+        else:
+            embeds = prompt_embeds
+        out = self.model(inputs_embeds=embeds, use_cache=False, **self._keep(n_target))
+        logits = out.logits[:, -n_target:].float()
+        picked = logits.gather(-1, target.expand(batch, -1)[..., None])[..., 0]
+        # Gathering before logsumexp keeps no (batch, n_target, vocab) log-softmax alive.
+        return picked - torch.logsumexp(logits, dim=-1)
+
+    # ------------------------------------------------------------ scoring
+    def score(
+        self,
+        sequences: Sequence[TokenIds] | np.ndarray,
+        target: TokenIds | str,
+        share_prefix: bool = True,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: bool = False,
+        strategy: str | None = None,
+    ) -> np.ndarray | tuple[np.ndarray, ScoreStats]:
+        """Log-probability of every target token after every sequence, shape (n, len(target)).
+
+        Entry ``[i, t]`` is ``log p(target[t] | sequences[i] + target[:t])``. Identical
+        sequences are scored once; the rest go through padded batches, longest first.
+        ``progress(done, total)`` is called after every batch with token counts (returning
+        False cancels), and ``cancel`` is checked before every batch; both raise
+        :class:`pyllmattr.Cancelled`. ``share_prefix`` and ``strategy`` are accepted for
+        compatibility with :meth:`LlamaModel.score` and change nothing here.
+        """
+        started = time.perf_counter()
+        seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
+        target_ids = self._target_list(target)
+        if not seqs:
+            raise ValueError("score: no sequences given; pass at least one token sequence")
+        for i, seq in enumerate(seqs):
+            if not seq:
+                raise ValueError(f"score: sequence {i} is empty; give at least one token")
+            if len(seq) + len(target_ids) > self.n_ctx:
+                raise ValueError(
+                    f"score: sequence {i} ({len(seq)} tokens) plus the target "
+                    f"({len(target_ids)}) exceeds the model's context of {self.n_ctx} tokens"
+                )
+        unique = list(dict.fromkeys(tuple(s) for s in seqs))
+        scores, counts = self._score_unique(unique, target_ids, progress, cancel)
+        row_of = {seq: row for row, seq in enumerate(unique)}
+        out = scores[[row_of[tuple(s)] for s in seqs]]
+        if not return_stats:
+            return out
+        stats = ScoreStats(
+            n_decoded=counts["real"],
+            n_trie=_trie_size(unique, len(target_ids)),
+            n_naive=sum(len(s) + len(target_ids) for s in seqs),
+            n_decode_calls=counts["batches"],
+            n_waves=counts["batches"],
+            n_padding=counts["padding"],
+            n_unique=len(unique),
+            seconds=time.perf_counter() - started,
+            strategy="padded-batch",
+        )
+        return out, stats
+
+    def _score_unique(
+        self,
+        unique: list[tuple[int, ...]],
+        target_ids: list[int],
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        torch = self._torch
+        n_target = len(target_ids)
+        order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
+        scores = np.empty((len(unique), n_target))
+        total = sum(len(s) + n_target for s in unique)
+        counts = {"real": 0, "padding": 0, "batches": 0}
+        for chunk in _length_chunks(order, unique, n_target, self.max_batch_tokens):
+            _check_cancel(cancel)
+            rows = [list(unique[i]) + target_ids[:-1] for i in chunk]
+            width = max(len(r) for r in rows)
+            ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, row in enumerate(rows):  # left padding: every target ends the row
+                ids[r, width - len(row) :] = torch.tensor(row)
+                mask[r, width - len(row) :] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                out = self.model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    use_cache=False,
+                    **self._keep(n_target),
+                )
+                logits = out.logits[:, -n_target:].float()
+                target = torch.tensor(target_ids, device=self.device).expand(len(rows), -1)
+                picked = logits.gather(-1, target[..., None])[..., 0]
+                logprobs = picked - torch.logsumexp(logits, dim=-1)
+                logprobs = logprobs.cpu().double().numpy()  # MPS has no float64
+            if not np.all(np.isfinite(logprobs)):
+                raise RuntimeError("the model produced NaN/inf logits while scoring")
+            scores[chunk] = logprobs
+            counts["batches"] += 1
+            counts["real"] += sum(len(r) + 1 for r in rows)
+            counts["padding"] += sum(width - len(r) for r in rows)
+            if progress is not None and progress(counts["real"], total) is False:
+                raise Cancelled("score was cancelled by the progress callback")
+        return scores, counts
+
+    # ------------------------------------------------------------ generation
+    def generate(
+        self,
+        prompt_ids: TokenIds,
+        max_new_tokens: int = 25,
+        *,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_at_eos: bool = True,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> list[int]:
+        """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only.
+
+        Stops before an end-of-generation token (not included) when ``stop_at_eos``.
+        """
+        torch = self._torch
+        prompt = self._token_list(prompt_ids, "generate: prompt")
+        if not prompt:
+            raise ValueError("generate: the prompt is empty")
+        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
+            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens!r}")
+        sampler = Sampler(torch, temperature, top_k, top_p, seed)
+        stops = self.stop_token_ids if stop_at_eos else set()
+        generated: list[int] = []
+        with torch.inference_mode():
+            ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=ids, use_cache=True, **self._keep(1))
+            while len(generated) < max_new_tokens and len(prompt) + len(generated) < self.n_ctx:
+                _check_cancel(cancel)
+                token = sampler.pick(out.logits[0, -1].float())
+                if token in stops:
+                    break
+                generated.append(token)
+                if progress is not None and progress(len(generated), max_new_tokens) is False:
+                    raise Cancelled("generate was cancelled by the progress callback")
+                if len(generated) == max_new_tokens:
+                    break
+                step = torch.tensor([[token]], dtype=torch.long, device=self.device)
+                out = self.model(
+                    input_ids=step, past_key_values=out.past_key_values, use_cache=True
+                )
+        return generated
+
+    # ------------------------------------------------------------ helpers
+    @property
+    def _pad_id(self) -> int:
+        for token in (self.tokenizer.pad_token_id, self.eos_token_id, 0):
+            if token is not None:
+                return int(token)
+        return 0
+
+    def _keep(self, n: int) -> dict[str, int]:
+        """Ask for logits at the last n positions only, when the model supports it."""
+        if getattr(self, "_keeps_logits", None) is None:
+            import inspect
+
+            params = inspect.signature(self.model.forward).parameters
+            self._keeps_logits = next(
+                (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), ""
+            )
+        return {self._keeps_logits: n} if self._keeps_logits else {}
+
+    def _target_list(self, target: TokenIds | str) -> list[int]:
+        if isinstance(target, str):
+            ids = self.tokenize(target, add_special=False)
+            if not ids:
+                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
+            return ids
+        ids = self._token_list(target, "score: target")
+        if not ids:
+            raise ValueError("score: the target is empty; give at least one token")
+        return ids
+
+    def _token_list(self, ids: Any, what: str) -> list[int]:
+        if isinstance(ids, (str, bytes)):
+            raise ValueError(f"{what}: expected token ids, got text; use model.tokenize() first")
+        if hasattr(ids, "detach"):  # a torch tensor
+            ids = ids.detach().cpu().numpy()
+        try:
+            arr = np.asarray(ids)
+        except ValueError as exc:
+            raise ValueError(f"{what}: expected a flat list of token ids") from exc
+        if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+            raise ValueError(f"{what}: expected a flat list of integer token ids")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.n_vocab):
+            bad = int(arr[(arr < 0) | (arr >= self.n_vocab)][0])
+            raise ValueError(
+                f"{what}: token id {bad} is outside this model's vocabulary [0, {self.n_vocab})"
+            )
+        return arr.astype(np.int64).tolist()
+
+
+def _check_cancel(cancel: CancelToken | None) -> None:
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("cancelled")
+
+
+def _length_chunks(
+    order: list[int], unique: list[tuple[int, ...]], n_target: int, budget: int
+) -> list[list[int]]:
+    """Consecutive rows (longest first) whose padded size stays within ``budget`` tokens."""
+    chunks: list[list[int]] = []
+    for i in order:
+        # rows come longest first: a chunk's first row sets its padded width
+        if chunks and (len(chunks[-1]) + 1) * (len(unique[chunks[-1][0]]) + n_target) <= budget:
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    return chunks
+
+
+def _trie_size(unique: list[tuple[int, ...]], n_target: int) -> int:
+    """Distinct prefixes of sequence + target: what a prefix-sharing scorer would decode."""
+    prefixes = set()
+    for seq in unique:
+        for end in range(1, len(seq) + 1):
+            prefixes.add(seq[:end])
+    return len(prefixes) + len(unique) * max(n_target - 1, 0)
