@@ -102,9 +102,12 @@ def render(
     return "\n".join(parts)
 
 
-def render_runs(runs: list[dict[str, Any]], plot_link: str | None) -> str:
+def render_runs(
+    runs: list[dict[str, Any]], plot_link: str | None, extra: Sequence[str] = ()
+) -> str:
     """BENCHMARKS.md from several runs' raw measurements (``--json`` files), each with its
-    own machine section, after a headline table over all of them."""
+    own machine section, after a headline table over all of them; ``extra`` are reports
+    of other benchmark scripts, added as they are."""
     parts = ["# Benchmarks", "", *headline_section(runs)]
     for i, run in enumerate(runs, 1):
         workloads = [Workload(**w) for w in run["workloads"]]
@@ -113,6 +116,8 @@ def render_runs(runs: list[dict[str, Any]], plot_link: str | None) -> str:
         parts += run_sections(
             run["meta"], run["throughput"], workloads, run["results"], plot_link, level=3
         )
+    if extra:
+        parts += ["## Other benchmarks", "", *(text.strip() + "\n" for text in extra)]
     parts += ["## How it was measured", "", METHODOLOGY]
     return "\n".join(parts)
 

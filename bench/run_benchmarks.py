@@ -73,6 +73,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run nothing: write the report from earlier runs' --json files (one section each)",
     )
     parser.add_argument(
+        "--append",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="SECTION.md",
+        help="with --render-from: add these reports of other benchmark scripts "
+        "(e.g. bench/results/torch-ig.md from bench/ig_memory.py)",
+    )
+    parser.add_argument(
         "--no-noise-floor",
         action="store_true",
         help="pass noise_floor=False to pyllmattr (default: its default, noise_floor=True)",
@@ -330,7 +339,8 @@ def render_from(args: argparse.Namespace) -> int:
             scaling, run["results"], plot_path(args), run["meta"]["model_name"]
         ):
             link = os.path.relpath(plot_path(args), out.parent)
-    out.write_text(report.render_runs(runs, link))
+    extra = [path.read_text() for path in args.append]
+    out.write_text(report.render_runs(runs, link, extra))
     log(f"wrote {out}")
     return 0
 
