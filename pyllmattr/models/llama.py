@@ -26,6 +26,7 @@ _GGUF_MAGIC = b"GGUF"
 # Leaves per wave. Measured on SmolLM2 Q4_1, 2 threads: leave-one-out over 106 tokens took
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. Deterministic waves restart from an empty cache, so they stay large.
+# The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells).
 DEFAULT_BRANCHES = 8
 DETERMINISTIC_BRANCHES = 64
 
@@ -396,10 +397,11 @@ def load_gguf(
     from that object). ``n_ctx`` is the number of KV cache cells: the longest
     prompt plus target, and the working space shared by sequences scored together.
     ``n_batch`` tokens go through each decode, at most ``n_outputs`` of them
-    returning logits; ``max_branches`` sequences share one wave of the prefix
-    trie (default 8: every token attends over all cells of its wave, so small
-    waves are faster, and the shared prefix is kept between waves; 64 with
-    ``deterministic=True``, whose waves each start from an empty cache).
+    returning logits; at most ``max_branches`` sequences share one wave of the
+    prefix trie (default 8: every token attends over all cells of its wave, so a
+    wave also holds no more cells than its longest sequence or 256, and the shared
+    prefix is kept between waves; 64 with ``deterministic=True``, whose waves each
+    start from an empty cache).
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
     ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
