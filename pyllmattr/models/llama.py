@@ -301,20 +301,28 @@ class LlamaModel:
 
     # ------------------------------------------------------------ helpers
     def _token_list(self, ids: Any, what: str) -> list[int]:
-        if isinstance(ids, (str, bytes)):
-            raise ValueError(f"{what}: expected token ids, got text; use model.tokenize() first")
-        try:
-            arr = np.asarray(ids)
-        except ValueError as exc:
-            raise ValueError(f"{what}: expected a flat list of token ids") from exc
-        if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
-            raise ValueError(f"{what}: expected a flat list of integer token ids")
-        if arr.size and (arr.min() < 0 or arr.max() >= self.n_vocab):
-            bad = int(arr[(arr < 0) | (arr >= self.n_vocab)][0])
-            raise ValueError(
-                f"{what}: token id {bad} is outside this model's vocabulary [0, {self.n_vocab})"
-            )
-        return arr.astype(np.int64).tolist()
+        return token_list(ids, self.n_vocab, what)
+
+
+def token_list(ids: Any, n_vocab: int, what: str) -> list[int]:
+    """``ids`` (a sequence, array or tensor of token ids) as a list of ints in [0, n_vocab),
+    or a ValueError saying what is wrong with it (``what`` names the argument)."""
+    if isinstance(ids, (str, bytes)):
+        raise ValueError(f"{what}: expected token ids, got text; use model.tokenize() first")
+    if hasattr(ids, "detach"):  # a torch tensor
+        ids = ids.detach().cpu().numpy()
+    try:
+        arr = np.asarray(ids)
+    except ValueError as exc:
+        raise ValueError(f"{what}: expected a flat list of token ids") from exc
+    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{what}: expected a flat list of integer token ids")
+    if arr.size and (arr.min() < 0 or arr.max() >= n_vocab):
+        bad = int(arr[(arr < 0) | (arr >= n_vocab)][0])
+        raise ValueError(
+            f"{what}: token id {bad} is outside this model's vocabulary [0, {n_vocab})"
+        )
+    return arr.astype(np.int64).tolist()
 
 
 def _check_gguf_file(path: Path) -> None:
