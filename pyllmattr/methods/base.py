@@ -127,14 +127,14 @@ class PerturbationMethod:
             attributions.append(self.solve(masks, outputs, **options))
             row += len(masks)
         stats = {"n_evaluations": len(sequences), **dataclasses.asdict(stats)}
-        result = self._result(
+        result = build_result(
+            self,
             encoding,
             target_ids,
             scores[0],
             np.stack(attributions),
             stats,
             attr_target,
-            num_trials,
             seed,
             options,
         )
@@ -169,43 +169,49 @@ class PerturbationMethod:
             )
         return {**self.defaults, **options}
 
-    def _result(
-        self,
-        encoding: Encoding,
-        target_ids: list[int],
-        reference: np.ndarray,
-        attributions: np.ndarray,
-        stats: dict[str, Any],
-        attr_target: str,
-        num_trials: int,
-        seed: int | None,
-        options: dict[str, Any],
-    ) -> AttributionResult:
-        mean = attributions.mean(axis=0)
-        spread = attributions.std(axis=0) if num_trials > 1 else None
-        return AttributionResult(
-            seq_attr=mean[0],
-            token_attr=mean[1:],
-            input_features=encoding.labels,
-            output_tokens=[self.model.token_to_str(t) for t in target_ids],
-            target_logprob=float(reference.sum()),
-            target_token_logprobs=reference,
-            method=type(self).__name__,
-            attr_target=attr_target,
-            settings={
-                "num_trials": int(num_trials),
-                "seed": seed,
-                **{k: v for k, v in options.items() if _jsonable(v)},
-            },
-            seq_attr_std=None if spread is None else spread[0],
-            token_attr_std=None if spread is None else spread[1:],
-            prompt_segments=encoding.segments,
-            feature_tokens=[
-                [self.model.token_to_str(t) for t in ts] for ts in encoding.feature_tokens
-            ],
-            target_ids=list(target_ids),
-            stats=stats,
-        )
+
+def build_result(
+    method: Any,
+    encoding: Encoding,
+    target_ids: list[int],
+    reference: np.ndarray,
+    trial_values: np.ndarray,
+    stats: dict[str, Any],
+    attr_target: str,
+    seed: int | None,
+    options: dict[str, Any],
+) -> AttributionResult:
+    """The AttributionResult of any method: trial_values is (trials, 1 [+ targets], features).
+
+    Row 0 of each trial is the sequence attribution; the per-target-token rows follow when
+    the method computed them. reference holds the unperturbed prompt's target log-probs.
+    """
+    num_trials = len(trial_values)
+    mean = trial_values.mean(axis=0)
+    spread = trial_values.std(axis=0) if num_trials > 1 else None
+    per_token = mean.shape[0] > 1
+    to_str = method.model.token_to_str
+    return AttributionResult(
+        seq_attr=mean[0],
+        token_attr=mean[1:] if per_token else None,
+        input_features=encoding.labels,
+        output_tokens=[to_str(t) for t in target_ids],
+        target_logprob=float(reference.sum()),
+        target_token_logprobs=reference,
+        method=type(method).__name__,
+        attr_target=attr_target,
+        settings={
+            "num_trials": int(num_trials),
+            "seed": seed,
+            **{k: v for k, v in options.items() if _jsonable(v)},
+        },
+        seq_attr_std=None if spread is None else spread[0],
+        token_attr_std=None if spread is None or not per_token else spread[1:],
+        prompt_segments=encoding.segments,
+        feature_tokens=[[to_str(t) for t in ts] for ts in encoding.feature_tokens],
+        target_ids=list(target_ids),
+        stats=stats,
+    )
 
 
 def check_positive_int(name: str, value: Any) -> None:

@@ -22,7 +22,7 @@ from ..cancel import Cancelled
 from ..inputs.base import Encoding, InterpretableInput
 from ..progress import check_progress, progress_callback
 from ..results import AttributionResult
-from .base import ATTR_TARGETS, _jsonable, check_positive_int, resolve_target, to_outputs
+from .base import ATTR_TARGETS, build_result, check_positive_int, resolve_target, to_outputs
 
 AGGREGATES = ("sum", "l2")
 # Tokens (batch x sequence length) per gradient forward when internal_batch_size is None.
@@ -162,33 +162,11 @@ class GradientMethod:
         options: dict[str, Any],
     ) -> AttributionResult:
         values = np.stack([t["values"] for t in trials])
-        mean = values.mean(axis=0)
-        spread = values.std(axis=0) if len(trials) > 1 else None
-        per_token = mean.shape[0] > 1
-        logprobs = trials[0]["input_logprobs"]
-        result = AttributionResult(
-            seq_attr=mean[0],
-            token_attr=mean[1:] if per_token else None,
-            input_features=encoding.labels,
-            output_tokens=[self.model.token_to_str(t) for t in target_ids],
-            target_logprob=float(logprobs.sum()),
-            target_token_logprobs=logprobs,
-            method=type(self).__name__,
-            attr_target=attr_target,
-            settings={
-                "num_trials": len(trials),
-                "seed": seed,
-                **{k: v for k, v in options.items() if _jsonable(v)},
-            },
-            seq_attr_std=None if spread is None else spread[0],
-            token_attr_std=None if spread is None or not per_token else spread[1:],
-            prompt_segments=encoding.segments,
-            feature_tokens=[
-                [self.model.token_to_str(t) for t in ts] for ts in encoding.feature_tokens
-            ],
-            target_ids=list(target_ids),
-            stats=stats,
+        reference = trials[0]["input_logprobs"]
+        result = build_result(
+            self, encoding, target_ids, reference, values, stats, attr_target, seed, options
         )
+        per_token = values.shape[1] > 1
         if "gap" in trials[0]:
             gaps = np.mean([t["gap"] for t in trials], axis=0)
             result.seq_completeness_gap = float(gaps[0])
