@@ -18,6 +18,7 @@ PLA_SHARED = "pla-shared"
 PLA_INDEPENDENT = "pla-independent"
 PLA_DETERMINISTIC = "pla-deterministic"
 PLA_Q8 = "pla-q8_0"
+PLA_F16 = "pla-f16"
 LCPP_LOOP = "llama-cpp-loop"
 LCPP_REUSE = "llama-cpp-reuse"
 CAPTUM_SINGLE = "captum-single-pass"
@@ -28,13 +29,14 @@ CONFIG_LABELS = {
     PLA_INDEPENDENT: "pyllmattr, share_prefix=False",
     PLA_DETERMINISTIC: "pyllmattr, deterministic=True",
     PLA_Q8: "pyllmattr, requantize='q8_0' (converted weights)",
+    PLA_F16: "pyllmattr, requantize='f16' (converted weights)",
     LCPP_LOOP: "llama-cpp-python loop (eval)",
     LCPP_REUSE: "llama-cpp-python loop (generate prefix reuse)",
     CAPTUM_SINGLE: "Captum, forward_in_tokens=False",
     CAPTUM_DEFAULT: "Captum, default (token by token)",
 }
 ALL_CONFIGS = list(CONFIG_LABELS)
-SCALING_CONFIGS = [PLA_SHARED, PLA_INDEPENDENT, PLA_Q8, LCPP_LOOP, CAPTUM_SINGLE]
+SCALING_CONFIGS = [PLA_SHARED, PLA_INDEPENDENT, PLA_Q8, PLA_F16, LCPP_LOOP, CAPTUM_SINGLE]
 CAPTUM_CONFIGS = {CAPTUM_SINGLE, CAPTUM_DEFAULT}
 
 

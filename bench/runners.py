@@ -27,6 +27,7 @@ from jobs import (
     LCPP_LOOP,
     LCPP_REUSE,
     PLA_DETERMINISTIC,
+    PLA_F16,
     PLA_INDEPENDENT,
     PLA_Q8,
     PLA_SHARED,
@@ -236,8 +237,8 @@ class PlaRunner(Runner):
         path = self.model_path
         if self.config == PLA_DETERMINISTIC:
             return pla.load_gguf(path, n_threads=self.threads, deterministic=True)
-        if self.config == PLA_Q8:  # the conversion (first use only) counts in setup
-            return pla.load_gguf(path, n_threads=self.threads, requantize="q8_0")
+        if self.config in CONVERSIONS:  # the conversion (first use only) counts in setup
+            return pla.load_gguf(path, n_threads=self.threads, requantize=CONVERSIONS[self.config])
         model = pla.load_gguf(path, n_threads=self.threads)
         return IndependentScoring(model) if self.config == PLA_INDEPENDENT else model
 
@@ -276,7 +277,7 @@ class LlamaCppRunner(PlaRunner):
 
 def make_runner(config: str, workload: dict[str, Any], threads: int, model_path: str) -> Runner:
     """The runner of ``config`` (Captum runners import torch, so they are imported here)."""
-    if config in (PLA_SHARED, PLA_INDEPENDENT, PLA_DETERMINISTIC, PLA_Q8):
+    if config in (PLA_SHARED, PLA_INDEPENDENT, PLA_DETERMINISTIC, *CONVERSIONS):
         return PlaRunner(config, workload, threads, model_path)
     if config in (LCPP_LOOP, LCPP_REUSE):
         return LlamaCppRunner(config, workload, threads, model_path)
@@ -288,6 +289,9 @@ def make_runner(config: str, workload: dict[str, Any], threads: int, model_path:
 
 
 # ---------------------------------------------------------------- throughput
+
+# Configurations on weights converted with load_gguf(requantize=...), and the conversion.
+CONVERSIONS = {PLA_Q8: "q8_0", PLA_F16: "f16"}
 
 # Marks throughput rows measured on converted weights: not the shipped model's best.
 OTHER_WEIGHTS = "(converted weights)"
@@ -313,9 +317,10 @@ def measure_throughput(
         label = "pyllmattr score, deterministic=True"
         rows.append(_time_scores(label, model, seqs, target, repeats))
     rows.append(_time_llama_cpp(model_path, threads, seqs, target, repeats))
-    with pla.load_gguf(model_path, n_threads=threads, requantize="q8_0") as model:
-        label = f"pyllmattr score, requantize='q8_0' {OTHER_WEIGHTS}"
-        rows.append(_time_scores(label, model, seqs, target, repeats))
+    for kind in CONVERSIONS.values():
+        with pla.load_gguf(model_path, n_threads=threads, requantize=kind) as model:
+            label = f"pyllmattr score, requantize='{kind}' {OTHER_WEIGHTS}"
+            rows.append(_time_scores(label, model, seqs, target, repeats))
     return rows
 
 
