@@ -164,6 +164,7 @@ HEADLINE = [
     "decoded ÷ trie",
     "wall ÷ (decoded ÷ best tok/s)",
     "r vs Captum 1-pass",
+    "r vs share_prefix=False",
 ]
 
 
@@ -214,6 +215,7 @@ def _headline_row(
         f"{decoded / trie:.3f}" if decoded and trie and trie > 0 else "—",
         f"{shared / ((decoded + noise_tokens) / best):.2f}" if best and decoded else "—",
         _r(pearson(_attr(res.get(PLA_SHARED)), _attr(res.get(CAPTUM_SINGLE)))),
+        _r(pearson(_attr(res.get(PLA_SHARED)), _attr(res.get(PLA_INDEPENDENT)))),
     ]
 
 
@@ -464,7 +466,7 @@ def plot_scaling(workloads: list[Workload], results: Results, path: Path, model:
         return False
     fig, (ax_time, ax_tokens) = plt.subplots(1, 2, figsize=(11, 4.2))
     drawn = False
-    for config in workloads[0].configs:
+    for config in (c for c in CONFIG_LABELS if any(c in w.configs for w in workloads)):
         points = [
             (w.prompt_tokens, r["median_seconds"], r["stats"]["n_decoded"])
             for w in workloads

@@ -329,16 +329,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_from(args: argparse.Namespace) -> int:
-    """The report of several earlier runs, and the scaling plot of the one with job 4."""
+    """The report of several earlier runs, and one scaling plot of their job 4 workloads
+    (a prompt length measured in several runs is plotted from the last of them)."""
     runs = [json.loads(path.read_text()) for path in args.render_from]
     out = args.out.resolve()
-    link = None
+    scaling: dict[str, jobs.Workload] = {}
+    results: dict[str, dict[str, dict[str, Any]]] = {}
     for run in runs:
-        scaling = [jobs.Workload(**w) for w in run["workloads"] if w["job"] == 4]
-        if scaling and report.plot_scaling(
-            scaling, run["results"], plot_path(args), run["meta"]["model_name"]
-        ):
-            link = os.path.relpath(plot_path(args), out.parent)
+        for w in run["workloads"]:
+            if w["job"] == 4:
+                scaling[w["name"]] = jobs.Workload(**w)
+                results[w["name"]] = run["results"].get(w["name"], {})
+    link = None
+    ordered = sorted(scaling.values(), key=lambda w: w.prompt_tokens)
+    if ordered and report.plot_scaling(
+        ordered, results, plot_path(args), runs[0]["meta"]["model_name"]
+    ):
+        link = os.path.relpath(plot_path(args), out.parent)
     extra = [path.read_text() for path in args.append]
     out.write_text(report.render_runs(runs, link, extra))
     log(f"wrote {out}")
