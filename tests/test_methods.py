@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from itertools import permutations
 
 import numpy as np
@@ -136,6 +137,24 @@ def test_kernel_shap_is_efficient_and_approaches_shapley_values(exact, target):
     result = pla.KernelShap(exact).attribute(inp, target=target, n_samples=3000, seed=0)
     assert result.seq_attr.sum() == pytest.approx(exact_values.sum(), abs=1e-6)
     np.testing.assert_allclose(result.seq_attr, exact_values, atol=0.1 * np.abs(exact_values).max())
+
+
+def test_kernel_shap_warns_when_samples_are_fewer_than_unknowns(exact, target):
+    with pytest.warns(UserWarning, match="KernelShap: 2 samples for 3 unknowns") as caught:
+        pla.KernelShap(exact).attribute(template_input(), target=target, n_samples=2, seed=0)
+    assert caught[0].filename == __file__  # points at the caller's line
+
+
+def test_lime_warns_when_samples_are_fewer_than_unknowns(exact, target):
+    with pytest.warns(UserWarning, match="Lime: 4 samples for 5 unknowns"):
+        pla.Lime(exact).attribute(template_input(), target=target, n_samples=4, seed=0)
+
+
+def test_enough_samples_give_no_warning(exact, target):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pla.KernelShap(exact).attribute(template_input(), target=target, n_samples=3, seed=0)
+        pla.Lime(exact).attribute(template_input(), target=target, n_samples=5, seed=0)
 
 
 def test_lime_recovers_an_additive_model():

@@ -60,6 +60,9 @@ class PerturbationMethod:
     def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def check_design(self, n_features: int, **options: Any) -> None:
+        """Warn about option choices that make the result meaningless (before scoring)."""
+
     @_one_at_a_time_per_model
     def attribute(
         self,
@@ -109,6 +112,7 @@ class PerturbationMethod:
         encoding = chat_prompts.encode(inp, self.model, chat_settings)
         target_ids = resolve_target(self.model, encoding.reference_ids, target, gen_args)
         rng = np.random.default_rng(seed)
+        self.check_design(encoding.n_features, **options)
 
         trial_masks = [self.masks(encoding.n_features, rng, **options) for _ in range(num_trials)]
         sequences = [encoding.reference_ids]

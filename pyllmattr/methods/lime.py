@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ class Lime(PerturbationMethod):
     ) -> np.ndarray:
         check_positive_int("n_samples", n_samples)
         return rng.random((n_samples, n_features)) < 0.5
+
+    def check_design(
+        self, n_features: int, n_samples: int = 50, interpretable_model: Any = None, **_: Any
+    ) -> None:
+        if interpretable_model is None:  # a regularized surrogate copes with few samples
+            warn_if_underdetermined(self, n_samples, n_features + 1)
 
     def solve(
         self,
@@ -80,6 +87,9 @@ class KernelShap(PerturbationMethod):
             samples[row, rng.choice(n_features, size=size, replace=False)] = True
         return np.vstack([full, empty, samples])
 
+    def check_design(self, n_features: int, n_samples: int = 25, **_: Any) -> None:
+        warn_if_underdetermined(self, n_samples, n_features - 1)
+
     def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
         full, empty = outputs[0], outputs[1]
         total = full - empty
@@ -92,6 +102,19 @@ class KernelShap(PerturbationMethod):
         others = np.linalg.lstsq(design, y, rcond=None)[0]  # (n_features - 1, n_outputs)
         last = total - others.sum(axis=0)
         return np.vstack([others, last]).T
+
+
+def warn_if_underdetermined(method: Any, n_samples: int, n_unknowns: int) -> None:
+    """Fewer samples than unknowns: the least-squares fit has many exact solutions and
+    returns the smallest, which says more about the samples drawn than about the model."""
+    if isinstance(n_samples, int) and 0 < n_samples < n_unknowns:
+        warnings.warn(
+            f"{type(method).__name__}: {n_samples} samples for {n_unknowns} unknowns leave the "
+            "linear fit underdetermined, so the attributions mostly reflect which samples "
+            "were drawn; use n_samples of a few times the number of features, or fewer, "
+            "coarser features (e.g. sentences)",
+            stacklevel=5,  # here <- check_design <- attribute <- its lock wrapper <- caller
+        )
 
 
 def _weighted_lstsq(design: np.ndarray, outputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
