@@ -87,3 +87,25 @@ def test_q8_0_attributions_agree_with_the_shipped_weights(smollm2, smollm2_q8_pa
     with pla.load_gguf(smollm2_q8_path, n_ctx=2048, n_threads=2) as q8:
         converted = token_attributions(q8)
     assert np.corrcoef(token_attributions(smollm2), converted)[0, 1] >= 0.95
+
+
+def test_f16_copy_scores_closer_to_the_shipped_weights_than_q8_0(
+    smollm2, smollm2_path: Path, smollm2_q8_path: Path, tmp_path: Path
+) -> None:
+    from conftest import PALM_COAST
+
+    prompt = smollm2.tokenize(PALM_COAST)
+    target = smollm2.tokenize(
+        " He is married and has two children, who both study law in Florida. On Sundays the"
+        " family drives to the coast and cooks dinner together.",
+        add_special=False,
+    )
+
+    def mean_change(path: Path) -> float:
+        with pla.load_gguf(path, n_ctx=2048, n_threads=2) as converted:
+            logprobs = converted.score([prompt], target, share_prefix=False)[0]
+        return float(np.abs(logprobs - shipped).mean())
+
+    shipped = smollm2.score([prompt], target, share_prefix=False)[0]
+    f16_path = pla.requantized_copy(smollm2_path, "f16", cache_dir=tmp_path)
+    assert mean_change(f16_path) < mean_change(smollm2_q8_path)

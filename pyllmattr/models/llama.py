@@ -413,8 +413,10 @@ def load_gguf(
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
     ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
-    changed. On CPUs Q8_0 is much faster than Q4_1/Q5 types at a small fidelity
-    cost (see BENCHMARKS.md). ``verbose=True`` prints llama.cpp's log.
+    changed. On CPUs without fast kernels for the file's type (Q4_1, Q5_*) "f16"
+    and "q8_0" run about twice as fast; "f16" stays closer to the original weights
+    and "q8_0" takes half its memory (figures in BENCHMARKS.md). ``verbose=True``
+    prints llama.cpp's log.
 
     Example:
         >>> import pyllmattr as pla
