@@ -118,7 +118,8 @@ def render_runs(
     for i, run in enumerate(runs, 1):
         workloads = [Workload(**w) for w in run["workloads"]]
         jobs = sorted({w.job for w in workloads})
-        parts += [f"## Run {i}: job{'s' if len(jobs) > 1 else ''} {', '.join(map(str, jobs))}", ""]
+        heading = f"## Run {i}: job{'s' if len(jobs) > 1 else ''} {', '.join(map(str, jobs))}"
+        parts += [heading + run_note(run["meta"]), ""]
         parts += run_sections(
             run["meta"], run["throughput"], workloads, run["results"], plot_link, level=3
         )
@@ -184,8 +185,14 @@ def headline_section(runs: list[dict[str, Any]]) -> list[str]:
         for w in run["workloads"]:
             res = run["results"].get(w["name"], {})
             extra = noise_floor_tokens(PLA_SHARED, w, run["meta"]["noise_floor"])
-            lines.append(_row(_headline_row(f"{w['title']} (run {i})", res, best, extra)))
+            title = f"{w['title']} (run {i}{run_note(run['meta'])})"
+            lines.append(_row(_headline_row(title, res, best, extra)))
     return [*lines, ""]
+
+
+def run_note(meta: dict[str, Any]) -> str:
+    """A run's ``note`` (set by hand in its JSON, e.g. what changed since) for headings."""
+    return f": {meta['note']}" if meta.get("note") else ""
 
 
 def _headline_row(
