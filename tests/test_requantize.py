@@ -89,9 +89,12 @@ def test_q8_0_attributions_agree_with_the_shipped_weights(smollm2, smollm2_q8_pa
     assert np.corrcoef(token_attributions(smollm2), converted)[0, 1] >= 0.95
 
 
-def test_f16_copy_scores_closer_to_the_shipped_weights_than_q8_0(
-    smollm2, smollm2_path: Path, smollm2_q8_path: Path, tmp_path: Path
+def test_f16_copy_computes_what_the_weights_define(
+    smollm2, smollm2_torch, smollm2_path: Path, tmp_path: Path
 ) -> None:
+    """Q4_1 (and Q8_0) kernels quantize activations to 8 bits; an F16 copy does not, so it
+    scores like PyTorch's float32 on the same dequantized weights (measured: 0.002 nats
+    mean per token, against 0.07 for the Q4_1 file itself)."""
     from conftest import PALM_COAST
 
     prompt = smollm2.tokenize(PALM_COAST)
@@ -100,12 +103,10 @@ def test_f16_copy_scores_closer_to_the_shipped_weights_than_q8_0(
         " family drives to the coast and cooks dinner together.",
         add_special=False,
     )
-
-    def mean_change(path: Path) -> float:
-        with pla.load_gguf(path, n_ctx=2048, n_threads=2) as converted:
-            logprobs = converted.score([prompt], target, share_prefix=False)[0]
-        return float(np.abs(logprobs - shipped).mean())
-
+    exact = smollm2_torch.score([prompt], target)[0]
     shipped = smollm2.score([prompt], target, share_prefix=False)[0]
     f16_path = pla.requantized_copy(smollm2_path, "f16", cache_dir=tmp_path)
-    assert mean_change(f16_path) < mean_change(smollm2_q8_path)
+    with pla.load_gguf(f16_path, n_ctx=2048, n_threads=2) as f16:
+        converted = f16.score([prompt], target, share_prefix=False)[0]
+    assert np.abs(converted - exact).mean() < 0.01
+    assert np.abs(converted - exact).mean() < np.abs(shipped - exact).mean() / 10

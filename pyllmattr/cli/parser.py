@@ -153,8 +153,8 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "--requantize",
         choices=sorted(REQUANTIZE_TYPES),
         help="attribute with a cached copy of the weights converted to this type "
-        "(f16 or q8_0: about twice as fast as Q4_1 on CPUs; f16 is closer to the original, "
-        "q8_0 smaller; the model file is not changed)",
+        "(f16 or q8_0: about twice as fast as Q4_1 on CPUs; f16 computes like float32, "
+        "q8_0 is smaller; the model file is not changed)",
     )
     p.set_defaults(run=commands.attribute)
 

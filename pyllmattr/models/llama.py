@@ -414,8 +414,9 @@ def load_gguf(
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
     ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
     changed. On CPUs without fast kernels for the file's type (Q4_1, Q5_*) "f16"
-    and "q8_0" run about twice as fast; "f16" stays closer to the original weights
-    and "q8_0" takes half its memory (figures in BENCHMARKS.md). ``verbose=True``
+    and "q8_0" run about twice as fast; "f16" also skips the 8-bit activations of
+    Q4_1/Q8_0 kernels (it scores like float32 PyTorch on the same weights), "q8_0"
+    takes half its memory (figures in BENCHMARKS.md). ``verbose=True``
     prints llama.cpp's log.
 
     Example:
