@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import pyllmattr as pla
+from pyllmattr.cli.parser import build_parser
 
 PROMPT = "Dave lives in Palm Coast, FL and is a"
 
@@ -129,3 +131,17 @@ def test_integrated_gradients_runs_on_the_gguf_loaded_into_pytorch(tmp_path):
     assert result.method == "IntegratedGradients"
     assert len(result.seq_attr) == len(result.input_features) > 5
     assert result.completeness_gap is not None
+
+
+def test_number_options_name_the_range_they_expect(capsys):
+    parser = build_parser()
+    for option, value, expected in (
+        ("--threads", "0", "--threads: expected a positive integer, got 0"),
+        ("--n-samples", "many", "--n-samples: expected a positive integer, got 'many'"),
+        ("--seed", "-1", "--seed: expected an integer >= 0, got -1"),
+    ):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["attribute", "--prompt", "hi", option, value])
+        assert expected in capsys.readouterr().err
+    args = parser.parse_args(["attribute", "--prompt", "hi", "--seed", "0", "--threads", "3"])
+    assert (args.seed, args.threads) == (0, 3)
