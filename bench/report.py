@@ -210,6 +210,7 @@ def _headline_row(
 
     stats = res[PLA_SHARED]["stats"]
     decoded, trie = stats.get("n_decoded"), stats.get("n_trie")
+    ideal = ideal_seconds(decoded, noise_tokens, best)
     return [
         title,
         f"{shared:.2f}",
@@ -220,7 +221,7 @@ def _headline_row(
         ratio(PLA_Q8, inverse=True),
         ratio(PLA_F16, inverse=True),
         f"{decoded / trie:.3f}" if decoded and trie and trie > 0 else "—",
-        f"{shared / ((decoded + noise_tokens) / best):.2f}" if best and decoded else "—",
+        f"{shared / ideal:.2f}" if ideal else "—",
         _r(pearson(_attr(res.get(PLA_SHARED)), _attr(res.get(CAPTUM_SINGLE)))),
         _r(pearson(_attr(res.get(PLA_SHARED)), _attr(res.get(PLA_INDEPENDENT)))),
     ]
@@ -374,11 +375,8 @@ def _config_row(
     stats = r["stats"]
     median = r["median_seconds"]
     decoded = stats.get("n_decoded")
-    bound = (
-        f"{(decoded + noise_tokens) / best_tps:.2f}"
-        if best_tps and decoded and config not in CAPTUM_CONFIGS
-        else "—"
-    )
+    ideal = None if config in CAPTUM_CONFIGS else ideal_seconds(decoded, noise_tokens, best_tps)
+    bound = f"{ideal:.2f}" if ideal else "—"
     return [
         label,
         len(r["times"]),
@@ -395,6 +393,14 @@ def _config_row(
         _r(pearson(_attr(r), captum)),
         _r(pearson(_attr(r), independent)),
     ]
+
+
+def ideal_seconds(decoded: int | None, noise_tokens: int, best_tps: float | None) -> float | None:
+    """What decoding the attribution's tokens and its noise floor's takes at the best
+    batched throughput of the run (None when either is unknown)."""
+    if not decoded or not best_tps:
+        return None
+    return (decoded + noise_tokens) / best_tps
 
 
 def noise_floor_tokens(config: str, w: dict[str, Any], noise_floor: bool) -> int:
