@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,26 @@ PALM_COAST = (
     "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include playing "
     "golf on weekends, reading history books, and cooking Italian food for his"
 )
+
+
+@contextmanager
+def python_thread_ticks() -> Iterator[list[int]]:
+    """Counts, in ``ticks[0]``, the loop turns another Python thread gets while the body
+    runs: it only advances while nobody holds the GIL for long."""
+    ticks = [0]
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            ticks[0] += 1
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        yield ticks
+    finally:
+        done.set()
+        counter.join()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import python_thread_ticks
 
 import pyllmattr as pla
 
@@ -167,22 +167,9 @@ def test_sampling_is_reproducible_with_a_seed(tiny):
 def test_gil_is_released_while_scoring(tiny):
     ids = tiny.tokenize(PROMPT)
     sequences = leave_one_out(ids) * 4
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
+    with python_thread_ticks() as ticks:
         tiny.score(sequences, " golf", share_prefix=False)
-    finally:
-        done.set()
-        counter.join()
-    assert ticks > 1000
+    assert ticks[0] > 1000
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")

@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from conftest import PALM_COAST
+from conftest import PALM_COAST, python_thread_ticks
 
 import pyllmattr as pla
 
@@ -71,24 +71,11 @@ def test_score_calls_from_two_threads_never_mix_their_kv_cache(exact):
 
 def test_a_python_thread_runs_while_a_long_attribution_decodes(exact):
     inp = pla.TextTemplateInput.from_text(PALM_COAST)
-    ticks = 0
-    done = threading.Event()
-
-    def count() -> None:
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-
-    counter = threading.Thread(target=count)
     calls_started = []
-    counter.start()
-    try:
+    with python_thread_ticks() as ticks:
         result = pla.FeatureAblation(exact).attribute(
-            inp, target=" golf", progress=lambda d, t: calls_started.append(ticks)
+            inp, target=" golf", progress=lambda d, t: calls_started.append(ticks[0])
         )
-    finally:
-        done.set()
-        counter.join()
     assert np.isfinite(result.seq_attr).all()
     # The counter advanced between decodes, while the engine held no GIL (in most
     # intervals: the OS may deschedule the counter for a whole short decode).
