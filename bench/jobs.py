@@ -38,6 +38,8 @@ CONFIG_LABELS = {
 ALL_CONFIGS = list(CONFIG_LABELS)
 SCALING_CONFIGS = [PLA_SHARED, PLA_INDEPENDENT, PLA_Q8, PLA_F16, LCPP_LOOP, CAPTUM_SINGLE]
 CAPTUM_CONFIGS = {CAPTUM_SINGLE, CAPTUM_DEFAULT}
+# Configurations on weights converted with load_gguf(requantize=...), and the conversion.
+CONVERSIONS = {PLA_Q8: "q8_0", PLA_F16: "f16"}
 
 
 @dataclass(frozen=True)

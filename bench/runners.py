@@ -24,12 +24,11 @@ from typing import Any, ClassVar
 import numpy as np
 from jobs import (
     CAPTUM_CONFIGS,
+    CONVERSIONS,
     LCPP_LOOP,
     LCPP_REUSE,
     PLA_DETERMINISTIC,
-    PLA_F16,
     PLA_INDEPENDENT,
-    PLA_Q8,
     PLA_SHARED,
 )
 
@@ -289,9 +288,6 @@ def make_runner(config: str, workload: dict[str, Any], threads: int, model_path:
 
 
 # ---------------------------------------------------------------- throughput
-
-# Configurations on weights converted with load_gguf(requantize=...), and the conversion.
-CONVERSIONS = {PLA_Q8: "q8_0", PLA_F16: "f16"}
 
 # Marks throughput rows measured on converted weights: not the shipped model's best.
 OTHER_WEIGHTS = "(converted weights)"

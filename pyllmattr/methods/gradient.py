@@ -166,7 +166,7 @@ class GradientMethod:
         result = build_result(
             self, encoding, target_ids, reference, values, stats, attr_target, seed, options
         )
-        per_token = values.shape[1] > 1
+        per_token = result.token_attr is not None
         if "gap" in trials[0]:
             gaps = np.mean([t["gap"] for t in trials], axis=0)
             result.seq_completeness_gap = float(gaps[0])
