@@ -24,8 +24,10 @@ from .methods import (
     ShapleyValueSampling,
 )
 from .models import (
+    GradientModel,
     LlamaModel,
     ScoreStats,
+    ScoringModel,
     TorchModel,
     default_model_path,
     load_gguf,
@@ -45,6 +47,7 @@ __all__ = [
     "Cancelled",
     "FeatureAblation",
     "GradientMethod",
+    "GradientModel",
     "InputXGradient",
     "IntegratedGradients",
     "InterpretableInput",
@@ -55,6 +58,7 @@ __all__ = [
     "ProductBaselines",
     "Saliency",
     "ScoreStats",
+    "ScoringModel",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",

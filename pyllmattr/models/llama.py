@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,15 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .interface import (
+    ProgressCallback,
+    ScoreStats,
+    TokenIds,
+    score_pairs_grouped,
+    token_list,
+)
 from .requantize import requantized_copy
 
-ProgressCallback = Callable[[int, int], bool | None]
-TokenIds = Sequence[int]
 
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
@@ -29,26 +33,6 @@ _GGUF_MAGIC = b"GGUF"
 # The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells).
 DEFAULT_BRANCHES = 8
 DETERMINISTIC_BRANCHES = 64
-
-
-@dataclass(frozen=True)
-class ScoreStats:
-    """What one ``score`` call decoded.
-
-    ``n_decoded`` tokens went through the model; ``n_trie`` is the number of
-    distinct prefixes (the least any prefix-sharing scorer must decode) and
-    ``n_naive`` what scoring every sequence on its own decodes.
-    """
-
-    n_decoded: int
-    n_trie: int
-    n_naive: int
-    n_decode_calls: int
-    n_waves: int
-    n_padding: int
-    n_unique: int
-    seconds: float
-    strategy: str
 
 
 class LlamaModel:
@@ -248,12 +232,7 @@ class LlamaModel:
         than the model's memory type allows.
         """
         seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
-        if isinstance(target, str):
-            target_ids = self.tokenize(target, add_special=False)
-            if not target_ids:
-                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
-        else:
-            target_ids = self._token_list(target, "score: target")
+        target_ids = self._target_list(target)
         if strategy is None:
             strategy = "trie" if share_prefix else "independent"
         if strategy not in _STRATEGIES:
@@ -268,6 +247,30 @@ class LlamaModel:
             cancel._flag if cancel is not None else None,
         )
         return (scores, ScoreStats(**stats)) if return_stats else scores
+
+    def score_pairs(
+        self,
+        sequences: Sequence[TokenIds],
+        targets: Sequence[TokenIds | str],
+        share_prefix: bool = True,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: bool = False,
+    ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
+        """Score every sequence with its own target: one array per (sequence, target) pair.
+
+        Entry ``[t]`` of array ``i`` is ``log p(targets[i][t] | sequences[i] +
+        targets[i][:t])``. Equals one :meth:`score` call per pair; prompts that appear
+        with several targets, and prefixes shared across pairs, are decoded once.
+
+        Example:
+            >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+        """
+        return score_pairs_grouped(
+            self, sequences, targets, share_prefix,
+            progress=progress, cancel=cancel, return_stats=return_stats,
+        )
 
     def generate(
         self,
@@ -300,29 +303,16 @@ class LlamaModel:
         )
 
     # ------------------------------------------------------------ helpers
+    def _target_list(self, target: TokenIds | str) -> list[int]:
+        if isinstance(target, str):
+            ids = self.tokenize(target, add_special=False)
+            if not ids:
+                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
+            return ids
+        return self._token_list(target, "score: target")
+
     def _token_list(self, ids: Any, what: str) -> list[int]:
         return token_list(ids, self.n_vocab, what)
-
-
-def token_list(ids: Any, n_vocab: int, what: str) -> list[int]:
-    """``ids`` (a sequence, array or tensor of token ids) as a list of ints in [0, n_vocab),
-    or a ValueError saying what is wrong with it (``what`` names the argument)."""
-    if isinstance(ids, (str, bytes)):
-        raise ValueError(f"{what}: expected token ids, got text; use model.tokenize() first")
-    if hasattr(ids, "detach"):  # a torch tensor
-        ids = ids.detach().cpu().numpy()
-    try:
-        arr = np.asarray(ids)
-    except ValueError as exc:
-        raise ValueError(f"{what}: expected a flat list of token ids") from exc
-    if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"{what}: expected a flat list of integer token ids")
-    if arr.size and (arr.min() < 0 or arr.max() >= n_vocab):
-        bad = int(arr[(arr < 0) | (arr >= n_vocab)][0])
-        raise ValueError(
-            f"{what}: token id {bad} is outside this model's vocabulary [0, {n_vocab})"
-        )
-    return arr.astype(np.int64).tolist()
 
 
 def _check_gguf_file(path: Path) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..cancel import Cancelled, CancelToken
-from .llama import ProgressCallback, ScoreStats, TokenIds, token_list
+from .interface import ProgressCallback, ScoreStats, TokenIds, score_pairs_grouped, token_list
 from .torch_vocab import Sampler, Vocabulary
 
 INSTALL_HINT = 'pip install "pyllmattr[torch]"'
@@ -261,6 +261,26 @@ class TorchModel:
             strategy="padded-batch",
         )
         return out, stats
+
+    def score_pairs(
+        self,
+        sequences: Sequence[TokenIds],
+        targets: Sequence[TokenIds | str],
+        share_prefix: bool = True,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: bool = False,
+    ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
+        """Score every sequence with its own target, as :meth:`LlamaModel.score_pairs`.
+
+        Example:
+            >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+        """
+        return score_pairs_grouped(
+            self, sequences, targets, share_prefix,
+            progress=progress, cancel=cancel, return_stats=return_stats,
+        )
 
     def _score_unique(
         self,
