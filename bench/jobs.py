@@ -17,6 +17,8 @@ import texts
 PLA_SHARED = "pla-shared"
 PLA_INDEPENDENT = "pla-independent"
 PLA_DETERMINISTIC = "pla-deterministic"
+PLA_FAST = "pla-fast"
+PLA_FLASH64 = "pla-flash64"
 PLA_Q8 = "pla-q8_0"
 PLA_F16 = "pla-f16"
 LCPP_LOOP = "llama-cpp-loop"
@@ -28,6 +30,8 @@ CONFIG_LABELS = {
     PLA_SHARED: "pyllmattr, share_prefix=True",
     PLA_INDEPENDENT: "pyllmattr, share_prefix=False",
     PLA_DETERMINISTIC: "pyllmattr, deterministic=True",
+    PLA_FAST: "pyllmattr, deterministic=False (the fast layout, the default before 0.2)",
+    PLA_FLASH64: "pyllmattr, deterministic='flash64' (the 64-cell layout before 0.2)",
     PLA_Q8: "pyllmattr, requantize='q8_0' (converted weights)",
     PLA_F16: "pyllmattr, requantize='f16' (converted weights)",
     LCPP_LOOP: "llama-cpp-python loop (eval)",
@@ -38,6 +42,12 @@ CONFIG_LABELS = {
 ALL_CONFIGS = list(CONFIG_LABELS)
 SCALING_CONFIGS = [PLA_SHARED, PLA_INDEPENDENT, PLA_Q8, PLA_F16, LCPP_LOOP, CAPTUM_SINGLE]
 CAPTUM_CONFIGS = {CAPTUM_SINGLE, CAPTUM_DEFAULT}
+# pyllmattr configurations whose models are not batch-invariant, so that every attribution
+# also scores the unperturbed prompt alone for its noise floor (the default, deterministic=None,
+# is exact on the CPU back end).
+NOISE_FLOOR_CONFIGS = {PLA_FAST, LCPP_LOOP, LCPP_REUSE}
+# Configurations that load the model with these deterministic= values.
+LAYOUTS = {PLA_DETERMINISTIC: True, PLA_FAST: False, PLA_FLASH64: "flash64"}
 # Configurations on weights converted with load_gguf(requantize=...), and the conversion.
 CONVERSIONS = {PLA_Q8: "q8_0", PLA_F16: "f16"}
 

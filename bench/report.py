@@ -14,7 +14,7 @@ from jobs import (
     CONFIG_LABELS,
     LCPP_LOOP,
     LCPP_REUSE,
-    PLA_DETERMINISTIC,
+    NOISE_FLOOR_CONFIGS,
     PLA_F16,
     PLA_INDEPENDENT,
     PLA_Q8,
@@ -406,7 +406,7 @@ def ideal_seconds(decoded: int | None, noise_tokens: int, best_tps: float | None
 def noise_floor_tokens(config: str, w: dict[str, Any], noise_floor: bool) -> int:
     """Tokens of the noise floor's extra evaluation (the unperturbed prompt and the target,
     scored alone) that ``config`` decodes besides its *decoded*."""
-    if not noise_floor or config in CAPTUM_CONFIGS or config == PLA_DETERMINISTIC:
+    if not noise_floor or config not in NOISE_FLOOR_CONFIGS:
         return 0
     return int(w["prompt_tokens"]) + len(w["target_ids"])
 

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SECTION.md",
         help="with --render-from: add these reports of other benchmark scripts "
         "(e.g. bench/results/torch-ig.md from bench/ig_memory.py)",
+    )
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run the configurations of a workload in turn, one run each, --repeats times "
+        "(on a shared machine their ratios then see the same load)",
     )
     parser.add_argument(
         "--no-noise-floor",
@@ -244,27 +251,40 @@ def run_all(
     """Every configuration of every workload, one worker each; ``checkpoint(results, done,
     total)`` after each, so that an interrupted run still leaves a (partial) report."""
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    total = sum(len(w.configs) for w in workloads)
+    rounds, repeats = (args.repeats, 1) if args.interleave else (1, args.repeats)
+    total = sum(len(w.configs) for w in workloads) * rounds
     done = 0
     for w in workloads:
         results[w.name] = {}
-        for config in w.configs:
-            done += 1
-            spec = {
-                "workload": asdict(w),
-                "config": config,
-                "repeats": args.repeats,
-                "budget": args.budget,
-                "threads": args.threads,
-                "model": model_path,
-            }
-            start = perf_counter()
-            result = workers.run(spec)
-            results[w.name][config] = result
-            log(f"[{done}/{total}] {w.name} · {config}: {_summary(result)}", perf_counter() - start)
-            if done < total:
-                checkpoint(results, done, total)
+        for _ in range(rounds):
+            for config in w.configs:
+                done += 1
+                spec = {
+                    "workload": asdict(w),
+                    "config": config,
+                    "repeats": repeats,
+                    "budget": args.budget,
+                    "threads": args.threads,
+                    "model": model_path,
+                }
+                start = perf_counter()
+                result = _merge_runs(results[w.name].get(config), workers.run(spec))
+                results[w.name][config] = result
+                message = f"[{done}/{total}] {w.name} · {config}: {_summary(result)}"
+                log(message, perf_counter() - start)
+                if done < total:
+                    checkpoint(results, done, total)
     return results
+
+
+def _merge_runs(earlier: dict[str, Any] | None, latest: dict[str, Any]) -> dict[str, Any]:
+    """One configuration's result over interleaved rounds: all their times, the last outcome."""
+    if earlier is None or earlier.get("status") != "ok":
+        return latest if earlier is None else earlier
+    if latest.get("status") != "ok":
+        return earlier
+    times = earlier["times"] + latest["times"]
+    return {**latest, "times": times, "median_seconds": statistics.median(times)}
 
 
 def run_throughput(

@@ -6,7 +6,9 @@ model object the method scores with:
 
 * ``pla-shared``: the pyllmattr model (``share_prefix=True``, the default);
 * ``pla-independent``: :class:`IndependentScoring`, which forces ``share_prefix=False``;
-* ``pla-deterministic``: a model loaded with ``deterministic=True``;
+* ``pla-deterministic`` / ``pla-fast`` / ``pla-flash64``: a model loaded with
+  ``deterministic=True`` / ``False`` / ``"flash64"`` (the default, ``None``, is exact on
+  the CPU back end);
 * ``llama-cpp-loop`` / ``llama-cpp-reuse``: :class:`LlamaCppLoop`, which scores the
   prompts one at a time with ``llama_cpp.Llama``.
 
@@ -25,9 +27,9 @@ import numpy as np
 from jobs import (
     CAPTUM_CONFIGS,
     CONVERSIONS,
+    LAYOUTS,
     LCPP_LOOP,
     LCPP_REUSE,
-    PLA_DETERMINISTIC,
     PLA_INDEPENDENT,
     PLA_SHARED,
 )
@@ -234,8 +236,8 @@ class PlaRunner(Runner):
 
     def load_model(self) -> Any:
         path = self.model_path
-        if self.config == PLA_DETERMINISTIC:
-            return pla.load_gguf(path, n_threads=self.threads, deterministic=True)
+        if self.config in LAYOUTS:
+            return pla.load_gguf(path, n_threads=self.threads, deterministic=LAYOUTS[self.config])
         if self.config in CONVERSIONS:  # the conversion (first use only) counts in setup
             return pla.load_gguf(path, n_threads=self.threads, requantize=CONVERSIONS[self.config])
         model = pla.load_gguf(path, n_threads=self.threads)
@@ -276,7 +278,7 @@ class LlamaCppRunner(PlaRunner):
 
 def make_runner(config: str, workload: dict[str, Any], threads: int, model_path: str) -> Runner:
     """The runner of ``config`` (Captum runners import torch, so they are imported here)."""
-    if config in (PLA_SHARED, PLA_INDEPENDENT, PLA_DETERMINISTIC, *CONVERSIONS):
+    if config in (PLA_SHARED, PLA_INDEPENDENT, *LAYOUTS, *CONVERSIONS):
         return PlaRunner(config, workload, threads, model_path)
     if config in (LCPP_LOOP, LCPP_REUSE):
         return LlamaCppRunner(config, workload, threads, model_path)
@@ -309,9 +311,10 @@ def measure_throughput(
         for share in (True, False):
             label = f"pyllmattr score, share_prefix={share}"
             rows.append(_time_scores(label, model, seqs, target, repeats, share_prefix=share))
-    with pla.load_gguf(model_path, n_threads=threads, deterministic=True) as model:
-        label = "pyllmattr score, deterministic=True"
-        rows.append(_time_scores(label, model, seqs, target, repeats))
+    for layout in (False, "flash64"):
+        with pla.load_gguf(model_path, n_threads=threads, deterministic=layout) as model:
+            label = f"pyllmattr score, deterministic={layout!r}"
+            rows.append(_time_scores(label, model, seqs, target, repeats))
     rows.append(_time_llama_cpp(model_path, threads, seqs, target, repeats))
     for kind in CONVERSIONS.values():
         with pla.load_gguf(model_path, n_threads=threads, requantize=kind) as model:

@@ -133,9 +133,10 @@ py::dict stats_dict(const ScoreStats & s) {
 
 EngineOptions make_options(int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
                            int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
-                           bool deterministic) {
+                           bool deterministic, bool flash64) {
     EngineOptions o;
     o.deterministic = deterministic;
+    o.flash64 = flash64;
     o.kv_f32 = kv_f32;
     o.n_ctx = n_ctx;
     o.n_batch = n_batch;
@@ -181,27 +182,27 @@ PYBIND11_MODULE(_core, m) {
     py::class_<Engine>(m, "Engine")
         .def(py::init([](const std::string & path, int32_t n_ctx, int32_t n_batch, int32_t n_outputs,
                          int32_t max_branches, int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
-                         bool deterministic) {
+                         bool deterministic, bool flash64) {
                  const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads,
-                                                   n_gpu_layers, flash_attn, kv_f32, deterministic);
+                                                   n_gpu_layers, flash_attn, kv_f32, deterministic, flash64);
                  SignalWatch watch;  // Ctrl-C stops loading a large file
                  const InterruptFn interrupted = watch.poll_fn();
                  return run_released(watch, [&] { return std::make_unique<Engine>(path, options, interrupted); });
              }),
              py::arg("path"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
              py::arg("max_branches"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("flash_attn"),
-             py::arg("kv_f32"), py::arg("deterministic"))
+             py::arg("kv_f32"), py::arg("deterministic"), py::arg("flash64") = false)
         .def_static(
             "from_model_pointer",
             [](uintptr_t pointer, int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
-               int32_t n_threads, int32_t flash_attn, bool kv_f32, bool deterministic) {
-                const auto options =
-                    make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0, flash_attn, kv_f32, deterministic);
+               int32_t n_threads, int32_t flash_attn, bool kv_f32, bool deterministic, bool flash64) {
+                const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0,
+                                                  flash_attn, kv_f32, deterministic, flash64);
                 return std::make_unique<Engine>(reinterpret_cast<llama_model *>(pointer), options);
             },
             py::arg("pointer"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
             py::arg("max_branches"), py::arg("n_threads"), py::arg("flash_attn"), py::arg("kv_f32"),
-            py::arg("deterministic"))
+            py::arg("deterministic"), py::arg("flash64") = false)
         .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("closed", &Engine::closed)
         .def("tokenize", &Engine::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
@@ -266,6 +267,24 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("n_outputs", [](const Engine & e) { return e.options().n_outputs; })
         .def_property_readonly("max_branches", [](const Engine & e) { return e.options().max_branches; })
         .def_property_readonly("deterministic", [](const Engine & e) { return e.options().deterministic; })
+        .def_property_readonly("flash64", [](const Engine & e) { return e.options().flash64; })
+        // The exact layout's rules, checked on this model at first use (runs the self-check).
+        .def_property_readonly("exact_verified", [](Engine & e) {
+            py::gil_scoped_release release;
+            return e.exact_verified();
+        })
+        .def_property_readonly("exact_block", [](Engine & e) {
+            py::gil_scoped_release release;
+            return e.exact_rules().block;
+        })
+        .def(
+            "_exact_self_check",
+            [](Engine & e, int32_t block, int32_t row_mult, int32_t row_min) {
+                py::gil_scoped_release release;
+                return e.exact_self_check({block, row_mult, row_min});
+            },
+            py::arg("block"), py::arg("row_mult"), py::arg("row_min"),
+            "For tests: the exact layout's self-check with these rules.")
         .def_property_readonly("n_threads", [](const Engine & e) { return e.options().n_threads; });
 
     m.def(

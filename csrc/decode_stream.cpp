@@ -12,8 +12,6 @@ namespace pyllmattr {
 
 std::string recent_llama_errors();
 
-namespace {
-
 // log-softmax of one logits row, at the requested tokens.
 void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
                    int32_t n_requests, int32_t n_target, std::vector<double> & out) {
@@ -45,8 +43,6 @@ void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * 
             static_cast<double>(logits[req.token]) - log_norm;
     }
 }
-
-}  // namespace
 
 int32_t round_up(int64_t n, int32_t to) {
     return static_cast<int32_t>((n + to - 1) / to * to);

@@ -8,6 +8,8 @@
 #include <thread>
 
 #include "decode_stream.h"
+#include "exact_stream.h"
+#include "kv_restore.h"
 #include "llama.h"
 
 namespace pyllmattr {
@@ -102,14 +104,30 @@ void Engine::create_context() {
         close();
         throw std::invalid_argument("n_batch must be >= 1 and n_ctx >= 8");
     }
-    const int32_t n_seq = options_.max_branches + 1;  // + the keeper sequence
+    const bool exact = options_.deterministic && !options_.flash64;
+    if (exact && options_.max_branches > 255 - ExactSeqs{}.count()) {
+        close();
+        throw std::invalid_argument("max_branches must be at most " + std::to_string(255 - ExactSeqs{}.count()) +
+                                    " with deterministic scoring (it uses a few KV sequences of its own)");
+    }
+    // + the keeper sequence, or the exact layout's own sequences (exact_stream.h)
+    const int32_t n_seq = options_.max_branches + (exact ? ExactSeqs{}.count() : 1);
     options_.n_outputs = std::max({options_.n_outputs, n_seq, 1});
     options_.n_outputs = std::min(options_.n_outputs, std::max(options_.n_batch, n_seq));
-    if (options_.deterministic) {
+    if (exact) {
+        if (options_.flash_attn == 1) {
+            close();
+            throw std::invalid_argument(
+                "deterministic scoring runs without flash attention; use flash_attn='auto' or 'off'");
+        }
+        options_.flash_attn = 0;
+        options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
+        options_.n_outputs = std::max(options_.n_outputs, 2 * kAlign);  // a block and its padding fit
+    } else if (options_.deterministic) {
         if (options_.flash_attn == 0) {
             close();
             throw std::invalid_argument(
-                "deterministic scoring needs flash attention; use flash_attn='auto' or 'on'");
+                "the flash64 deterministic layout needs flash attention; use flash_attn='auto' or 'on'");
         }
         options_.flash_attn = 1;
         options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
@@ -152,6 +170,10 @@ void Engine::create_context() {
             close();
             throw std::invalid_argument("deterministic scoring needs n_ctx >= " + std::to_string(kAlign));
         }
+    }
+    if (exact) {
+        const ExactSeqs seqs = exact_seqs();
+        kv_ = std::make_shared<KvRestorer>(ctx_, seqs.temp_src, seqs.temp_dst, seqs.pin, n_swa());
     }
 }
 

@@ -9,11 +9,13 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "layout.h"
 #include "schedule.h"
 
 struct llama_model;
@@ -57,7 +59,9 @@ struct EngineOptions {
     int32_t n_gpu_layers = 0;
     int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
-    bool deterministic = false;   // batch-invariant layout (decode_stream.h); forces flash attention
+    bool deterministic = false;   // exact layout (layout.h); forces flash attention off
+    bool flash64 = false;         // with deterministic: the earlier 64-cell layout with flash
+                                  // attention (decode_stream.h), kept for comparison
 };
 
 struct ScoreStats {
@@ -91,6 +95,9 @@ struct GenerateOptions {
     bool stop_at_eog = true;
 };
 
+class KvRestorer;
+struct ExactSeqs;
+
 class Engine {
   public:
     // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded, and
@@ -116,6 +123,14 @@ class Engine {
 
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
+
+    // Exact scoring (deterministic=true; scorer_exact.cpp). The layout rules are checked on
+    // this model the first time they are needed: a self-check scores sequences alone and
+    // prefix-shared and compares the results bit for bit.
+    const ExactRules & exact_rules();
+    bool exact_verified();  // the self-check passed (false: exact calls score one by one)
+    // For tests: the self-check with given rules (does not change the engine's rules).
+    bool exact_self_check(const ExactRules & rules);
 
     // For tests: lets the planner use `cells` more KV cells than the context has, which
     // makes llama_decode really run out of cells and exercises the recovery from it.
@@ -157,6 +172,12 @@ class Engine {
                      const RowsDecodedFn & on_rows);
     void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
                     int32_t overhead) const;
+    ScoreResult score_exact(const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target,
+                            Strategy strategy, const CallControl & control, const ExactRules & rules,
+                            int32_t max_slots, bool verified);
+    void calibrate_exact();
+    bool run_self_check(const ExactRules & rules);
+    ExactSeqs exact_seqs() const;
 
     llama_model * model_ = nullptr;
     bool owns_model_ = false;
@@ -167,6 +188,9 @@ class Engine {
     std::atomic<const CallControl *> active_control_{nullptr};
     int partial_memory_ = -1;  // -1 unknown, 0/1: can the cache drop part of a sequence?
     int32_t plan_slack_ = 0;
+    ExactRules exact_rules_{};
+    int exact_state_ = -1;  // -1 not checked yet, 0 the self-check failed, 1 verified
+    std::shared_ptr<KvRestorer> kv_;
     mutable std::mutex mutex_;  // one call at a time per context
 };
 

@@ -1,5 +1,7 @@
 #include "schedule.h"
 
+#include "layout.h"
+
 #include <algorithm>
 #include <numeric>
 
@@ -45,6 +47,22 @@ std::vector<std::vector<Token>> unique_full_sequences(
     return full;
 }
 
+// Reorders the unique rows (a depth-first order) into `order`, keeping the index maps.
+void reorder_unique(std::vector<std::vector<Token>> & full, const std::vector<int32_t> & order, Plan & plan) {
+    std::vector<std::vector<Token>> moved(full.size());
+    std::vector<int32_t> input_of_unique(full.size()), new_row(full.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+        moved[i] = std::move(full[order[i]]);
+        input_of_unique[i] = plan.input_of_unique[order[i]];
+        new_row[order[i]] = static_cast<int32_t>(i);
+    }
+    full = std::move(moved);
+    plan.input_of_unique = std::move(input_of_unique);
+    for (int32_t & row : plan.unique_of_input) {
+        row = new_row[row];
+    }
+}
+
 // Emits leaf k's new tokens, positions [start, size). A token at position p is
 // shared by the following leaves of the wave whose common prefix with leaf k
 // is longer than p.
@@ -78,7 +96,10 @@ Plan make_plan(const std::vector<std::vector<Token>> & sequences,
                const PlanLimits & limits) {
     Plan plan;
     const bool sharing = strategy != Strategy::kIndependent;
-    const auto full = unique_full_sequences(sequences, target, sharing, plan);
+    auto full = unique_full_sequences(sequences, target, sharing, plan);
+    if (sharing && limits.heavy_first) {
+        reorder_unique(full, heavy_first_order(full), plan);
+    }
     const int32_t n = plan.n_unique;
 
     std::vector<int32_t> lcp(n, 0);  // common prefix with the previous leaf

@@ -73,6 +73,7 @@ struct PlanLimits {
     int32_t max_slots;   // leaves per wave (KV sequence ids, the keeper excluded)
     int32_t leaf_overhead = 0;  // extra cells a leaf may take (padding rows)
     int32_t share_block = 1;    // share prefixes only in whole blocks of this many tokens
+    bool heavy_first = false;   // visit the trie's largest subtrees first (layout.h)
 };
 
 // Builds the plan. `sequences` must be non-empty and every full sequence must

@@ -182,6 +182,13 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
                           const std::vector<Token> & target, Strategy strategy, const CallControl & control) {
     std::lock_guard<std::mutex> lock(mutex_);
     check_open();
+    if (options_.deterministic && !options_.flash64) {  // the exact layout: scorer_exact.cpp
+        if (exact_state_ < 0) {
+            calibrate_exact();
+        }
+        return score_exact(sequences, target, strategy, control, exact_rules_, options_.max_branches,
+                           exact_state_ == 1);
+    }
     const auto started = std::chrono::steady_clock::now();
     const bool aligned = options_.deterministic;
     const auto n_target = static_cast<int32_t>(target.size());

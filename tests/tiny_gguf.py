@@ -108,3 +108,74 @@ def write_tiny_llama(
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def write_tiny_gemma3(
+    path: Path,
+    tokenizer_source: Path,
+    *,
+    n_embd: int = 256,
+    n_layer: int = 4,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    head_dim: int = 64,
+    n_ff: int = 512,
+    sliding_window: int = 24,
+    swa_pattern: int = 2,
+    n_ctx_train: int = 4096,
+    seed: int = 0,
+) -> Path:
+    """Writes a random gemma3 GGUF (f32) with sliding-window attention and a real tokenizer.
+
+    Another architecture than llama: embeddings scaled by sqrt(n_embd), q/k norms, norms
+    after attention and feed-forward, GELU, tied output. With ``swa_pattern=2`` every
+    other layer attends only to the last ``sliding_window`` positions (llama.cpp keeps
+    those layers in a cache of their own). The default sizes are multiples of 256, so
+    llama.cpp's quantizer can turn every matrix into K-quant blocks.
+    """
+    rng = np.random.default_rng(seed)
+    arch = "gemma3"
+    writer = gguf.GGUFWriter(str(path), arch)
+    n_vocab = copy_tokenizer(tokenizer_source, writer, chat_template=False)
+    writer.add_name("pyllmattr-tiny-gemma3")
+    writer.add_context_length(n_ctx_train)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head_kv)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_sliding_window(sliding_window)
+    writer.add_uint32(f"{arch}.attention.sliding_window_pattern", swa_pattern)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+    def weight(*shape: int, scale: float = 1.0) -> np.ndarray:
+        return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
+
+    def ones(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd, scale=0.05 * np.sqrt(n_embd)))
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", ones(n_embd))
+        writer.add_tensor(f"blk.{i}.attn_q.weight", weight(n_head * head_dim, n_embd))
+        writer.add_tensor(f"blk.{i}.attn_k.weight", weight(n_head_kv * head_dim, n_embd))
+        writer.add_tensor(f"blk.{i}.attn_v.weight", weight(n_head_kv * head_dim, n_embd))
+        writer.add_tensor(f"blk.{i}.attn_q_norm.weight", ones(head_dim) * 2.0)
+        writer.add_tensor(f"blk.{i}.attn_k_norm.weight", ones(head_dim) * 2.0)
+        writer.add_tensor(f"blk.{i}.attn_output.weight", weight(n_embd, n_head * head_dim))
+        writer.add_tensor(f"blk.{i}.post_attention_norm.weight", ones(n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", ones(n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", weight(n_embd, n_ff))
+        writer.add_tensor(f"blk.{i}.post_ffw_norm.weight", ones(n_embd))
+    writer.add_tensor("output_norm.weight", ones(n_embd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

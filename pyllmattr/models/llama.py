@@ -13,6 +13,7 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .exactness import Deterministic, Layout, resolve_layout
 from .interface import (
     ProgressCallback,
     ScoreStats,
@@ -22,17 +23,17 @@ from .interface import (
 )
 from .requantize import requantized_copy
 
-
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
 _GGUF_MAGIC = b"GGUF"
 # Leaves per wave. Measured on SmolLM2 Q4_1, 2 threads: leave-one-out over 106 tokens took
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
-# 2.84, 2.88 s. Deterministic waves restart from an empty cache, so they stay large.
-# The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells).
+# 2.84, 2.88 s. The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells; the
+# exact layout: csrc/scorer_exact.cpp). The flash64 layout's waves restart from an empty
+# cache, so they stay large.
 DEFAULT_BRANCHES = 8
-DETERMINISTIC_BRANCHES = 64
+FLASH64_BRANCHES = 64
 
 
 class LlamaModel:
@@ -54,9 +55,12 @@ class LlamaModel:
         (2, 1)
     """
 
-    def __init__(self, engine: Any, path: Path | None, owner: Any = None) -> None:
+    def __init__(
+        self, engine: Any, path: Path | None, owner: Any = None, layout: Layout | None = None
+    ) -> None:
         self._engine = engine
         self.path = path
+        self._layout = layout or resolve_layout(bool(engine.deterministic), 0)
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
         # Held by an attribution for all its calls, so that attributions from several
         # threads run one after the other (the engine already serializes single calls).
@@ -120,8 +124,25 @@ class LlamaModel:
 
     @property
     def deterministic(self) -> bool:
-        """Loaded with ``deterministic=True``: scores do not depend on batch layout."""
-        return self._engine.deterministic
+        """Scores are batch-invariant by construction: a sequence scores the same alone, in
+        any batch and with any prefix sharing (attributions then report ``noise_floor == 0``).
+
+        True for the exact layout on llama.cpp's CPU back end (the default there); False with
+        ``deterministic=False`` and whenever layers run on a GPU.
+        """
+        return self._layout.guaranteed
+
+    @property
+    def layout(self) -> Layout:
+        """The scoring layout ``load_gguf(deterministic=...)`` chose (models/exactness.py)."""
+        return self._layout
+
+    @property
+    def exact_block(self) -> int | None:
+        """Cells per block of the exact layout, checked on this model at first use (None
+        without the exact layout). 16 on AVX-512 CPUs; 64 when the check of the CPU's width
+        failed and the wider blocks passed it."""
+        return self._engine.exact_block if self._layout.exact else None
 
     @property
     def sharing(self) -> str:
@@ -268,8 +289,13 @@ class LlamaModel:
             >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
         """
         return score_pairs_grouped(
-            self, sequences, targets, share_prefix,
-            progress=progress, cancel=cancel, return_stats=return_stats,
+            self,
+            sequences,
+            targets,
+            share_prefix,
+            progress=progress,
+            cancel=cancel,
+            return_stats=return_stats,
         )
 
     def generate(
@@ -340,7 +366,7 @@ def _engine_options(
     max_branches: int,
     flash_attn: Any,
     kv_precision: str,
-    deterministic: bool,
+    layout: Layout,
 ) -> dict[str, int]:
     for name, value, low in (
         ("n_ctx", n_ctx, 8),
@@ -368,7 +394,8 @@ def _engine_options(
         n_threads=int(n_threads),
         flash_attn=_FLASH_ATTN[flash_attn],
         kv_f32=kv_precision == "f32",
-        deterministic=bool(deterministic),
+        deterministic=layout.deterministic,
+        flash64=layout.flash64,
     )
 
 
@@ -383,7 +410,7 @@ def load_gguf(
     max_branches: int | None = None,
     flash_attn: str | bool | None = "auto",
     kv_precision: str = "f16",
-    deterministic: bool = False,
+    deterministic: Deterministic = None,
     requantize: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     verbose: bool = False,
@@ -398,8 +425,15 @@ def load_gguf(
     returning logits; at most ``max_branches`` sequences share one wave of the
     prefix trie (default 8: every token attends over all cells of its wave, so a
     wave also holds no more cells than its longest sequence or 256, and the shared
-    prefix is kept between waves; 64 with ``deterministic=True``, whose waves each
-    start from an empty cache).
+    prefix is kept between waves; 64 with ``deterministic="flash64"``, whose waves
+    each start from an empty cache).
+    ``deterministic`` chooses the scoring layout (``pyllmattr.models.exactness``):
+    ``None`` (the default) is exact where that is guaranteed, on llama.cpp's CPU back
+    end (``n_gpu_layers=0``): a sequence then scores bit for bit the same alone, in any
+    slot of any batch and with prefix sharing, and attributions report
+    ``noise_floor == 0``; with layers on a GPU it is the fast layout, whose noise floor
+    every attribution measures. ``True`` forces the exact layout, ``False`` the fast
+    one (costs and evidence: docs/numerics.md).
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
     ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
@@ -414,8 +448,10 @@ def load_gguf(
         >>> model = pla.load_gguf(pla.default_model_path(), n_ctx=2048)  # doctest: +SKIP
     """
     _core.set_verbose(bool(verbose))
+    gpu_layers = _gpu_layers(path, n_gpu_layers)
+    layout = resolve_layout(deterministic, gpu_layers)
     if max_branches is None:
-        max_branches = DETERMINISTIC_BRANCHES if deterministic else DEFAULT_BRANCHES
+        max_branches = FLASH64_BRANCHES if layout.flash64 else DEFAULT_BRANCHES
     options = _engine_options(
         n_ctx,
         n_threads,
@@ -424,29 +460,37 @@ def load_gguf(
         max_branches,
         flash_attn,
         kv_precision,
-        deterministic,
+        layout,
     )
     if _is_llama_cpp_object(path):
         if requantize is not None:
             raise ValueError(
                 "requantize needs the .gguf path; pass the file instead of a llama_cpp.Llama"
             )
-        return _from_llama_cpp(path, options)
-    if not isinstance(n_gpu_layers, (int, np.integer)):
-        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
+        return _from_llama_cpp(path, options, layout)
     file = Path(os.fspath(path)).expanduser()
     _check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
-    engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)
-    return LlamaModel(engine, file)
+    engine = _core.Engine(str(file), n_gpu_layers=gpu_layers, **options)
+    return LlamaModel(engine, file, layout=layout)
+
+
+def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
+    """Layers on a GPU: the argument, or the llama_cpp.Llama object's own setting."""
+    if _is_llama_cpp_object(path):
+        params = getattr(path, "model_params", None)
+        return int(getattr(params, "n_gpu_layers", 0) or 0)
+    if not isinstance(n_gpu_layers, (int, np.integer)) or isinstance(n_gpu_layers, bool):
+        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
+    return int(n_gpu_layers)
 
 
 def _is_llama_cpp_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
 
 
-def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
+def _from_llama_cpp(llm: Any, options: dict[str, int], layout: Layout) -> LlamaModel:
     import ctypes
 
     from llama_cpp import llama_cpp as lib
@@ -463,4 +507,4 @@ def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
         raise ValueError("this llama_cpp.Llama has no loaded model (was it closed?)")
     engine = _core.Engine.from_model_pointer(pointer, **options)
     model_path = getattr(llm, "model_path", None)
-    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)
+    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm, layout=layout)

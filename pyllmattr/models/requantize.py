@@ -17,8 +17,10 @@ from pathlib import Path
 from .._native import _core
 
 # Conversion target -> llama_ftype (llama.h). Q8_0 and F16 are near-lossless for a
-# Q4/Q5 source; Q4_0 trades fidelity for the fastest CPU kernel.
-REQUANTIZE_TYPES: dict[str, int] = {"q8_0": 7, "f16": 1, "q4_0": 2}
+# Q4/Q5 source; Q4_0 trades fidelity for the fastest CPU kernel; Q4_K_M is the K-quant
+# mix most GGUFs ship in (tensors whose rows are not a multiple of 256 fall back to
+# another type).
+REQUANTIZE_TYPES: dict[str, int] = {"q8_0": 7, "f16": 1, "q4_0": 2, "q4_k_m": 15}
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:

@@ -1,0 +1,289 @@
+// Engine::score with deterministic=true: the exact layout (layout.h, exact_stream.h), and
+// the self-check that verifies its rules on the loaded model at first use.
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <limits>
+
+#include "batch.h"
+#include "engine.h"
+#include "exact_stream.h"
+#include "kv_restore.h"
+#include "llama.h"
+
+namespace pyllmattr {
+
+namespace {
+
+// Without flash attention every query of a wave attends over all of the wave's cells
+// (masked or not), so a wave gets the cells of its longest sequence, or 256 (llama.cpp
+// pads the attended range to 256 cells: short sequences share those for free).
+constexpr int32_t kFreeWaveCells = 256;
+// Cells a padded decode may add (scratch rows, then fillers to the next block).
+int32_t flush_cells(const ExactRules & r) { return std::max(r.row_min, r.row_mult) + r.block; }
+
+int32_t exact_wave_cells(const std::vector<std::vector<Token>> & sequences, int32_t n_target) {
+    size_t longest = 0;
+    for (const auto & s : sequences) {
+        longest = std::max(longest, s.size());
+    }
+    return std::max(kFreeWaveCells, static_cast<int32_t>(longest) + n_target);
+}
+
+// The SIMD width of the softmax and f16 matrix kernels of llama.cpp's CPU back end, from
+// the features it was built with (llama_print_system_info); the self-check verifies it.
+int32_t cpu_block() {
+    const std::string info = llama_print_system_info();
+    if (info.find("AVX512 = 1") != std::string::npos) {
+        return 16;
+    }
+    if (info.find("AVX2 = 1") != std::string::npos || info.find("AVX = 1") != std::string::npos ||
+        info.find("NEON = 1") != std::string::npos) {
+        return 8;
+    }
+    return 64;
+}
+
+// Publishes the call's control to the abort callback and clears the cache, on entry and exit.
+struct ExactCallScope {
+    llama_context * ctx;
+    std::atomic<const CallControl *> & active;
+    ExactCallScope(llama_context * c, std::atomic<const CallControl *> & a, const CallControl & control)
+        : ctx(c), active(a) {
+        llama_memory_clear(llama_get_memory(ctx), false);
+        active.store(&control);
+    }
+    ~ExactCallScope() {
+        active.store(nullptr);
+        llama_memory_clear(llama_get_memory(ctx), false);
+    }
+    ExactCallScope(const ExactCallScope &) = delete;
+    ExactCallScope & operator=(const ExactCallScope &) = delete;
+};
+
+const CallControl kQuiet{};
+
+const char * strategy_label(Strategy s) {
+    switch (s) {
+        case Strategy::kTrie: return "trie";
+        case Strategy::kTriePerWave: return "trie-per-wave";
+        case Strategy::kIndependent: return "independent";
+    }
+    return "?";
+}
+
+// The slot (or -1: the kept prefix) whose cells hold positions [0, length) of `slot`.
+int32_t prefix_holder(const WaveLayout & layout, const std::vector<const std::vector<Token> *> & fulls,
+                      int32_t slot, int32_t length) {
+    std::vector<bool> has_cells(fulls.size(), false);
+    for (const LeafLayout & leaf : layout.leaves) {
+        has_cells[leaf.slot] = leaf.begin >= 0;
+    }
+    int32_t running = std::numeric_limits<int32_t>::max();
+    for (int32_t j = slot; j >= 0; --j) {
+        if (j < slot) {
+            const auto & a = *fulls[j];
+            const auto & b = *fulls[j + 1];
+            int32_t i = 0;
+            while (i < static_cast<int32_t>(std::min(a.size(), b.size())) && a[i] == b[i]) {
+                ++i;
+            }
+            running = std::min(running, i);
+        }
+        if (running < length) {
+            break;
+        }
+        if (has_cells[j]) {
+            return j;
+        }
+    }
+    return -1;
+}
+
+}  // namespace
+
+ExactSeqs Engine::exact_seqs() const {
+    const int32_t b = options_.max_branches;
+    return {b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6};
+}
+
+ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target,
+                                Strategy strategy, const CallControl & control, const ExactRules & rules,
+                                int32_t max_slots, bool verified) {
+    const auto started = std::chrono::steady_clock::now();
+    const auto n_target = static_cast<int32_t>(target.size());
+    const int32_t leaf_overhead = 2 * (rules.block - 1);
+    check_fits(sequences, target.size(), leaf_overhead + flush_cells(rules));
+    check_tokens(target, "score (target)");
+    // Unverified rules, and memories that cannot drop part of a sequence: score one by one,
+    // which is what "alone" means, so the guarantee holds either way.
+    if (!verified || is_recurrent() || !supports_partial_memory()) {
+        strategy = Strategy::kIndependent;
+    }
+    // Padded decodes add cells the plan does not count: one before each leaf's copy at most,
+    // one each time a decode's outputs are full, and the wave's last one.
+    const int32_t output_flushes = (max_slots * n_target) / std::max(1, options_.n_outputs - rules.block) + 1;
+    const int32_t reserve = (max_slots + output_flushes + 1) * flush_cells(rules);
+    const int32_t max_cells = std::min(options_.n_ctx - reserve, exact_wave_cells(sequences, n_target));
+    PlanLimits limits{max_cells + plan_slack_, max_slots, leaf_overhead, 1, true};
+    const Plan plan = make_plan(sequences, target, strategy, limits);
+
+    ExactCallScope scope(ctx_, active_control_, control);
+    const ExactSeqs seqs = exact_seqs();
+    std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
+                                      std::numeric_limits<double>::quiet_NaN());
+    ScoreStats stats;
+    const StreamConfig config{options_.n_batch, options_.n_outputs, true, seqs.scratch,
+                              bos() >= 0 ? bos() : 0, n_vocab(), n_target};
+    ExactStream stream(
+        ctx_, config, rules, seqs, *kv_, options_.n_ctx, n_swa(), plan.requests, unique_scores,
+        [this](llama_batch & b, int32_t granularity, const RowsDecodedFn & on_rows) {
+            decode(b, granularity, on_rows);
+        },
+        [&](int64_t real_rows) {
+            stats.n_decoded += real_rows;
+            if (control.cancel != nullptr && control.cancel->load()) {
+                throw Cancelled();
+            }
+            if (control.progress && !control.progress(stats.n_decoded, plan.n_emitted)) {
+                throw Cancelled();
+            }
+        });
+
+    std::vector<KvRestorer::Blob> kept;
+    int32_t kept_len = 0;
+    int32_t first_unique = 0;
+    std::vector<std::vector<Token>> fulls;
+    std::vector<const std::vector<Token> *> wave_fulls;
+    for (const Wave & wave : plan.waves) {
+        const int32_t n_slots = wave.last_slot + 1;
+        fulls.assign(n_slots, {});
+        wave_fulls.assign(n_slots, nullptr);
+        for (int32_t s = 0; s < n_slots; ++s) {
+            fulls[s] = sequences[plan.input_of_unique[first_unique + s]];
+            fulls[s].insert(fulls[s].end(), target.begin(), target.end());
+            wave_fulls[s] = &fulls[s];
+        }
+        const WaveLayout layout = layout_wave(wave, wave_fulls, kept_len, rules.block);
+        stream.run_wave(wave, layout, kept, kept_len);
+        kept_len = wave.keep_length;
+        kept.clear();
+        if (kept_len > 0) {
+            const int32_t holder = prefix_holder(layout, wave_fulls, wave.last_slot, kept_len);
+            kept = stream.save_prefix(holder >= 0 ? holder : seqs.keeper, kept_len);
+        }
+        first_unique += n_slots;
+    }
+
+    ScoreResult result;
+    result.logprobs.resize(sequences.size() * static_cast<size_t>(n_target));
+    for (size_t i = 0; i < sequences.size(); ++i) {
+        const auto row = static_cast<size_t>(plan.unique_of_input[i]);
+        std::copy_n(unique_scores.begin() + static_cast<std::ptrdiff_t>(row * n_target), n_target,
+                    result.logprobs.begin() + static_cast<std::ptrdiff_t>(i * n_target));
+    }
+    stats.n_decode_calls = stream.n_decode_calls();
+    stats.n_padding = stream.n_padding();
+    stats.n_trie = plan.n_trie;
+    stats.n_naive = plan.n_naive;
+    stats.n_unique = plan.n_unique;
+    stats.n_waves = static_cast<int64_t>(plan.waves.size());
+    stats.strategy = strategy_label(strategy);
+    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    result.stats = stats;
+    return result;
+}
+
+// ---------------------------------------------------------------- self-check
+
+const ExactRules & Engine::exact_rules() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_open();
+    if (exact_state_ < 0) {
+        calibrate_exact();
+    }
+    return exact_rules_;
+}
+
+bool Engine::exact_verified() {
+    exact_rules();
+    return exact_state_ == 1;
+}
+
+bool Engine::exact_self_check(const ExactRules & rules) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    check_open();
+    if (exact_state_ < 0) {
+        calibrate_exact();
+    }
+    return run_self_check(rules);
+}
+
+void Engine::calibrate_exact() {
+    // Filler cells are copies of one computed cell: compute one.
+    {
+        ExactCallScope scope(ctx_, active_control_, kQuiet);
+        const ExactSeqs seqs = exact_seqs();
+        Batch batch(1, seqs.keeper + seqs.count());
+        batch.add(bos() >= 0 ? bos() : 0, 0, seqs.scratch, seqs.scratch + 1, false);
+        decode(batch.get(), 1, [](int32_t, int32_t) {});
+        kv_->build_stock(seqs.scratch, 0, seqs.hole);
+    }
+    exact_state_ = 0;
+    exact_rules_ = {64, 16, 64};
+    const int32_t swa = n_swa();
+    // The CPU's width with few padding rows first; then the probe's wide rows; then 64-cell
+    // blocks (a multiple of every SIMD width llama.cpp uses).
+    const int32_t block = cpu_block();
+    for (const ExactRules & candidate : {ExactRules{block, 4, 16}, ExactRules{block, 16, 64}, ExactRules{64, 16, 64}}) {
+        // A branch copies less than a block, which a sliding window must hold whole (the
+        // self-check catches window kinds that need more).
+        if (swa > 0 && swa < candidate.block) {
+            continue;
+        }
+        if (run_self_check(candidate)) {
+            exact_rules_ = candidate;
+            exact_state_ = 1;
+            return;
+        }
+    }
+}
+
+bool Engine::run_self_check(const ExactRules & rules) {
+    // Leave-one-out over a prompt of 2.5 blocks and more: branch points inside a block, on a
+    // block boundary and near the end, waves of three leaves (the kept prefix is restored
+    // between them), decodes of several row and output counts holding several leaves; every
+    // score must equal the sequence's alone.
+    static const char * kText =
+        " The committee met on a cold morning in early March to review the annual budget, the new "
+        "library and the plans for the river park. After a long debate about costs, schools, roads "
+        "and taxes, the members agreed to meet again in April with better numbers.";
+    std::vector<Token> body = tokenize(kText, false, false);
+    if (body.empty()) {
+        return false;
+    }
+    const int32_t length = 2 * rules.block + rules.block / 2 + 6;
+    std::vector<Token> prompt;
+    if (add_bos() && bos() >= 0) {
+        prompt.push_back(bos());
+    }
+    while (static_cast<int32_t>(prompt.size()) < length) {
+        prompt.push_back(body[prompt.size() % body.size()]);
+    }
+    std::vector<Token> target;
+    for (size_t i = 1; i <= 5; ++i) {
+        target.push_back(body[i % body.size()]);
+    }
+    std::vector<std::vector<Token>> sequences{prompt};
+    for (int32_t cut : {3, rules.block - 1, rules.block + rules.block / 2 - 1, 2 * rules.block, length - 2}) {
+        auto s = prompt;
+        s.erase(s.begin() + cut);
+        sequences.push_back(std::move(s));
+    }
+    sequences.emplace_back(prompt.begin(), prompt.begin() + 5);  // alone: a decode padded to row_min
+    const ScoreResult shared = score_exact(sequences, target, Strategy::kTrie, kQuiet, rules, 3, true);
+    const ScoreResult alone = score_exact(sequences, target, Strategy::kIndependent, kQuiet, rules, 3, true);
+    return std::memcmp(shared.logprobs.data(), alone.logprobs.data(), shared.logprobs.size() * sizeof(double)) == 0;
+}
+
+}  // namespace pyllmattr
