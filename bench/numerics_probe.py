@@ -1,5 +1,6 @@
-"""How much llama.cpp's batch layout moves pyllmattr's scores, with and without
-deterministic=True. Writes a markdown report (docs/numerics.md quotes it).
+"""How much llama.cpp's batch layout moves pyllmattr's scores in each layout: the fast
+one (deterministic=False), the exact one (the default on the CPU) and the previous
+64-cell one (deterministic="flash64"). Writes a markdown report (docs/numerics.md quotes it).
 
     cd /tmp && python /work/main/bench/numerics_probe.py --out /tmp/numerics.md
 """
@@ -29,8 +30,10 @@ PROMPTS = [
 QUANTS = {
     "Q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0,
     "Q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+    "Q4_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
     "F16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16,
 }
+LAYOUTS = {"fast": False, "exact": None, "flash64": "flash64"}  # deterministic= values
 
 
 def quantize(source: Path, ftype: int, folder: Path, name: str) -> Path:
@@ -47,7 +50,7 @@ def quantize(source: Path, ftype: int, folder: Path, name: str) -> Path:
     return path
 
 
-def slot_spread(path: Path, deterministic: bool) -> float:
+def slot_spread(path: Path, deterministic: bool | str | None) -> float:
     """Largest |log p| change of one sequence between alone and three slots of a mixed batch."""
     with pla.load_gguf(path, n_ctx=2048, n_threads=2, deterministic=deterministic) as model:
         ids = model.tokenize(PROMPTS[0])
@@ -61,7 +64,7 @@ def slot_spread(path: Path, deterministic: bool) -> float:
         return spread
 
 
-def leave_one_out(path: Path, text: str, deterministic: bool) -> dict:
+def leave_one_out(path: Path, text: str, deterministic: bool | str | None) -> dict:
     with pla.load_gguf(path, n_ctx=4096, n_threads=2, deterministic=deterministic) as model:
         ids = model.tokenize(text)
         target = model.generate(ids, max_new_tokens=8)
@@ -89,10 +92,10 @@ def leave_one_out(path: Path, text: str, deterministic: bool) -> dict:
     }
 
 
-def loo_row(r: dict, deterministic: bool) -> str:
+def loo_row(r: dict, layout: str) -> str:
     cells = [
         r["tokens"],
-        "deterministic" if deterministic else "default",
+        layout,
         f"{r['max_token_diff']:.3g}",
         f"{r['max_total_diff']:.3g}",
         f"{r['pearson']:.4f}",
@@ -116,12 +119,12 @@ def main() -> None:
         lines += [
             "## One sequence alone vs in 3 slots of a mixed batch (max abs Δ log p per token)",
             "",
-            "| weights | default | deterministic=True |",
-            "|---|---|---|",
+            "| weights | " + " | ".join(LAYOUTS) + " |",
+            "|---|" + "---|" * len(LAYOUTS),
         ]
         for name, path in models.items():
-            default, exact = slot_spread(path, False), slot_spread(path, True)
-            lines.append(f"| {name} | {default:.4g} | {exact:.4g} |")
+            spreads = [slot_spread(path, value) for value in LAYOUTS.values()]
+            lines.append(f"| {name} | " + " | ".join(f"{x:.4g}" for x in spreads) + " |")
     long_text = " ".join(PROMPTS[:2]) + " tower. " + PROMPTS[2]
     lines += [
         "",
@@ -132,8 +135,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for text in PROMPTS + [long_text]:
-        for det in (False, True):
-            lines.append(loo_row(leave_one_out(source, text, det), det))
+        for layout, value in LAYOUTS.items():
+            lines.append(loo_row(leave_one_out(source, text, value), layout))
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

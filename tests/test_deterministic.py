@@ -13,7 +13,9 @@ from pyllmattr.models.exactness import Layout, resolve_layout
 LONG = (
     PALM_COAST + " family. The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars "
     "in Paris, France. It is named after the engineer Gustave Eiffel, whose company designed it. "
-    "In 1969, Neil Armstrong and Buzz Aldrin became the first people to walk on the Moon."
+    "In 1969, Neil Armstrong and Buzz Aldrin became the first people to walk on the Moon, while "
+    "Michael Collins stayed in orbit aboard the command module. Meanwhile, on the other side "
+    "of the world, a small bakery in Lyon sold its first croissant of the morning."
 )
 
 

@@ -145,8 +145,20 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     )
     engine.add_argument(
         "--deterministic",
-        action="store_true",
-        help="batch-invariant scoring (slower; see the README)",
+        dest="deterministic",
+        action="store_const",
+        const=True,
+        default=None,
+        help="exact (batch-invariant) scoring, also with --gpu-layers (the default on the CPU; "
+        "docs/numerics.md)",
+    )
+    engine.add_argument(
+        "--fast",
+        dest="deterministic",
+        action="store_const",
+        const=False,
+        help="the fast layout: scores move with the batch by up to a few tenths of a nat, "
+        "and every result reports its noise floor",
     )
     engine.add_argument(
         "--requantize",

@@ -48,7 +48,7 @@ def _ranking(result: Any, top: int) -> list[str]:
     if any(quiet[index[name]] for name, _ in ranked):
         rows.append(
             f"  ~ within the noise floor ±{result.noise_floor:.4f} (llama.cpp batch noise; "
-            "--deterministic removes it)"
+            "exact scoring, the default on the CPU, removes it)"
         )
     return rows
 
