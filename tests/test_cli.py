@@ -145,3 +145,12 @@ def test_number_options_name_the_range_they_expect(capsys):
         assert expected in capsys.readouterr().err
     args = parser.parse_args(["attribute", "--prompt", "hi", "--seed", "0", "--threads", "3"])
     assert (args.seed, args.threads) == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("flags", "deterministic"),
+    [([], None), (["--deterministic"], True), (["--fast"], False)],
+)
+def test_the_layout_flags_map_to_load_ggufs_deterministic(flags, deterministic):
+    args = build_parser().parse_args(["attribute", "--prompt", "hi", *flags])
+    assert args.deterministic is deterministic
