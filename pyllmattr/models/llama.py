@@ -22,7 +22,6 @@ from .interface import (
 )
 from .requantize import requantized_copy
 
-
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
@@ -268,8 +267,13 @@ class LlamaModel:
             >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
         """
         return score_pairs_grouped(
-            self, sequences, targets, share_prefix,
-            progress=progress, cancel=cancel, return_stats=return_stats,
+            self,
+            sequences,
+            targets,
+            share_prefix,
+            progress=progress,
+            cancel=cancel,
+            return_stats=return_stats,
         )
 
     def generate(
