@@ -18,6 +18,7 @@ from .interface import (
     ScoreStats,
     TokenIds,
     check_pairs,
+    pair_target,
     token_list,
 )
 from .requantize import requantized_copy
@@ -272,7 +273,7 @@ class LlamaModel:
             self._token_list(s, f"score_pairs: the sequence of pair {i}")
             for i, s in enumerate(sequences)
         ]
-        target_ids = [self._pair_target(t, i) for i, t in enumerate(targets)]
+        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
         flat, offsets, stats = self._engine.score_pairs(
             seqs,
             target_ids,
@@ -321,17 +322,6 @@ class LlamaModel:
                 raise ValueError(f"score: the target {target!r} tokenizes to nothing")
             return ids
         return self._token_list(target, "score: target")
-
-    def _pair_target(self, target: TokenIds | str, i: int) -> list[int]:
-        what = f"score_pairs: the target of pair {i}"
-        ids = (
-            self.tokenize(target, add_special=False)
-            if isinstance(target, str)
-            else self._token_list(target, what)
-        )
-        if not ids:
-            raise ValueError(f"{what} is empty (or tokenizes to nothing); give at least one token")
-        return ids
 
     def _token_list(self, ids: Any, what: str) -> list[int]:
         return token_list(ids, self.n_vocab, what)
