@@ -13,6 +13,7 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .gguf_file import check_gguf_file
 from .interface import (
     ProgressCallback,
     ScoreStats,
@@ -26,7 +27,6 @@ from .requantize import requantized_copy
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
 _FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
-_GGUF_MAGIC = b"GGUF"
 # Leaves per wave. Measured on SmolLM2 Q4_1, 2 threads: leave-one-out over 106 tokens took
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. Deterministic waves restart from an empty cache, so they stay large.
@@ -335,23 +335,6 @@ def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> int
     return _STRATEGIES[strategy]
 
 
-def _check_gguf_file(path: Path) -> None:
-    if not path.exists():
-        raise ValueError(
-            f"model file not found: {path}; pass the path of a .gguf file "
-            "(pyllmattr.default_model_path() gives the demo model)"
-        )
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass the path of a .gguf file inside it")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != _GGUF_MAGIC:
-        raise ValueError(
-            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); convert the model "
-            "with llama.cpp's convert_hf_to_gguf.py or download a .gguf build of it"
-        )
-
-
 def _engine_options(
     n_ctx: int,
     n_threads: int | None,
@@ -455,7 +438,7 @@ def load_gguf(
     if not isinstance(n_gpu_layers, (int, np.integer)):
         raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
     file = Path(os.fspath(path)).expanduser()
-    _check_gguf_file(file)
+    check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
     engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)

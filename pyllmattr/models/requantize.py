@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .._native import _core
+from .gguf_file import check_gguf_file
 
 # Conversion target -> llama_ftype (llama.h). Q8_0 and F16 are near-lossless for a
 # Q4/Q5 source; Q4_0 trades fidelity for the fastest CPU kernel.
@@ -48,15 +49,13 @@ def requantized_copy(
         >>> fast = pla.requantized_copy(pla.default_model_path(), "q8_0")  # doctest: +SKIP
         >>> model = pla.load_gguf(fast)  # doctest: +SKIP
     """
-    from .llama import _check_gguf_file
-
     key = to.lower() if isinstance(to, str) else to
     if key not in REQUANTIZE_TYPES:
         raise ValueError(
             f"requantize: unknown type {to!r}; choose one of {', '.join(REQUANTIZE_TYPES)}"
         )
     source = Path(os.fspath(path)).expanduser().resolve()
-    _check_gguf_file(source)
+    check_gguf_file(source)
     folder = cache_folder(cache_dir)
     target = folder / f"{source.stem}.{_source_key(source)}.{key.upper()}.gguf"
     if target.exists():
