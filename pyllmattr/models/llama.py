@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,14 @@ from .interface import (
 )
 from .requantize import requantized_copy
 
-# Strategy codes understood by the engine (csrc/schedule.h), weakest last.
-_STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
-_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
+# The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
+_STRATEGIES = {s.label: s for s in _core.Strategy.__members__.values()}
+_FLASH_ATTN = {
+    **_core.FlashAttn.__members__,
+    None: _core.FlashAttn.auto,
+    False: _core.FlashAttn.off,
+    True: _core.FlashAttn.on,
+}
 # Leaves per wave. Measured on SmolLM2 Q4_1, 2 threads: leave-one-out over 106 tokens took
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. Deterministic waves restart from an empty cache, so they stay large.
@@ -121,13 +127,12 @@ class LlamaModel:
     @property
     def deterministic(self) -> bool:
         """Loaded with ``deterministic=True``: scores do not depend on batch layout."""
-        return self._engine.deterministic
+        return self._engine.options.deterministic
 
     @property
     def sharing(self) -> str:
         """How ``share_prefix=True`` shares work on this model's memory type."""
-        codes = {v: k for k, v in _STRATEGIES.items()}
-        return codes[self._engine.sharing_strategy]
+        return self._engine.sharing_strategy.label
 
     def metadata(self, key: str) -> str | None:
         """A GGUF metadata value as a string, or None when the key is absent."""
@@ -240,7 +245,7 @@ class LlamaModel:
             progress,
             cancel._flag if cancel is not None else None,
         )
-        return (scores, ScoreStats(**stats)) if return_stats else scores
+        return (scores, _score_stats(stats)) if return_stats else scores
 
     def score_pairs(
         self,
@@ -282,7 +287,7 @@ class LlamaModel:
             cancel._flag if cancel is not None else None,
         )
         scores = np.split(flat, offsets[1:-1])
-        return (scores, ScoreStats(**stats)) if return_stats else scores
+        return (scores, _score_stats(stats)) if return_stats else scores
 
     def generate(
         self,
@@ -302,14 +307,17 @@ class LlamaModel:
             seed = int(np.random.SeedSequence().entropy % (2**32 - 1))
         if not 0 <= int(seed) < 2**32:
             raise ValueError("generate: seed must be in [0, 2**32)")
+        options = _core.GenerateOptions(
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_k=int(top_k),
+            top_p=float(top_p),
+            seed=int(seed),
+            stop_at_eog=bool(stop_at_eos),
+        )
         return self._engine.generate(
             self._token_list(prompt_ids, "generate: prompt"),
-            int(max_new_tokens),
-            float(temperature),
-            int(top_k),
-            float(top_p),
-            int(seed),
-            bool(stop_at_eos),
+            options,
             progress,
             cancel._flag if cancel is not None else None,
         )
@@ -327,7 +335,13 @@ class LlamaModel:
         return token_list(ids, self.n_vocab, what)
 
 
-def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> int:
+def _score_stats(native: Any) -> ScoreStats:
+    """The engine's stats (``_core.ScoreStats``) as the backend-neutral dataclass."""
+    values = {f.name: getattr(native, f.name) for f in fields(ScoreStats)}
+    return ScoreStats(**{**values, "strategy": native.strategy.label})
+
+
+def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> Any:
     if strategy is None:
         strategy = "trie" if share_prefix else "independent"
     if strategy not in _STRATEGIES:
@@ -344,7 +358,7 @@ def _engine_options(
     flash_attn: Any,
     kv_precision: str,
     deterministic: bool,
-) -> dict[str, int]:
+) -> Any:
     for name, value, low in (
         ("n_ctx", n_ctx, 8),
         ("n_batch", n_batch, 1),
@@ -363,7 +377,7 @@ def _engine_options(
         n_threads = os.cpu_count() or 1
     if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return dict(
+    return _core.EngineOptions(
         n_ctx=int(n_ctx),
         n_batch=int(n_batch),
         n_outputs=int(n_outputs),
@@ -440,8 +454,9 @@ def load_gguf(
     file = Path(os.fspath(path)).expanduser()
     check_gguf_file(file)
     if requantize is not None:
-        file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
-    engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)
+        file = requantized_copy(file, requantize, cache_dir, options.n_threads)
+    options.n_gpu_layers = int(n_gpu_layers)
+    engine = _core.Engine(str(file), options)
     return LlamaModel(engine, file)
 
 
@@ -449,7 +464,7 @@ def _is_llama_cpp_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
 
 
-def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
+def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
     import ctypes
 
     from llama_cpp import llama_cpp as lib
@@ -464,6 +479,6 @@ def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
     pointer = ctypes.cast(llm._model.model, ctypes.c_void_p).value
     if not pointer:
         raise ValueError("this llama_cpp.Llama has no loaded model (was it closed?)")
-    engine = _core.Engine.from_model_pointer(pointer, **options)
+    engine = _core.Engine.from_model_pointer(pointer, options)
     model_path = getattr(llm, "model_path", None)
     return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)
