@@ -156,9 +156,8 @@ def test_gradient_methods_batch_through_the_same_pipeline(smollm2_torch):
     ]
     ig = pla.IntegratedGradients(smollm2_torch)
     calls = []
-    batch = ig.attribute_batch(
-        aligned, targets=[" lawyer", " doctor"], n_steps=4, progress=lambda d, t: calls.append((d, t))
-    )
+    report = lambda d, t: calls.append((d, t))  # noqa: E731
+    batch = ig.attribute_batch(aligned, targets=[" lawyer", " doctor"], n_steps=4, progress=report)
     assert calls == [(4, 8), (8, 8)]  # one count over both inputs
     for inp, target, got in zip(aligned, [" lawyer", " doctor"], batch, strict=True):
         alone = ig.attribute(inp, target=target, n_steps=4)

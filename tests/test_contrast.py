@@ -177,8 +177,9 @@ def test_the_command_line_attributes_a_contrast(tmp_path, tiny_path):
     exe = Path(sys.executable).parent / "pyllmattr"
     done = subprocess.run(
         [
-            str(exe), "attribute", "--model", str(tiny_path), "--prompt", "Dave lives in Palm Coast",
-            "--target", TARGET, "--contrast", LONGER, "--json", str(out), "--no-progress",
+            str(exe), "attribute", "--model", str(tiny_path),
+            "--prompt", "Dave lives in Palm Coast", "--target", TARGET, "--contrast", LONGER,
+            "--json", str(out), "--no-progress",
         ],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip

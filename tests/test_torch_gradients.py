@@ -290,9 +290,7 @@ def test_point_gradients_attribute_only_the_users_tokens_inside_the_chat_templat
     assert result.prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
     # Feature i is the gradient at user token i, wherever the frame puts it.
     frame_ids = tm.tokenize(result.prompt, parse_special=True)
-    offset = next(
-        i for i in range(len(frame_ids)) if frame_ids[i : i + len(user_ids)] == user_ids
-    )
+    offset = next(i for i in range(len(frame_ids)) if frame_ids[i : i + len(user_ids)] == user_ids)
     embeds = tm.embed(frame_ids)[None].clone().requires_grad_(True)
     logprob = tm.target_logprobs(embeds, tm.tokenize(" lawyer", add_special=False)).sum()
     (grad,) = torch.autograd.grad(logprob, embeds)
