@@ -90,21 +90,12 @@ class AttributionMethod:
         Example:
             >>> pla.FeatureAblation(model).attribute(inp, target=" Paris")  # doctest: +SKIP
         """
-        return self._run(
-            [inp],
-            [target],
-            [contrast],
-            False,
-            attr_target,
-            gen_args,
-            num_trials,
-            seed,
-            progress,
-            cancel,
-            noise_floor,
-            chat,
-            options,
-        )[0]
+        settings = self._settings(
+            False, attr_target=attr_target, gen_args=gen_args, num_trials=num_trials,
+            seed=seed, progress=progress, cancel=cancel, noise_floor=noise_floor, chat=chat,
+            options=options,
+        )  # fmt: skip
+        return run(self, [inp], [target], [contrast], settings)[0]
 
     def attribute_batch(
         self,
@@ -140,52 +131,34 @@ class AttributionMethod:
         if not isinstance(inputs, list) or not inputs:
             raise ValueError("attribute_batch: inputs must be a non-empty list of inputs")
         n = len(inputs)
-        return self._run(
-            inputs,
-            per_input("targets", targets, n),
-            per_input("contrasts", contrasts, n),
-            True,
-            attr_target,
-            gen_args,
-            num_trials,
-            seed,
-            progress,
-            cancel,
-            noise_floor,
-            chat,
-            options,
-        )
+        settings = self._settings(
+            True, attr_target=attr_target, gen_args=gen_args, num_trials=num_trials,
+            seed=seed, progress=progress, cancel=cancel, noise_floor=noise_floor, chat=chat,
+            options=options,
+        )  # fmt: skip
+        return run(
+            self, inputs, per_input("targets", targets, n), per_input("contrasts", contrasts, n),
+            settings,
+        )  # fmt: skip
 
     # ------------------------------------------------------------ helpers
-    def _run(
+    def _settings(
         self,
-        inputs: list[Any],
-        targets: list[Any],
-        contrasts: list[Any],
         batch: bool,
-        attr_target: Any,
-        gen_args: Any,
-        num_trials: int,
-        seed: int | None,
-        progress: Any,
-        cancel: Any,
-        noise_floor: bool,
+        *,
         chat: Any,
-        options: dict[str, Any],
-    ) -> list[AttributionResult]:
-        settings = Settings(
-            attr_target=attr_target,
-            gen_args=gen_args,
-            num_trials=num_trials,
-            seed=seed,
-            progress=progress,
-            cancel=cancel,
-            noise_floor=bool(noise_floor),
+        options: Mapping[str, Any],
+        noise_floor: bool,
+        **common: Any,
+    ) -> Settings:
+        """Step 1: the shared options, normalized, and the method's own with defaults."""
+        return Settings(
+            batch=batch,
             chat=chat_prompts.chat_options(chat),
             options=self._known_options(options),
-            batch=batch,
+            noise_floor=bool(noise_floor),
+            **common,
         )
-        return run(self, inputs, targets, contrasts, settings)
 
     def _known_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(options) - set(self.defaults))
