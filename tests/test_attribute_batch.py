@@ -70,13 +70,12 @@ def test_all_inputs_are_scored_in_one_engine_call(exact, monkeypatch):
 
 def test_small_chunks_give_the_same_results_with_one_rising_progress_count(exact, monkeypatch):
     fa = pla.FeatureAblation(exact)
-    targets = [" golf"] * 3  # (one target: each chunk's own progress count rises too)
-    whole = fa.attribute_batch(inputs(), targets=targets, noise_floor=False)
+    whole = fa.attribute_batch(inputs(), targets=TARGETS, noise_floor=False)
     monkeypatch.setattr(pyllmattr.pipeline.scoring, "CHUNK_TOKENS", 100)
     calls = count_engine_calls(monkeypatch, exact)
     reports = []
     chunked = fa.attribute_batch(
-        inputs(), targets=targets, noise_floor=False, progress=lambda d, t: reports.append((d, t))
+        inputs(), targets=TARGETS, noise_floor=False, progress=lambda d, t: reports.append((d, t))
     )
     assert len(calls) > 3  # more chunks than inputs: chunks ignore input boundaries
     for got, want in zip(chunked, whole, strict=True):

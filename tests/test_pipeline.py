@@ -57,29 +57,38 @@ def lock_is_free_elsewhere(model) -> bool:
 # ---------------------------------------------------------------- context length
 
 
-def test_perturbation_methods_check_the_context_before_scoring(tiny_path, monkeypatch):
-    with pla.load_gguf(tiny_path, n_ctx=16, n_threads=2) as small:
-        calls = engine_calls(monkeypatch, small)
-        with pytest.raises(ValueError, match=r"\(\d+ tokens\) exceed the model's context of 16"):
-            pla.FeatureAblation(small).attribute(template_input(), target=" golf")
-        assert calls == []
+@pytest.fixture(scope="module")
+def short_context(tiny_path):
+    with pla.load_gguf(tiny_path, n_ctx=256, n_threads=2) as model:
+        yield model
+
+
+def test_perturbation_methods_check_the_context_before_scoring(short_context, monkeypatch):
+    calls = engine_calls(monkeypatch, short_context)
+    long_text = " ".join(["Dave lives in Palm Coast."] * short_context.n_ctx)
+    inp = pla.TextTemplateInput.from_text(long_text, by="sentence")
+    limit = short_context.n_ctx
+    with pytest.raises(ValueError, match=rf"tokens\) exceed the model's context of {limit}"):
+        pla.FeatureAblation(short_context).attribute(inp, target=" golf")
+    assert calls == []  # refused before any scoring
 
 
 def test_gradient_methods_check_the_context_the_same_way(smollm2_torch):
-    small = pla.TorchModel(smollm2_torch.model, smollm2_torch.tokenizer, n_ctx=8)
-    with pytest.raises(ValueError, match=r"\(\d+ tokens\) exceed the model's context of 8"):
+    small = pla.TorchModel(smollm2_torch.model, smollm2_torch.tokenizer, n_ctx=4)
+    with pytest.raises(ValueError, match=r"\(\d+ tokens\) exceed the model's context of 4"):
         pla.IntegratedGradients(small).attribute(ALIGNED, target=" lawyer", n_steps=2)
 
 
-def test_the_context_check_counts_the_longer_of_target_and_contrast(tiny_path):
-    prompt, contrast = "Dave lives in Palm Coast", " and then" * 6
-    with pla.load_gguf(tiny_path, n_ctx=16, n_threads=2) as small:
-        n_prompt = len(small.tokenize(prompt))
-        n_tokens = n_prompt + len(small.tokenize(contrast, add_special=False))
-        assert n_prompt + 1 <= 16 < n_tokens  # the target fits, the contrast does not
-        inp = pla.TextTemplateInput.from_text(prompt)
-        with pytest.raises(ValueError, match=rf"\({n_tokens} tokens\) exceed"):
-            pla.FeatureAblation(small).attribute(inp, target=" golf", contrast=contrast)
+def test_the_context_check_counts_the_longer_of_target_and_contrast(short_context):
+    model, n_ctx = short_context, short_context.n_ctx
+    prompt = " ".join(["Dave"] * (n_ctx - 20))
+    n_prompt = len(model.tokenize(prompt))
+    contrast = " and" * (n_ctx - n_prompt + 5)
+    n_tokens = n_prompt + len(model.tokenize(contrast, add_special=False))
+    assert n_prompt + 1 <= n_ctx < n_tokens  # the target fits, the contrast does not
+    inp = pla.TextTemplateInput.from_text(prompt)
+    with pytest.raises(ValueError, match=rf"\({n_tokens} tokens\) exceed"):
+        pla.FeatureAblation(model).attribute(inp, target=" golf", contrast=contrast)
 
 
 # ---------------------------------------------------------------- lock

@@ -6,12 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from ..objectives import LogProb, Objective, Prob
+from ..objectives import ATTR_TARGETS, LogProb, Objective, Prob
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings, build_result, resolve_target
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import GEN_ARGS, check_positive_int, naming_input
 from ..pipeline.scoring import score_all
 
 __all__ = [
+    "ATTR_TARGETS",
+    "GEN_ARGS",
     "PerturbationMethod",
     "build_result",
     "check_positive_int",
