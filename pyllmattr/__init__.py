@@ -12,6 +12,7 @@ from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, Tex
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
+    AttributionMethod,
     FeatureAblation,
     GradientMethod,
     InputXGradient,
@@ -35,6 +36,7 @@ from .models import (
     load_torch_gguf,
     requantized_copy,
 )
+from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
 
 __version__ = "0.1.0"
@@ -42,9 +44,11 @@ __version__ = "0.1.0"
 __all__ = [
     "GRADIENT_METHODS",
     "METHODS",
+    "AttributionMethod",
     "AttributionResult",
     "CancelToken",
     "Cancelled",
+    "Contrast",
     "FeatureAblation",
     "GradientMethod",
     "GradientModel",
@@ -54,7 +58,10 @@ __all__ = [
     "KernelShap",
     "Lime",
     "LlamaModel",
+    "LogProb",
+    "Objective",
     "PerturbationMethod",
+    "Prob",
     "ProductBaselines",
     "Saliency",
     "ScoreStats",

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .llama import _check_gguf_file
+from .gguf_file import check_gguf_file
 from .torch import DEFAULT_BATCH_TOKENS, INSTALL_HINT, TorchModel, require_torch
 
 
@@ -59,7 +59,7 @@ def load_torch_gguf(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     file = Path(os.fspath(path)).expanduser()
-    _check_gguf_file(file)
+    check_gguf_file(file)
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch dtype or its name (e.g. 'float32'), got {dtype!r}")
