@@ -155,7 +155,8 @@ def test_a_deterministic_cpu_model_has_a_zero_noise_floor_without_measuring(
 
 def test_a_deterministic_model_on_a_gpu_measures_its_noise_floor(deterministic_tiny, monkeypatch):
     # Nothing guarantees batch invariance of GPU kernels, so the floor is measured there.
-    monkeypatch.setattr(deterministic_tiny, "n_gpu_layers", 1, raising=False)
+    monkeypatch.setattr(type(deterministic_tiny), "n_gpu_layers", property(lambda self: 1))
+    assert deterministic_tiny.deterministic and not deterministic_tiny.scores_are_exact
     calls = engine_calls(monkeypatch, deterministic_tiny)
     result = pla.FeatureAblation(deterministic_tiny).attribute(template_input(), target=" golf")
     assert calls == [True, False]  # the attribution, then the reference alone

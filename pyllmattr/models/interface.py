@@ -63,6 +63,8 @@ class ScoringModel(Protocol):
     n_ctx: int
     n_vocab: int
     deterministic: bool
+    # True only where scores cannot depend on batch layout (then no noise floor is measured).
+    scores_are_exact: bool
 
     @property
     def bos_token_id(self) -> int | None: ...

@@ -130,6 +130,18 @@ class LlamaModel:
         return self._engine.options.deterministic
 
     @property
+    def n_gpu_layers(self) -> int:
+        """Layers offloaded to a GPU back end (0: everything on the CPU; -1: all)."""
+        return self._engine.options.n_gpu_layers
+
+    @property
+    def scores_are_exact(self) -> bool:
+        """Whether a prompt's scores are guaranteed not to depend on what it is batched
+        with: deterministic mode on llama.cpp's CPU back end (GPU kernels are not covered,
+        so there the noise floor is measured)."""
+        return self.deterministic and self.n_gpu_layers == 0
+
+    @property
     def sharing(self) -> str:
         """How ``share_prefix=True`` shares work on this model's memory type."""
         return self._engine.sharing_strategy.label
@@ -479,6 +491,8 @@ def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
     pointer = ctypes.cast(llm._model.model, ctypes.c_void_p).value
     if not pointer:
         raise ValueError("this llama_cpp.Llama has no loaded model (was it closed?)")
+    # The weights' placement is the borrowed model's: report its GPU layers.
+    options.n_gpu_layers = int(getattr(getattr(llm, "model_params", None), "n_gpu_layers", 0))
     engine = _core.Engine.from_model_pointer(pointer, options)
     model_path = getattr(llm, "model_path", None)
     return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..cancel import Cancelled
-from ..models.interface import merge_stats
+from ..models.interface import ScoreStats
 from ..progress import JobProgress, progress_callback
 from .jobs import Job
 
@@ -74,11 +74,23 @@ def chunk_bounds(sizes: Sequence[int], budget: int) -> list[tuple[int, int]]:
 
 def scores_are_exact(model: Any) -> bool:
     """Whether the model guarantees that a prompt scores the same in any batch, so the
-    noise floor is 0 without measuring: deterministic mode on the CPU only (nothing
-    guarantees batch invariance of GPU kernels)."""
-    # TODO(engine): a public LlamaModel.n_gpu_layers; until then a model that does not
-    # say how many layers run on a GPU is taken to run on the CPU.
-    return bool(model.deterministic) and getattr(model, "n_gpu_layers", 0) == 0
+    noise floor is 0 without measuring (llama.cpp's deterministic mode on the CPU)."""
+    return bool(model.scores_are_exact)
+
+
+def merge_stats(parts: Sequence[ScoreStats], seconds: float) -> ScoreStats:
+    """The stats of the score_pairs calls (chunks) of one attribution."""
+    return ScoreStats(
+        n_decoded=sum(p.n_decoded for p in parts),
+        n_trie=sum(p.n_trie for p in parts),
+        n_naive=sum(p.n_naive for p in parts),
+        n_decode_calls=sum(p.n_decode_calls for p in parts),
+        n_waves=sum(p.n_waves for p in parts),
+        n_padding=sum(p.n_padding for p in parts),
+        n_unique=sum(p.n_unique for p in parts),
+        seconds=seconds,
+        strategy=parts[0].strategy,
+    )
 
 
 def noise_floors(
