@@ -36,6 +36,7 @@ from .models import (
     requantized_copy,
 )
 from .results import AttributionResult
+from .summary import DatasetSummary, summarize
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "AttributionResult",
     "CancelToken",
     "Cancelled",
+    "DatasetSummary",
     "FeatureAblation",
     "GradientMethod",
     "GradientModel",
@@ -69,4 +71,5 @@ __all__ = [
     "load_torch",
     "load_torch_gguf",
     "requantized_copy",
+    "summarize",
 ]
