@@ -8,6 +8,7 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .dataset import attribute_dataset
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
     GRADIENT_METHODS,
@@ -66,6 +67,7 @@ __all__ = [
     "TextTemplateInput",
     "TextTokenInput",
     "TorchModel",
+    "attribute_dataset",
     "default_model_path",
     "load_gguf",
     "load_torch",
