@@ -22,7 +22,7 @@ def method_class(name: str | type) -> type:
 
 
 def needs_torch(cls: type) -> bool:
-    return not issubclass(cls, PerturbationMethod)
+    return bool(getattr(cls, "needs_gradients", False)) or not issubclass(cls, PerturbationMethod)
 
 
 def is_loaded_model(model: Any) -> bool:

@@ -83,7 +83,7 @@ def parse_record(
         return _template_input(record, template), target
     raise ValueError(
         'a record needs "prompt" (text whose words/sentences/tokens are the features) or '
-        '"template" and "values" (slots are the features)'
+        f'"template" and "values" (slots are the features); this one has {sorted(record)}'
     )
 
 
