@@ -64,9 +64,7 @@ def test_every_line_gets_one_result_line_equal_to_attributing_it_alone(
     assert "6 results written" in done.stdout
 
 
-def test_a_killed_run_resumes_where_it_stopped_and_drops_a_truncated_last_line(
-    tmp_path, tiny_path
-):
+def test_a_killed_run_resumes_where_it_stopped_and_drops_a_truncated_last_line(tmp_path, tiny_path):
     source, out, whole = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "whole.jsonl"
     write_lines(source, prompt_rows())
     env = {**os.environ, "PYLLMATTR_TESTING_EXIT_AFTER": "2"}
@@ -99,9 +97,7 @@ def test_a_second_run_with_everything_done_attributes_nothing(tmp_path, tiny_pat
     assert out.read_bytes() == before
 
 
-def test_malformed_lines_are_skipped_with_their_line_number_and_exit_status_3(
-    tmp_path, tiny_path
-):
+def test_malformed_lines_are_skipped_with_their_line_number_and_exit_status_3(tmp_path, tiny_path):
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_lines(
         source,
