@@ -40,7 +40,7 @@ def model_file(model: str | os.PathLike) -> Path:
             f"model must be a .gguf path, 'default' or a model from pla.load_gguf, "
             f"got {type(model).__name__}"
         )
-    path = Path(model).expanduser()
+    path = Path(model).expanduser().resolve()  # absolute: Ray actors may run elsewhere
     if not path.is_file():
         raise ValueError(f"model file not found: {path}; pass the path of a .gguf file")
     return path

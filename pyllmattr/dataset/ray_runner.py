@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from ..cancel import Cancelled
 from .batch import Item, run_chunk
-from .local import load_model, method_class
+from .local import load_model, method_class, model_file
 from .records import Job, portable
 from .shard import make_shards
 
@@ -52,7 +53,7 @@ def connect(ray_arg: Any) -> tuple[Any, bool]:
         if ray.is_initialized():
             return ray, False
         try:
-            ray.init(address="auto", include_dashboard=False, logging_level="warning")
+            init_ray(ray, address="auto")
         except (ConnectionError, RuntimeError, ValueError):
             return None, False
         return ray, True
@@ -61,9 +62,24 @@ def connect(ray_arg: Any) -> tuple[Any, bool]:
     ray = import_ray()
     if ray.is_initialized():
         return ray, False
-    address = None if ray_arg is True else ray_arg
-    ray.init(address=address, include_dashboard=False, logging_level="warning")
+    init_ray(ray, address=None if ray_arg is True else ray_arg)
     return ray, True
+
+
+def init_ray(ray: Any, **kwargs: Any) -> None:
+    """``ray.init`` from a folder that cannot shadow the installed package.
+
+    Ray puts the driver's working directory on its workers' ``sys.path``; run from a
+    source checkout of pyllmattr, the workers would import its uncompiled source
+    folder instead of the installed package."""
+    here = Path.cwd()
+    installed = Path(__file__).resolve().parents[1]
+    shadowing = (here / "pyllmattr").is_dir() and (here / "pyllmattr") != installed
+    os.chdir(installed.parent if shadowing else here)
+    try:
+        ray.init(include_dashboard=False, logging_level="warning", **kwargs)
+    finally:
+        os.chdir(here)
 
 
 class DatasetWorker:
@@ -135,7 +151,9 @@ class RayRunner:
             raise ValueError(f"actors must be a positive integer or None, got {actors!r}")
         if not cpus_per_actor or cpus_per_actor <= 0:
             raise ValueError(f"cpus_per_actor must be > 0, got {cpus_per_actor!r}")
-        self.ray, self.model, self.method = ray, model, method
+        # an absolute path: actors do not share the driver's working directory
+        self.model = model if model == "default" else str(model_file(model))
+        self.ray, self.method = ray, method
         self.load_args, self.actors, self.cpus = dict(load_args), actors, cpus_per_actor
         self.testing_exit_first_actor = testing_exit_first_actor
         self.restarts = 0
