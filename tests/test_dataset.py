@@ -249,3 +249,12 @@ def test_the_few_shot_example_exports_records_for_the_command_line(tmp_path):
     inp, target = parse_record(records[0])
     assert inp.labels == ["France: Paris", "Japan: Tokyo", "Egypt: Cairo"]
     assert target == " Berlin"
+
+
+def test_a_gradient_method_loads_the_gguf_into_pytorch(tiny_path):
+    results = pla.attribute_dataset(tiny_path, PROMPTS[:2], "saliency", targets=TARGETS[:2])
+    model = pla.load_torch_gguf(tiny_path)
+    inp = pla.TextTemplateInput.from_text(PROMPTS[1])
+    expected = pla.Saliency(model).attribute(inp, target=TARGETS[1], progress=False)
+    assert results[1].method == "Saliency"
+    np.testing.assert_allclose(results[1].seq_attr, expected.seq_attr, rtol=1e-5)
