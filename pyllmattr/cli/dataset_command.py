@@ -95,7 +95,9 @@ def _template(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str 
 
 
 def _load_args(args: argparse.Namespace) -> dict[str, Any]:
-    load = {"n_ctx": args.n_ctx, "deterministic": args.deterministic}
+    load: dict[str, Any] = {"n_ctx": args.n_ctx}
+    if args.deterministic:  # a llama.cpp option: PyTorch models do not take it
+        load["deterministic"] = True
     if args.threads is not None:
         load["n_threads"] = args.threads
     return load

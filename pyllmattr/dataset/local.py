@@ -62,7 +62,13 @@ def load_model(model: Any, cls: type, load_args: dict[str, Any]) -> Any:
             import torch
 
             torch.set_num_threads(int(threads))
-        return contextlib.nullcontext(load_torch_gguf(path, **args))
+        try:
+            return contextlib.nullcontext(load_torch_gguf(path, **args))
+        except TypeError as exc:  # an option of load_gguf only, such as deterministic
+            raise ValueError(
+                f"{cls.__name__} runs on PyTorch (pla.load_torch_gguf), which does not take "
+                f"load_args {sorted(args)}: {exc}"
+            ) from exc
     from ..models import load_gguf
 
     return contextlib.closing(load_gguf(path, **load_args))
