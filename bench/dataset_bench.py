@@ -17,7 +17,7 @@ its first chunk. Writes a markdown section (``bench/results/dataset.md``, also p
 BENCHMARKS.md), the raw figures (``bench/results/dataset.json``) and a scaling plot.
 
     python bench/dataset_bench.py            # full run (~1 h on 2 quiet cores)
-    python bench/dataset_bench.py --quick    # smoke test: 3 and 6 queries, /tmp outputs
+    python bench/dataset_bench.py --quick    # smoke test: 2 and 4 queries, /tmp outputs
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ CONFIGS = ("pla batch", "pla per query", "Captum 1-pass", "Captum default")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="3 and 6 queries; outputs in /tmp")
+    p.add_argument("--quick", action="store_true", help="2 and 4 queries; outputs in /tmp")
     p.add_argument("--queries", default="10,50,200", help="query counts (default: 10,50,200)")
     p.add_argument("--ray-queries", type=int, default=50)
     p.add_argument("--threads", type=int, default=2)
@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.sizes = [int(n) for n in args.queries.split(",")]
     if args.quick:
-        args.sizes, args.ray_queries, args.budget = [3, 6], 6, 30
+        args.sizes, args.ray_queries, args.budget = [2, 4], 4, 20
         args.out, args.json = Path("/tmp/dataset-bench.md"), Path("/tmp/dataset-bench.json")
         args.plot, args.benchmarks = Path("/tmp/dataset-scaling.png"), None
     return args
