@@ -8,6 +8,7 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .dataset import attribute_dataset
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
     GRADIENT_METHODS,
@@ -38,6 +39,7 @@ from .models import (
 )
 from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
+from .summary import DatasetSummary, summarize
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,7 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "Contrast",
+    "DatasetSummary",
     "FeatureAblation",
     "GradientMethod",
     "GradientModel",
@@ -71,9 +74,11 @@ __all__ = [
     "TextTemplateInput",
     "TextTokenInput",
     "TorchModel",
+    "attribute_dataset",
     "default_model_path",
     "load_gguf",
     "load_torch",
     "load_torch_gguf",
     "requantized_copy",
+    "summarize",
 ]

@@ -6,7 +6,7 @@ import argparse
 
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
-from . import commands
+from . import commands, dataset_command
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph")
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
+    _add_attribute_dataset(commands_)
     _add_demo(commands_)
     return parser
 
@@ -162,6 +163,91 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "q8_0 is smaller; the model file is not changed)",
     )
     p.set_defaults(run=commands.attribute)
+
+
+def _add_attribute_dataset(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "attribute-dataset",
+        help="attribute every input of a JSON-lines file (resumable; optionally on Ray)",
+        description="Attribute one input per line of IN.jsonl ({'id', 'prompt', 'target'} or "
+        "{'id', 'template', 'values', 'baselines', 'fixed', 'target'}) and append one result "
+        "per line to OUT.jsonl as each chunk finishes; a re-run skips the ids already there. "
+        "Prints the per-feature summary when all results share their features. Exit status: "
+        "0 all done, 3 some lines skipped, 1 failure, 130 interrupted.",
+    )
+    p.add_argument("input", metavar="IN.jsonl", help="one input per line")
+    p.add_argument("--out", metavar="OUT.jsonl", required=True, help="results, one per line")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        default="default",
+        help="a .gguf file, or 'default' for SmolLM2-135M-Instruct (default: %(default)s)",
+    )
+    p.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default="feature-ablation",
+        help="attribution method (default: %(default)s)",
+    )
+    p.add_argument(
+        "--features",
+        choices=FEATURE_KINDS,
+        default="word",
+        help="features of prompt lines without their own 'features' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--template",
+        metavar="TEXT|@FILE",
+        help="the template of lines that give 'values' but no 'template'",
+    )
+    p.add_argument(
+        "--chunk",
+        metavar="N",
+        type=positive_int,
+        default=32,
+        help="inputs attributed together (one engine call; an interruption loses at most "
+        "this many; default: %(default)s)",
+    )
+    p.add_argument(
+        "--summary", metavar="OUT.png", help="write the per-feature summary plot (matplotlib)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        metavar="N",
+        type=positive_int,
+        default=25,
+        help="length of generated targets, for lines without one (default: %(default)s)",
+    )
+    p.add_argument("--n-samples", metavar="N", type=positive_int, help="for sampling methods")
+    p.add_argument("--seed", metavar="N", type=non_negative_int, help="for sampling methods")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    ray = p.add_argument_group("Ray (pip install 'pyllmattr[ray]')")
+    ray.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const=True,
+        default=False,
+        help="shard the inputs over Ray actors: on the cluster at ADDRESS, or without it the "
+        "one Ray finds (RAY_ADDRESS, 'ray start') or a new local one",
+    )
+    ray.add_argument(
+        "--actors", metavar="N", type=positive_int, help="Ray actors (default: one per CPU)"
+    )
+    engine = p.add_argument_group("llama.cpp")
+    engine.add_argument(
+        "--n-ctx", metavar="N", type=positive_int, default=4096, help="context size"
+    )
+    engine.add_argument(
+        "--threads",
+        metavar="N",
+        type=positive_int,
+        help="CPU threads (default: all; Ray: the actor's CPUs)",
+    )
+    engine.add_argument(
+        "--deterministic", action="store_true", help="batch-invariant scoring (slower)"
+    )
+    p.set_defaults(run=dataset_command.attribute_dataset)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
