@@ -24,16 +24,21 @@ from .methods import (
     ShapleyValueSampling,
 )
 from .models import (
+    GGUFInfo,
     GradientModel,
     LlamaModel,
+    LocalModel,
     ScoreStats,
     ScoringModel,
     TorchModel,
     default_model_path,
+    find_models,
     load_gguf,
     load_torch,
     load_torch_gguf,
+    read_gguf_info,
     requantized_copy,
+    resolve_model,
 )
 from .results import AttributionResult
 
@@ -46,6 +51,7 @@ __all__ = [
     "CancelToken",
     "Cancelled",
     "FeatureAblation",
+    "GGUFInfo",
     "GradientMethod",
     "GradientModel",
     "InputXGradient",
@@ -54,6 +60,7 @@ __all__ = [
     "KernelShap",
     "Lime",
     "LlamaModel",
+    "LocalModel",
     "PerturbationMethod",
     "ProductBaselines",
     "Saliency",
@@ -65,8 +72,11 @@ __all__ = [
     "TextTokenInput",
     "TorchModel",
     "default_model_path",
+    "find_models",
     "load_gguf",
     "load_torch",
     "load_torch_gguf",
+    "read_gguf_info",
     "requantized_copy",
+    "resolve_model",
 ]

@@ -105,7 +105,9 @@ def _needs_torch(method_cls: Any) -> bool:
 def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
     import pyllmattr as pla
 
-    path = pla.default_model_path() if args.model == "default" else Path(args.model)
+    from ..models.refs import resolve_cli_model
+
+    path = resolve_cli_model(args.model)
     if _needs_torch(method_cls):
         load_torch_gguf = getattr(pla, "load_torch_gguf", None)
         if load_torch_gguf is None:

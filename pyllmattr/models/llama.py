@@ -20,8 +20,8 @@ from .interface import (
     score_pairs_grouped,
     token_list,
 )
+from .refs import resolve_model
 from .requantize import requantized_copy
-
 
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
@@ -390,7 +390,9 @@ def load_gguf(
 ) -> LlamaModel:
     """Load a GGUF model for scoring and generation.
 
-    ``path`` is a .gguf file, or an existing ``llama_cpp.Llama`` whose loaded
+    ``path`` is a .gguf file, a model reference (``ollama:NAME[:TAG]``,
+    ``lmstudio:PUBLISHER/MODEL[/FILE]``, ``hf:ORG/REPO[/FILE]``: see
+    :func:`pyllmattr.resolve_model`), or an existing ``llama_cpp.Llama`` whose loaded
     weights are reused (no second copy in memory; ``n_gpu_layers`` then comes
     from that object). ``n_ctx`` is the number of KV cache cells: the longest
     prompt plus target, and the working space shared by sequences scored together.
@@ -434,7 +436,7 @@ def load_gguf(
         return _from_llama_cpp(path, options)
     if not isinstance(n_gpu_layers, (int, np.integer)):
         raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    file = Path(os.fspath(path)).expanduser()
+    file = resolve_model(path)  # a path, or ollama:/lmstudio:/hf: (pyllmattr/models/refs.py)
     _check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
