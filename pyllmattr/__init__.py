@@ -8,6 +8,7 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .chat import builtin_chat_templates
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
     GRADIENT_METHODS,
@@ -71,6 +72,7 @@ __all__ = [
     "TextTemplateInput",
     "TextTokenInput",
     "TorchModel",
+    "builtin_chat_templates",
     "default_model_path",
     "find_models",
     "load_gguf",

@@ -41,7 +41,7 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _method_options(args, method_cls, parser)
     _check_outputs(args, parser)
     prompt = _read_prompt(args, parser)
-    chat = {"system": args.system} if args.system is not None else args.chat
+    chat = _chat_settings(args, parser)
     with _load_model(args, method_cls) as model:
         inp = _make_input(pla, prompt, args, model)
         result = method_cls(model).attribute(
@@ -56,6 +56,27 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(format_result(result, top=args.top))
     _write_outputs(result, args)
     return 0
+
+
+def _chat_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """``chat=`` of the attribution: False, True or {"system": ..., "template": ...}."""
+    from ..chat import builtin_chat_templates
+
+    settings = {}
+    if args.system is not None:
+        settings["system"] = args.system
+    if args.chat_template is not None:
+        file = Path(args.chat_template).expanduser()
+        if file.is_file():
+            settings["template"] = file.read_text(encoding="utf-8")
+        elif args.chat_template in builtin_chat_templates():
+            settings["template"] = args.chat_template
+        else:
+            parser.error(
+                f"--chat-template {args.chat_template}: no such file, and not one of llama.cpp's "
+                f"built-in templates: {', '.join(builtin_chat_templates())}"
+            )
+    return settings or args.chat
 
 
 def _method_options(

@@ -115,6 +115,13 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--system", metavar="TEXT", help="a system message for --chat (implies --chat)"
     )
+    chat.add_argument(
+        "--chat-template",
+        metavar="NAME|FILE",
+        help="the chat template for --chat (implies --chat): one of llama.cpp's built-in names "
+        "(chatml, llama3, gemma, ...; see pla.builtin_chat_templates()) or a file holding a "
+        "template; default: the one in the GGUF file",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", metavar="OUT.json", help="write the full result as JSON")
     out.add_argument("--plot", metavar="OUT.png", help="write a heatmap (needs matplotlib)")
