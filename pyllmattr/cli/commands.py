@@ -180,6 +180,24 @@ def _save_heatmap(result: Any, path: str) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------- serve
+
+
+def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..serve import serve as run_server
+
+    run_server(
+        args.model,
+        args.host,
+        args.port,
+        allow_remote=args.allow_remote,
+        open_browser=args.open,
+        n_threads=args.threads,
+        n_ctx=args.n_ctx,
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 
 

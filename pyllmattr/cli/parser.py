@@ -31,6 +31,13 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer >= 0")
 
 
+def port_number(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyllmattr",
@@ -39,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
     _add_models(commands_)
+    _add_serve(commands_)
     _add_demo(commands_)
     return parser
 
@@ -186,6 +194,49 @@ def _add_models(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--paths", action="store_true", help="also print each model's file")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
     p.set_defaults(run=models_command.list_models)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="explore attributions in the browser (a local web app)",
+        description="Serve a local web page where you pick a model, type a prompt, choose "
+        "features and a method, and see the prompt highlighted by attribution, the per-token "
+        "heatmap and the ranked table. Listens on 127.0.0.1 only; the printed URL carries a "
+        "random token, and requests without it are refused. Needs the serve extra: "
+        "pip install 'pyllmattr[serve]'.",
+    )
+    p.add_argument(
+        "--model",
+        metavar="PATH|REF",
+        default="default",
+        help="the model the page starts with (any model `pyllmattr models` lists can be "
+        "picked on the page; default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        metavar="N",
+        type=port_number,
+        default=8421,
+        help="port to listen on (0: any free port; default: %(default)s)",
+    )
+    p.add_argument(
+        "--host",
+        metavar="H",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s); a non-loopback address needs "
+        "--allow-remote",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host reachable from other machines (anyone with the URL's token can "
+        "then run models on this one)",
+    )
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--n-ctx", metavar="N", type=positive_int, default=4096, help="context size")
+    p.add_argument("--threads", metavar="N", type=positive_int, help="CPU threads (default: all)")
+    p.set_defaults(run=commands.serve)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
