@@ -10,6 +10,7 @@ it in CI (``CI=true``), as tests/test_html_browser.py does.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -83,7 +84,9 @@ class Chromium:
         port = self._devtools_port(profile / "DevToolsActivePort")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30) as answer:
             pages = [t for t in json.load(answer) if t["type"] == "page"]
-        self._ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self._stack = contextlib.ExitStack()
+        url = pages[0]["webSocketDebuggerUrl"]
+        self._ws = self._stack.enter_context(connect(url, max_size=None, open_timeout=30))
         self._ids = itertools.count(1)
         self.send("Page.enable")
         self.send("Runtime.enable")
@@ -178,7 +181,7 @@ class Chromium:
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         try:
-            self._ws.close()
+            self._stack.close()
         finally:
             self._proc.terminate()
             try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 
+import numpy as np
 import pytest
 
 import pyllmattr as pla
@@ -61,3 +62,39 @@ def test_a_whitespace_token_is_addressable_but_not_highlighted(tiny):
     for feature in newline:
         assert f'pla-space" data-feature="{feature}"' in page
         assert feature not in [f for f, _ in highlighted(page)]
+
+
+def test_in_a_browser_the_blank_line_between_paragraphs_stays_blank(tmp_path):
+    """Chromium draws the page; the band between the paragraphs has no pixel but white."""
+    import matplotlib.image
+    from browser import Chromium
+
+    segments = [
+        ("The first paragraph has a sentence.", 0),
+        (" And another one.", 1),
+        ("\n\nThe second paragraph starts here.", 2),
+        (" It ends here.", 3),
+    ]
+    result = pla.AttributionResult(
+        seq_attr=np.array([2.0, -1.5, 0.05, 0.8]),
+        token_attr=None,
+        input_features=[text.strip() for text, _ in segments],
+        output_tokens=[" ok"],
+        target_logprob=-1.0,
+        target_token_logprobs=np.array([-1.0]),
+        method="FeatureAblation",
+        prompt_segments=segments,
+        noise_floor=0.1,  # feature 2 is within it: outlined, dashed
+    )
+    view = tmp_path / "view.html"
+    result.to_html(view)
+    with Chromium(tmp_path, 900, 400) as page:
+        page.goto(view.as_uri())
+        first, second = page.js(
+            "[1, 2].map(f => document.querySelector(`[data-feature='${f}']`)"
+            ".getBoundingClientRect()).map(r => [r.left, r.top, r.right, r.bottom])"
+        )
+        assert second[1] > first[3] + 10, "the paragraphs are not on separate lines"
+        image = matplotlib.image.imread(page.screenshot(tmp_path / "view.png", full_page=False))
+    band = image[int(first[3]) + 2 : int(second[1]) - 2, :, :3] * 255
+    assert band.size and band.min() >= 250, "something is drawn on the blank line"
