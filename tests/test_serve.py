@@ -182,3 +182,35 @@ def test_without_the_serve_extra_the_error_names_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     with pytest.raises(ImportError, match=r"pip install 'pyllmattr\[serve\]'"):
         require_server_libraries()
+
+
+def test_template_slots_are_the_features(client):
+    body = {
+        "features": "template",
+        "template": "{name} lives in {city} and is a {job}.",
+        "values": {"name": "Dave", "city": "Palm Coast", "job": "lawyer"},
+        "baselines": {"name": "Sarah", "city": "Seattle", "job": "doctor"},
+        "target": " He",
+    }
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    assert run["result"]["input_features"] == ["Dave", "Palm Coast", "lawyer"]
+
+
+def test_a_context_and_question_attribute_the_context_only(client):
+    body = {
+        "mode": "context",
+        "context": "Dave lives in Palm Coast. He is a lawyer. He plays golf.",
+        "question": "What does Dave play?",
+        "features": "sentence",
+        "target": " golf",
+    }
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    result = pla.AttributionResult.from_dict(run["result"])
+    assert result.input_features == [
+        "Dave lives in Palm Coast.",
+        "He is a lawyer.",
+        "He plays golf.",
+    ]
+    assert result.prompt == body["context"] + "\n\n" + body["question"]
