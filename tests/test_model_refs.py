@@ -250,3 +250,10 @@ def test_attribute_command_runs_on_an_ollama_reference(home, tmp_path, smollm2_p
     assert by_ref.target_ids == by_path.target_ids
     # Same file, same settings, same batches: the same numbers.
     np.testing.assert_array_equal(by_ref.seq_attr, by_path.seq_attr)
+
+
+def test_load_torch_gguf_takes_a_reference(home, tiny):
+    pytest.importorskip("torch")
+    tm = pla.load_torch_gguf("ollama:tiny")
+    assert tm.path == pla.resolve_model("ollama:tiny")
+    assert tm.tokenize("Dave lives in Palm Coast") == tiny.tokenize("Dave lives in Palm Coast")
