@@ -36,7 +36,12 @@ STATIC_TYPES = {"app.js": "text/javascript", "style.css": "text/css"}
 
 
 class AppState:
-    """What the routes share: the runs, the guard and the models the page may pick."""
+    """What the routes share: the runs, the guard and the models the page may pick.
+
+    Example:
+        >>> app = create_app(AppState(Runs(load), Guard(new_token(), 8421, True),  # doctest: +SKIP
+        ...                           "default", lambda: model_rows(find_models())))
+    """
 
     def __init__(self, runs: Runs, guard: Guard, default_model: str, models: Any) -> None:
         self.runs, self.guard, self.default_model = runs, guard, default_model

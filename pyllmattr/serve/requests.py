@@ -32,7 +32,13 @@ def method_options(cls: type) -> dict[str, Any]:
 
 @dataclass
 class Job:
-    """A checked request: what to attribute, to which target, with which method."""
+    """A checked request: what to attribute, to which target, with which method.
+
+    Example:
+        >>> job = parse_job({"prompt": "Dave lives in Palm Coast", "target": " FL"}, "default")
+        >>> job.method, job.features, job.target
+        ('feature-ablation', 'word', ' FL')
+    """
 
     model: str
     deterministic: bool

@@ -23,12 +23,24 @@ MAX_KEPT_RUNS = 100  # finished runs kept for the page's downloads; the oldest g
 
 
 class Busy(Exception):
-    """A run is already working on this model."""
+    """A run is already working on this model (the app answers HTTP 409).
+
+    Example:
+        >>> runs.start(job); runs.start(job)  # doctest: +SKIP
+        Traceback (most recent call last):
+        Busy: busy: run 1 is working on default; wait for it to finish or cancel it ...
+    """
 
 
 @dataclass
 class Run:
-    """One attribution: its request, where it is, and what it found (or why it failed)."""
+    """One attribution: its request, where it is, and what it found (or why it failed).
+
+    Example:
+        >>> run = runs.start(job)  # doctest: +SKIP
+        >>> runs.wait(run.id).state, run.result.top_features(3)  # doctest: +SKIP
+        ('done', [('include', 10.49), ('interests', 2.45), ('personal', 1.34)])
+    """
 
     id: int
     job: Job

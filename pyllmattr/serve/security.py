@@ -38,7 +38,13 @@ def new_token() -> str:
 
 
 class Guard:
-    """Decides, per request, whether it carries the token and comes from where it should."""
+    """Decides, per request, whether it carries the token and comes from where it should.
+
+    Example:
+        >>> guard = Guard(new_token(), port=8421, loopback=True)
+        >>> guard.cookie
+        'pyllmattr-8421'
+    """
 
     def __init__(self, token: str, port: int, loopback: bool) -> None:
         self.token = token
