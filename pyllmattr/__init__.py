@@ -13,6 +13,7 @@ from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, Tex
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
+    AttributionMethod,
     FeatureAblation,
     GradientMethod,
     InputXGradient,
@@ -41,6 +42,7 @@ from .models import (
     requantized_copy,
     resolve_model,
 )
+from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
 
 __version__ = "0.1.0"
@@ -48,9 +50,11 @@ __version__ = "0.1.0"
 __all__ = [
     "GRADIENT_METHODS",
     "METHODS",
+    "AttributionMethod",
     "AttributionResult",
     "CancelToken",
     "Cancelled",
+    "Contrast",
     "FeatureAblation",
     "GGUFInfo",
     "GradientMethod",
@@ -62,7 +66,10 @@ __all__ = [
     "Lime",
     "LlamaModel",
     "LocalModel",
+    "LogProb",
+    "Objective",
     "PerturbationMethod",
+    "Prob",
     "ProductBaselines",
     "Saliency",
     "ScoreStats",

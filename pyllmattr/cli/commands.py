@@ -47,6 +47,7 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         result = method_cls(model).attribute(
             inp,
             target=args.target,
+            contrast=args.contrast,
             gen_args=None if args.target is not None else {"max_new_tokens": args.max_new_tokens},
             seed=args.seed,
             progress=args.progress,

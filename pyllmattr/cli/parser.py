@@ -80,6 +80,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         help="the continuation to explain (default: the model's greedy continuation)",
     )
     p.add_argument(
+        "--contrast",
+        metavar="TEXT",
+        help="attribute log p(target) - log p(TEXT): why the model prefers the target "
+        "to this alternative (scored in the same engine call)",
+    )
+    p.add_argument(
         "--max-new-tokens",
         metavar="N",
         type=positive_int,

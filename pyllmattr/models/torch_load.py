@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .llama import _check_gguf_file
+from .gguf_file import check_gguf_file
 from .refs import resolve_model
 from .torch import DEFAULT_BATCH_TOKENS, INSTALL_HINT, TorchModel, require_torch
 
@@ -60,7 +60,7 @@ def load_torch_gguf(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     file = resolve_model(path)
-    _check_gguf_file(file)
+    check_gguf_file(file)
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch dtype or its name (e.g. 'float32'), got {dtype!r}")
