@@ -8,6 +8,7 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
@@ -26,16 +27,21 @@ from .methods import (
     ShapleyValueSampling,
 )
 from .models import (
+    GGUFInfo,
     GradientModel,
     LlamaModel,
+    LocalModel,
     ScoreStats,
     ScoringModel,
     TorchModel,
     default_model_path,
+    find_models,
     load_gguf,
     load_torch,
     load_torch_gguf,
+    read_gguf_info,
     requantized_copy,
+    resolve_model,
 )
 from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
@@ -53,6 +59,7 @@ __all__ = [
     "Contrast",
     "DatasetSummary",
     "FeatureAblation",
+    "GGUFInfo",
     "GradientMethod",
     "GradientModel",
     "InputXGradient",
@@ -61,6 +68,7 @@ __all__ = [
     "KernelShap",
     "Lime",
     "LlamaModel",
+    "LocalModel",
     "LogProb",
     "Objective",
     "PerturbationMethod",
@@ -75,10 +83,14 @@ __all__ = [
     "TextTokenInput",
     "TorchModel",
     "attribute_dataset",
+    "builtin_chat_templates",
     "default_model_path",
+    "find_models",
     "load_gguf",
     "load_torch",
     "load_torch_gguf",
+    "read_gguf_info",
     "requantized_copy",
     "summarize",
+    "resolve_model",
 ]

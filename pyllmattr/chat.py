@@ -19,6 +19,7 @@ every feature, so integrated gradients' baselines keep them.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,7 +95,15 @@ def chat_frame(model: Any, system: str | None = None, template: str | None = Non
     messages = [{"role": "user", "content": _USER_MARK}]
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
-    text = _render(model, messages, template)
+    try:
+        text = _render(model, messages, template)
+    except ValueError as exc:
+        if "template" not in str(exc) or not builtin_chat_templates():
+            raise
+        raise ValueError(
+            f"{exc} (chat={{'template': NAME}} in Python, --chat-template NAME|FILE on the "
+            f"command line); llama.cpp's built-in templates: {', '.join(builtin_chat_templates())}"
+        ) from None
     if text.count(_USER_MARK) != 1:
         raise ValueError(
             "the chat template does not place the user's message verbatim in the prompt; "
@@ -107,6 +116,27 @@ def chat_frame(model: Any, system: str | None = None, template: str | None = Non
         prefix_ids = prefix_ids[1:]  # the template wrote BOS and the tokenizer added another
     suffix_ids = model.tokenize(after, add_special=False, parse_special=True)
     return ChatFrame(before, after, prefix_ids, suffix_ids)
+
+
+@functools.cache
+def builtin_chat_templates() -> tuple[str, ...]:
+    """The names of llama.cpp's built-in chat templates (``chat={"template": name}``).
+
+    Example:
+        >>> "chatml" in pla.builtin_chat_templates()
+        True
+    """
+    import ctypes
+
+    try:
+        from llama_cpp import llama_cpp as lib
+
+        count = lib.llama_chat_builtin_templates(None, 0)
+        names = (ctypes.c_char_p * count)()
+        lib.llama_chat_builtin_templates(names, count)
+    except (ImportError, AttributeError, OSError):  # a llama-cpp-python without the call
+        return ()
+    return tuple(sorted(name.decode() for name in names))
 
 
 def encode(inp: InterpretableInput, model: Any, chat: dict[str, Any] | None) -> Encoding:

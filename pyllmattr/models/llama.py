@@ -23,6 +23,7 @@ from .interface import (
     pair_target,
     token_list,
 )
+from .refs import resolve_model
 from .requantize import requantized_copy
 
 # The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
@@ -419,7 +420,9 @@ def load_gguf(
 ) -> LlamaModel:
     """Load a GGUF model for scoring and generation.
 
-    ``path`` is a .gguf file, or an existing ``llama_cpp.Llama`` whose loaded
+    ``path`` is a .gguf file, a model reference (``ollama:NAME[:TAG]``,
+    ``lmstudio:PUBLISHER/MODEL[/FILE]``, ``hf:ORG/REPO[/FILE]``: see
+    :func:`pyllmattr.resolve_model`), or an existing ``llama_cpp.Llama`` whose loaded
     weights are reused (no second copy in memory; ``n_gpu_layers`` then comes
     from that object). ``n_ctx`` is the number of KV cache cells: the longest
     prompt plus target, and the working space shared by sequences scored together.
@@ -463,7 +466,7 @@ def load_gguf(
         return _from_llama_cpp(path, options)
     if not isinstance(n_gpu_layers, (int, np.integer)):
         raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    file = Path(os.fspath(path)).expanduser()
+    file = resolve_model(path)  # a path, or ollama:/lmstudio:/hf: (pyllmattr/models/refs.py)
     check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options.n_threads)
