@@ -35,7 +35,6 @@ struct StreamConfig {
     int32_t scratch_seq;    // KV sequence of the padding rows
     Token scratch_token;
     int32_t n_vocab;
-    int32_t n_target;
 };
 
 class DecodeStream {
@@ -78,12 +77,13 @@ class DecodeStream {
 
 int32_t round_up(int64_t n, int32_t to);
 
-// Writes log-softmax(logits)[req.token] to out[req.row * n_target + req.col] for every request.
+// Writes log-softmax(logits)[req.token] to out[req.index] for every request.
 void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
-                   int32_t n_requests, int32_t n_target, std::vector<double> & out);
+                   int32_t n_requests, std::vector<double> & out);
 
 // Padding cells a leaf adds in aligned mode, at most (placement, and its share of the
-// flushes forced by the output limit); a wave's final flush adds up to kAlign more.
+// flushes forced by the output limit), given the most target tokens of a pair on it;
+// a wave's final flush adds up to kAlign more.
 int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
 
 }  // namespace pyllmattr

@@ -206,7 +206,7 @@ void ExactStream::collect(int32_t begin, int32_t end) {
     for (const auto & [index, e] : outputs_) {
         if (index >= begin && index < end) {
             fill_logprobs(llama_get_logits_ith(ctx_, index - begin), config_.n_vocab,
-                          &requests_[e->first_request], e->n_requests, config_.n_target, scores_);
+                          &requests_[e->first_request], e->n_requests, scores_);
         }
     }
 }

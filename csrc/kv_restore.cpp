@@ -60,7 +60,11 @@ void KvRestorer::restore(const Blob & blob, int32_t n_cells, int32_t dest_begin,
     llama_memory_t mem = llama_get_memory(ctx_);
     // set_data first empties its destination sequence: restore into a temporary one.
     if (llama_state_seq_set_data(ctx_, blob.data(), blob.size(), temp_dst_) != blob.size()) {
-        throw std::runtime_error("llama.cpp could not restore KV cells (llama_state_seq_set_data)" +
+        // The only way a blob saved from this context fails to load back is a full cache.
+        throw std::runtime_error("llama.cpp found no free KV cache cells to restore " + std::to_string(n_cells) +
+                                 " cells into (llama_state_seq_set_data): the context of " +
+                                 std::to_string(llama_n_ctx(ctx_)) +
+                                 " cells is full. Load the model with a larger n_ctx or a smaller max_branches" +
                                  recent_llama_errors());
     }
     for (int32_t s = dest_begin; s < dest_end; ++s) {
@@ -96,7 +100,9 @@ void KvRestorer::build_stock(int32_t seq, int32_t pos, int32_t scratch_seq) {
     llama_memory_t mem = llama_get_memory(ctx_);
     stock_.clear();
     stock_.push_back(capture(seq, pos, pos + 1));
-    for (int32_t level = 1; level < kStockLevels; ++level) {
+    // A level of 2^k cells is built beside the source cell: a small context caps the levels.
+    const auto n_ctx = static_cast<int64_t>(llama_n_ctx(ctx_));
+    for (int32_t level = 1; level < kStockLevels && (int64_t{1} << level) + 1 <= n_ctx; ++level) {
         // Two copies of the previous level under one sequence, saved as one blob.
         const int32_t n = 1 << (level - 1);
         restore(stock_.back(), n, scratch_seq, scratch_seq + 1, false);

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "batch.h"
+#include "engine_call.h"
 #include "engine.h"
 #include "exact_stream.h"
 #include "kv_restore.h"
@@ -22,12 +23,28 @@ constexpr int32_t kFreeWaveCells = 256;
 // Cells a padded decode may add (scratch rows, then fillers to the next block).
 int32_t flush_cells(const ExactRules & r) { return std::max(r.row_min, r.row_mult) + r.block; }
 
-int32_t exact_wave_cells(const std::vector<std::vector<Token>> & sequences, int32_t n_target) {
+int32_t longest_full(const Pairs & pairs) {
     size_t longest = 0;
-    for (const auto & s : sequences) {
-        longest = std::max(longest, s.size());
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        longest = std::max(longest, pairs.full_length(i));
     }
-    return std::max(kFreeWaveCells, static_cast<int32_t>(longest) + n_target);
+    return static_cast<int32_t>(longest);
+}
+
+// Cells the padded decodes of a wave of `slots` leaves may add beyond what the plan counts:
+// one flush before each leaf's copy at most, one each time a decode's outputs are full, and
+// the wave's last one.
+int32_t wave_reserve(const ExactRules & rules, int32_t slots, int32_t n_target, int32_t n_outputs) {
+    const int32_t output_flushes = (slots * n_target) / std::max(1, n_outputs - rules.block) + 1;
+    return (slots + output_flushes + 1) * flush_cells(rules);
+}
+
+int32_t longest_target(const Pairs & pairs) {
+    size_t longest = 0;
+    for (const auto & t : pairs.targets) {
+        longest = std::max(longest, t.size());
+    }
+    return static_cast<int32_t>(longest);
 }
 
 // The SIMD width of the softmax and f16 matrix kernels of llama.cpp's CPU back end, from
@@ -44,33 +61,7 @@ int32_t cpu_block() {
     return 64;
 }
 
-// Publishes the call's control to the abort callback and clears the cache, on entry and exit.
-struct ExactCallScope {
-    llama_context * ctx;
-    std::atomic<const CallControl *> & active;
-    ExactCallScope(llama_context * c, std::atomic<const CallControl *> & a, const CallControl & control)
-        : ctx(c), active(a) {
-        llama_memory_clear(llama_get_memory(ctx), false);
-        active.store(&control);
-    }
-    ~ExactCallScope() {
-        active.store(nullptr);
-        llama_memory_clear(llama_get_memory(ctx), false);
-    }
-    ExactCallScope(const ExactCallScope &) = delete;
-    ExactCallScope & operator=(const ExactCallScope &) = delete;
-};
-
 const CallControl kQuiet{};
-
-const char * strategy_label(Strategy s) {
-    switch (s) {
-        case Strategy::kTrie: return "trie";
-        case Strategy::kTriePerWave: return "trie-per-wave";
-        case Strategy::kIndependent: return "independent";
-    }
-    return "?";
-}
 
 // The slot (or -1: the kept prefix) whose cells hold positions [0, length) of `slot`.
 int32_t prefix_holder(const WaveLayout & layout, const std::vector<const std::vector<Token> *> & fulls,
@@ -107,34 +98,40 @@ ExactSeqs Engine::exact_seqs() const {
     return {b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6};
 }
 
-ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target,
-                                Strategy strategy, const CallControl & control, const ExactRules & rules,
-                                int32_t max_slots, bool verified) {
+ScoreResult Engine::score_exact(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control,
+                                const ExactRules & rules, int32_t max_slots, bool verified) {
     const auto started = std::chrono::steady_clock::now();
-    const auto n_target = static_cast<int32_t>(target.size());
     const int32_t leaf_overhead = 2 * (rules.block - 1);
-    check_fits(sequences, target.size(), leaf_overhead + flush_cells(rules));
-    check_tokens(target, "score (target)");
+    const int32_t n_outputs = options_.n_outputs;
+    check_fits(pairs, named_pairs, [&](int32_t n_target) {
+        return leaf_overhead + wave_reserve(rules, 1, n_target, n_outputs);
+    });
     // Unverified rules, and memories that cannot drop part of a sequence: score one by one,
     // which is what "alone" means, so the guarantee holds either way.
     if (!verified || is_recurrent() || !supports_partial_memory()) {
         strategy = Strategy::kIndependent;
     }
-    // Padded decodes add cells the plan does not count: one before each leaf's copy at most,
-    // one each time a decode's outputs are full, and the wave's last one.
-    const int32_t output_flushes = (max_slots * n_target) / std::max(1, options_.n_outputs - rules.block) + 1;
-    const int32_t reserve = (max_slots + output_flushes + 1) * flush_cells(rules);
-    const int32_t max_cells = std::min(options_.n_ctx - reserve, exact_wave_cells(sequences, n_target));
-    PlanLimits limits{max_cells + plan_slack_, max_slots, leaf_overhead, 1, true};
-    const Plan plan = make_plan(sequences, target, strategy, limits);
+    // Fewer leaves per wave when a small context cannot hold the padding of many (one
+    // always fits: check_fits).
+    const int32_t n_target = longest_target(pairs);
+    const int32_t longest = longest_full(pairs);
+    while (max_slots > 1 &&
+           options_.n_ctx + plan_slack_ - wave_reserve(rules, max_slots, n_target, n_outputs) < longest + leaf_overhead) {
+        --max_slots;
+    }
+    const int32_t reserve = wave_reserve(rules, max_slots, n_target, n_outputs);
+    const int32_t max_cells = std::min(options_.n_ctx - reserve, std::max(kFreeWaveCells, longest));
+    PlanLimits limits{max_cells + plan_slack_, max_slots, [leaf_overhead](int32_t) { return leaf_overhead; }, 1,
+                      true};
+    const Plan plan = make_plan(pairs, strategy, limits);
 
-    ExactCallScope scope(ctx_, active_control_, control);
+    CallScope scope(ctx_, active_control_, control);
     const ExactSeqs seqs = exact_seqs();
-    std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
+    std::vector<double> unique_scores(static_cast<size_t>(plan.row_offset.back()),
                                       std::numeric_limits<double>::quiet_NaN());
     ScoreStats stats;
     const StreamConfig config{options_.n_batch, options_.n_outputs, true, seqs.scratch,
-                              bos() >= 0 ? bos() : 0, n_vocab(), n_target};
+                              bos() >= 0 ? bos() : 0, n_vocab()};
     ExactStream stream(
         ctx_, config, rules, seqs, *kv_, options_.n_ctx, n_swa(), plan.requests, unique_scores,
         [this](llama_batch & b, int32_t granularity, const RowsDecodedFn & on_rows) {
@@ -142,9 +139,7 @@ ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequence
         },
         [&](int64_t real_rows) {
             stats.n_decoded += real_rows;
-            if (control.cancel != nullptr && control.cancel->load()) {
-                throw Cancelled();
-            }
+            check_cancel(control);
             if (control.progress && !control.progress(stats.n_decoded, plan.n_emitted)) {
                 throw Cancelled();
             }
@@ -152,7 +147,7 @@ ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequence
 
     std::vector<KvRestorer::Blob> kept;
     int32_t kept_len = 0;
-    int32_t first_unique = 0;
+    int32_t first_leaf = 0;
     std::vector<std::vector<Token>> fulls;
     std::vector<const std::vector<Token> *> wave_fulls;
     for (const Wave & wave : plan.waves) {
@@ -160,8 +155,9 @@ ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequence
         fulls.assign(n_slots, {});
         wave_fulls.assign(n_slots, nullptr);
         for (int32_t s = 0; s < n_slots; ++s) {
-            fulls[s] = sequences[plan.input_of_unique[first_unique + s]];
-            fulls[s].insert(fulls[s].end(), target.begin(), target.end());
+            const auto input = static_cast<size_t>(plan.input_of_leaf[first_leaf + s]);
+            fulls[s] = pairs.prompts[input];
+            fulls[s].insert(fulls[s].end(), pairs.target(input).begin(), pairs.target(input).end());
             wave_fulls[s] = &fulls[s];
         }
         const WaveLayout layout = layout_wave(wave, wave_fulls, kept_len, rules.block);
@@ -172,23 +168,17 @@ ScoreResult Engine::score_exact(const std::vector<std::vector<Token>> & sequence
             const int32_t holder = prefix_holder(layout, wave_fulls, wave.last_slot, kept_len);
             kept = stream.save_prefix(holder >= 0 ? holder : seqs.keeper, kept_len);
         }
-        first_unique += n_slots;
+        first_leaf += n_slots;
     }
 
-    ScoreResult result;
-    result.logprobs.resize(sequences.size() * static_cast<size_t>(n_target));
-    for (size_t i = 0; i < sequences.size(); ++i) {
-        const auto row = static_cast<size_t>(plan.unique_of_input[i]);
-        std::copy_n(unique_scores.begin() + static_cast<std::ptrdiff_t>(row * n_target), n_target,
-                    result.logprobs.begin() + static_cast<std::ptrdiff_t>(i * n_target));
-    }
+    ScoreResult result = gather_inputs(pairs, plan, unique_scores);
     stats.n_decode_calls = stream.n_decode_calls();
     stats.n_padding = stream.n_padding();
     stats.n_trie = plan.n_trie;
     stats.n_naive = plan.n_naive;
     stats.n_unique = plan.n_unique;
     stats.n_waves = static_cast<int64_t>(plan.waves.size());
-    stats.strategy = strategy_label(strategy);
+    stats.strategy = strategy;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     result.stats = stats;
     return result;
@@ -222,7 +212,7 @@ bool Engine::exact_self_check(const ExactRules & rules) {
 void Engine::calibrate_exact() {
     // Filler cells are copies of one computed cell: compute one.
     {
-        ExactCallScope scope(ctx_, active_control_, kQuiet);
+        CallScope scope(ctx_, active_control_, kQuiet);
         const ExactSeqs seqs = exact_seqs();
         Batch batch(1, seqs.keeper + seqs.count());
         batch.add(bos() >= 0 ? bos() : 0, 0, seqs.scratch, seqs.scratch + 1, false);
@@ -250,8 +240,8 @@ void Engine::calibrate_exact() {
 }
 
 bool Engine::run_self_check(const ExactRules & rules) {
-    // Leave-one-out over a prompt of 2.5 blocks and more: branch points inside a block, on a
-    // block boundary and near the end, waves of three leaves (the kept prefix is restored
+    // Leave-one-out over a prompt of 2.5 blocks and more, and the prompt with a second target:
+    // branch points inside a block, on a block boundary and near the end, waves of three leaves (the kept prefix is restored
     // between them), decodes of several row and output counts holding several leaves; every
     // score must equal the sequence's alone.
     static const char * kText =
@@ -281,8 +271,14 @@ bool Engine::run_self_check(const ExactRules & rules) {
         sequences.push_back(std::move(s));
     }
     sequences.emplace_back(prompt.begin(), prompt.begin() + 5);  // alone: a decode padded to row_min
-    const ScoreResult shared = score_exact(sequences, target, Strategy::kTrie, kQuiet, rules, 3, true);
-    const ScoreResult alone = score_exact(sequences, target, Strategy::kIndependent, kQuiet, rules, 3, true);
+    std::vector<std::vector<Token>> targets(sequences.size(), target);
+    // The full prompt again with another target: a prompt shared by two targets branches
+    // where the targets differ.
+    sequences.push_back(prompt);
+    targets.emplace_back(target.rbegin(), target.rend());
+    const Pairs pairs{sequences, targets};
+    const ScoreResult shared = score_exact(pairs, false, Strategy::kTrie, kQuiet, rules, 3, true);
+    const ScoreResult alone = score_exact(pairs, false, Strategy::kIndependent, kQuiet, rules, 3, true);
     return std::memcmp(shared.logprobs.data(), alone.logprobs.data(), shared.logprobs.size() * sizeof(double)) == 0;
 }
 

@@ -48,13 +48,13 @@ def test_a_model_with_gpu_layers_measures_its_noise_floor(tiny_path, monkeypatch
     with pla.load_gguf(tiny_path, n_ctx=512, n_threads=2, n_gpu_layers=-1) as model:
         assert not model.deterministic and not model.layout.exact
         alone_calls = []
-        score = model.score
+        score_pairs = model.score_pairs
 
-        def spy(sequences, target, share_prefix=True, **kwargs):
+        def spy(sequences, targets, share_prefix=True, **kwargs):
             alone_calls.append(not share_prefix)
-            return score(sequences, target, share_prefix, **kwargs)
+            return score_pairs(sequences, targets, share_prefix, **kwargs)
 
-        monkeypatch.setattr(model, "score", spy)
+        monkeypatch.setattr(model, "score_pairs", spy)
         inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast and is a")
         pla.FeatureAblation(model).attribute(inp, target=" lawyer")
     assert any(alone_calls)  # the reference prompt was scored alone for the noise floor

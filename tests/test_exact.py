@@ -9,6 +9,7 @@ from conftest import PALM_COAST
 from exact_models import EXACT_MODELS, exact_model_path
 
 import pyllmattr as pla
+from pyllmattr._testing import exact_self_check
 
 
 @pytest.fixture(scope="module", params=EXACT_MODELS)
@@ -50,6 +51,20 @@ def test_prefix_shared_leave_one_out_equals_scoring_one_by_one(model, prompt, ta
     assert stats.n_waves > 1
 
 
+def test_pairs_with_many_targets_score_as_each_pair_alone(model, prompt):
+    # Leave-one-out with three targets per prompt, of different lengths, some sharing their
+    # first token: prompts branch into targets inside blocks and across waves.
+    targets = [" wife and two kids.", " wife.", " dog", " wife and a cat"]
+    sequences = [prompt] + [prompt[:i] + prompt[i + 1 :] for i in range(1, len(prompt), 5)]
+    pair_prompts = [s for s in sequences for _ in targets]
+    pair_targets = [t for _ in sequences for t in targets]
+    shared, stats = model.score_pairs(pair_prompts, pair_targets, return_stats=True)
+    alone = model.score_pairs(pair_prompts, pair_targets, share_prefix=False)
+    for a, b in zip(shared, alone, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert stats.n_decoded == stats.n_trie < stats.n_naive
+
+
 def test_attributions_report_a_zero_noise_floor(model):
     inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast, FL and is a")
     result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")
@@ -59,8 +74,8 @@ def test_attributions_report_a_zero_noise_floor(model):
 def test_the_self_check_fails_with_blocks_narrower_than_the_cpus_width(smollm2_path):
     with pla.load_gguf(smollm2_path, n_ctx=1024, n_threads=2) as m:
         block = m.exact_block
-        assert m._engine._exact_self_check(block, 16, 16)
-        assert not m._engine._exact_self_check(block // 2, 16, 16)
+        assert exact_self_check(m, block, 16, 16)
+        assert not exact_self_check(m, block // 2, 16, 16)
 
 
 def test_exact_scoring_refuses_flash_attention(tiny_path):
