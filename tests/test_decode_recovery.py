@@ -6,8 +6,8 @@ has more cells than it has, so waves overcommit it and llama_decode really
 returns 1. The fast layout then retries the batch in halves down to one token
 and reports a clear error; the exact layout, whose cells are placed before the
 decode, reports the full cache when a placement fails. Either way the cache is
-cleared and the model stays usable. Each scenario runs in a child process: before the engine capped its
-batches at llama.cpp's n_batch (which llama.cpp lowers to n_ctx), the
+cleared and the model stays usable. Each scenario runs in a child process:
+before the engine capped its batches at llama.cpp's n_batch (which llama.cpp lowers to n_ctx), the
 overcommitted batch tripped an assertion inside llama.cpp and aborted the process.
 """
 

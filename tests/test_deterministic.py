@@ -20,12 +20,14 @@ LONG = (
 
 
 def test_the_default_is_exact_on_the_cpu_back_end():
-    assert resolve_layout(None, n_gpu_layers=0) == Layout(exact=True, flash64=False, guaranteed=True)
+    expected = Layout(exact=True, flash64=False, guaranteed=True)
+    assert resolve_layout(None, n_gpu_layers=0) == expected
 
 
 @pytest.mark.parametrize("n_gpu_layers", [-1, 1, 33])
 def test_gpu_layers_get_the_fast_layout_and_a_measured_noise_floor(n_gpu_layers):
-    assert resolve_layout(None, n_gpu_layers) == Layout(exact=False, flash64=False, guaranteed=False)
+    expected = Layout(exact=False, flash64=False, guaranteed=False)
+    assert resolve_layout(None, n_gpu_layers) == expected
 
 
 @pytest.mark.parametrize("n_gpu_layers", [-1, 1])
