@@ -25,8 +25,8 @@ class AttributionResult:
 
     ``noise_floor`` (and ``token_noise_floor``) is how far the unperturbed prompt's
     score moved between its place in the batch and being scored alone: attributions
-    within it are within llama.cpp's batch noise (0 on models loaded with
-    ``deterministic=True``); plots and the HTML view mark them.
+    within it are within llama.cpp's batch noise (0 where scores are exact, the default
+    on the CPU); plots and the HTML view mark them.
 
     Integrated gradients also report ``completeness_gap[t]``: the sum of target token
     t's attributions over all prompt tokens minus f(prompt) - f(baseline), the

@@ -96,8 +96,8 @@ def _template(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str 
 
 def _load_args(args: argparse.Namespace) -> dict[str, Any]:
     load: dict[str, Any] = {"n_ctx": args.n_ctx}
-    if args.deterministic:  # a llama.cpp option: PyTorch models do not take it
-        load["deterministic"] = True
+    if args.deterministic is not None:  # a llama.cpp option: PyTorch models do not take it
+        load["deterministic"] = args.deterministic
     if args.threads is not None:
         load["n_threads"] = args.threads
     return load

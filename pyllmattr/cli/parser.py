@@ -168,23 +168,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         default=0,
         help="layers offloaded to the GPU with a GPU build of llama-cpp-python (-1: all)",
     )
-    engine.add_argument(
-        "--deterministic",
-        dest="deterministic",
-        action="store_const",
-        const=True,
-        default=None,
-        help="exact (batch-invariant) scoring, also with --gpu-layers (the default on the CPU; "
-        "docs/numerics.md)",
-    )
-    engine.add_argument(
-        "--fast",
-        dest="deterministic",
-        action="store_const",
-        const=False,
-        help="the fast layout: scores move with the batch by up to a few tenths of a nat, "
-        "and every result reports its noise floor",
-    )
+    add_layout_flags(engine)
     engine.add_argument(
         "--requantize",
         choices=sorted(REQUANTIZE_TYPES),
@@ -274,9 +258,7 @@ def _add_attribute_dataset(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         help="CPU threads (default: all; Ray: the actor's CPUs)",
     )
-    engine.add_argument(
-        "--deterministic", action="store_true", help="batch-invariant scoring (slower)"
-    )
+    add_layout_flags(engine)
     p.set_defaults(run=dataset_command.attribute_dataset)
 
 
@@ -359,3 +341,24 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="OUT.html", help="also write the HTML view")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(run=commands.demo)
+
+
+def add_layout_flags(group: argparse._ArgumentGroup) -> None:
+    """--deterministic / --fast: load_gguf's deterministic= (None, the default, when neither)."""
+    group.add_argument(
+        "--deterministic",
+        dest="deterministic",
+        action="store_const",
+        const=True,
+        default=None,
+        help="exact (batch-invariant) scoring, also with --gpu-layers (the default on the CPU; "
+        "docs/numerics.md)",
+    )
+    group.add_argument(
+        "--fast",
+        dest="deterministic",
+        action="store_const",
+        const=False,
+        help="the fast layout: scores move with the batch by up to a few tenths of a nat, "
+        "and every result reports its noise floor",
+    )

@@ -163,8 +163,11 @@ class LlamaModel:
     def scores_are_exact(self) -> bool:
         """Whether a prompt's scores are guaranteed not to depend on what it is batched
         with: a batch-invariant layout on llama.cpp's CPU back end, the default there (GPU
-        kernels are not covered, so there the noise floor is measured)."""
-        return self._layout.deterministic and self.n_gpu_layers == 0
+        kernels are not covered, so there the noise floor is measured; the flash64 layout is
+        not exact on sliding-window models)."""
+        if self.n_gpu_layers != 0:
+            return False
+        return self._layout.exact or (self._layout.flash64 and self._engine.n_swa == 0)
 
     @property
     def sharing(self) -> str:

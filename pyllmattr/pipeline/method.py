@@ -73,8 +73,8 @@ class AttributionMethod:
         :mod:`pyllmattr.objectives`. ``num_trials > 1`` repeats the sampling
         (perturbations and sampled baselines) and reports the mean and the spread.
         ``noise_floor`` re-scores the unperturbed prompt alone to measure how much
-        batch layout moves the numbers (``result.noise_floor``; 0 without measuring on
-        a CPU model loaded with ``deterministic=True``).
+        batch layout moves the numbers (``result.noise_floor``; 0 without measuring where
+        the model's scores are exact: llama.cpp's default layout on the CPU).
 
         ``progress``: None shows a tqdm bar in terminals and notebooks for
         attributions longer than 2 s (when tqdm is installed), False none, True

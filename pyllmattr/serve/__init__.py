@@ -99,9 +99,11 @@ class Server:
 
         resolve_cli_model(self.model)  # a wrong --model fails now, not at the first run
 
-        def load(ref: str, deterministic: bool) -> Any:
+        def load(ref: str, fast: bool) -> Any:
             path = resolve_cli_model(ref)
-            return load_gguf(path, n_ctx=n_ctx, n_threads=n_threads, deterministic=deterministic)
+            # The default layout is exact on the CPU; "fast" asks for the fast one.
+            layout = False if fast else None
+            return load_gguf(path, n_ctx=n_ctx, n_threads=n_threads, deterministic=layout)
 
         def models() -> list[dict[str, Any]]:
             return model_rows(find_models())

@@ -41,7 +41,7 @@ class Job:
     """
 
     model: str
-    deterministic: bool
+    fast: bool  # the fast layout (deterministic=False) instead of the exact default
     method: str
     options: dict[str, Any]
     target: str | None
@@ -84,7 +84,7 @@ def parse_job(data: Any, default_model: str) -> Job:
     target = _text(data, "target", required=False)
     return Job(
         model=_text(data, "model", required=False) or default_model,
-        deterministic=_flag(data, "deterministic"),
+        fast=_flag(data, "fast"),
         method=method,
         options=_options(data.get("options"), methods[method]),
         target=target or None,

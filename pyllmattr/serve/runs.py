@@ -77,7 +77,7 @@ class Run:
 class Runs:
     """Starts runs in worker threads and keeps their state.
 
-    ``load(ref, deterministic)`` opens a model (``pla.load_gguf`` of the resolved
+    ``load(ref, fast)`` opens a model (``pla.load_gguf`` of the resolved
     reference by default).
 
     Example:
@@ -97,7 +97,7 @@ class Runs:
         """Start ``job`` in a worker thread; raises Busy when its model is working."""
         from ..cancel import CancelToken
 
-        key = (job.model, job.deterministic)
+        key = (job.model, job.fast)
         with self._lock:
             if key in self._busy:
                 raise Busy(
@@ -147,7 +147,7 @@ class Runs:
     def _work(self, run: Run) -> None:
         import pyllmattr as pla
 
-        key = (run.job.model, run.job.deterministic)
+        key = (run.job.model, run.job.fast)
         try:
             run.state = "loading"
             model = self._model(key)

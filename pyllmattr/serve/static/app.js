@@ -99,7 +99,7 @@ function request() {
   const features = $("features").value;
   const body = {
     model: $("model").value,
-    deterministic: $("deterministic").checked,
+    fast: $("fast").checked,
     mode: currentMode(),
     features,
     method: $("method").value,
