@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -142,19 +143,23 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), se
 
 
-def summarize(results: Sequence[Any]) -> dict[str, Any]:
+def summarize(results: Sequence[Any]) -> Any:
     """Per-feature mean, standard error and share positive of ``seq_attr`` over results
-    that share their features (the stand-in for ``pla.summarize`` until it lands)."""
+    with the same features: the stand-in for ``pla.summarize(results)`` until it lands,
+    with its field names (``features``, ``mean``, ``stderr``, ``share_positive``,
+    ``n_inputs``), so switching is one line."""
     values = np.array([r.seq_attr for r in results], dtype=float)
     n = len(values)
-    se = values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(values.shape[1])
-    return {
-        "features": list(results[0].input_features),
-        "n": n,
-        "mean": values.mean(axis=0),
-        "se": se,
-        "share_positive": (values > 0).mean(axis=0),
-    }
+    stderr = (
+        values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(values.shape[1], np.nan)
+    )
+    return SimpleNamespace(
+        features=list(results[0].input_features),
+        mean=values.mean(axis=0),
+        stderr=stderr,
+        share_positive=(values > 0).mean(axis=0),
+        n_inputs=n,
+    )
 
 
 def attribute_all(method: Any, inputs: Sequence[Any], targets: Sequence[Any], **kw: Any) -> list:
@@ -170,14 +175,18 @@ def attribute_all(method: Any, inputs: Sequence[Any], targets: Sequence[Any], **
 
 def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, (float, np.floating)):
-        return "n/a" if not math.isfinite(value) else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"  # nan and inf show as such: the smoke test looks for them
     return str(value)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table; floats to 3 decimals."""
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    """A markdown table; floats to 3 decimals, pipes in cells escaped (``|x|``)."""
+
+    def cells(values: Sequence[Any]) -> str:
+        return "| " + " | ".join(fmt(v).replace("|", "\\|") for v in values) + " |"
+
+    lines = [cells(headers), "|" + "---|" * len(headers)]
+    lines += [cells(row) for row in rows]
     return "\n".join(lines)
 
 
