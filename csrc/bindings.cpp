@@ -127,7 +127,7 @@ py::dict stats_dict(const ScoreStats & s) {
     d["n_padding"] = s.n_padding;
     d["n_unique"] = s.n_unique;
     d["seconds"] = s.seconds;
-    d["strategy"] = s.strategy;
+    d["strategy"] = strategy_name(s.strategy);
     return d;
 }
 
@@ -162,6 +162,24 @@ py::tuple score(Engine & engine, const std::vector<std::vector<Token>> & sequenc
     py::array_t<double> scores({rows, cols});
     std::memcpy(scores.mutable_data(), result.logprobs.data(), result.logprobs.size() * sizeof(double));
     return py::make_tuple(scores, stats_dict(result.stats));
+}
+
+// (flat scores, offsets, stats): pair i's scores are flat[offsets[i]:offsets[i + 1]].
+py::tuple score_pairs(Engine & engine, const std::vector<std::vector<Token>> & sequences,
+                      const std::vector<std::vector<Token>> & targets, int strategy, const py::object & progress,
+                      CancelFlag * cancel) {
+    if (strategy < 0 || strategy > 2) {
+        throw std::invalid_argument("unknown scoring strategy");
+    }
+    SignalWatch watch;
+    const CallControl control = make_control(progress, cancel, watch);
+    ScoreResult result = run_released(
+        watch, [&] { return engine.score_pairs(sequences, targets, static_cast<Strategy>(strategy), control); });
+    py::array_t<double> scores(static_cast<py::ssize_t>(result.logprobs.size()));
+    std::memcpy(scores.mutable_data(), result.logprobs.data(), result.logprobs.size() * sizeof(double));
+    py::array_t<int64_t> offsets(static_cast<py::ssize_t>(result.offsets.size()));
+    std::memcpy(offsets.mutable_data(), result.offsets.data(), result.offsets.size() * sizeof(int64_t));
+    return py::make_tuple(scores, offsets, stats_dict(result.stats));
 }
 
 }  // namespace
@@ -217,6 +235,8 @@ PYBIND11_MODULE(_core, m) {
             py::arg("token"), py::arg("special"))
         .def("score", &score, py::arg("sequences"), py::arg("target"), py::arg("strategy"),
              py::arg("progress"), py::arg("cancel"))
+        .def("score_pairs", &score_pairs, py::arg("sequences"), py::arg("targets"), py::arg("strategy"),
+             py::arg("progress"), py::arg("cancel"))
         .def(
             "generate",
             [](Engine & e, const std::vector<Token> & prompt, int32_t max_new_tokens, float temperature,
@@ -270,21 +290,25 @@ PYBIND11_MODULE(_core, m) {
 
     m.def(
         "plan_stats",
-        [](const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target, int strategy,
-           int32_t max_cells, int32_t max_slots) {
+        [](const std::vector<std::vector<Token>> & sequences, const std::vector<std::vector<Token>> & targets,
+           int strategy, int32_t max_cells, int32_t max_slots) {
             if (strategy < 0 || strategy > 2) {
                 throw std::invalid_argument("unknown scoring strategy");
             }
-            const Plan plan = make_plan(sequences, target, static_cast<Strategy>(strategy), {max_cells, max_slots});
+            if (sequences.empty() || targets.size() != sequences.size()) {
+                throw std::invalid_argument("plan_stats: give one target per sequence");
+            }
+            const Plan plan = make_plan({sequences, targets}, static_cast<Strategy>(strategy), {max_cells, max_slots});
             py::dict d;
             d["n_emitted"] = plan.n_emitted;
             d["n_trie"] = plan.n_trie;
             d["n_naive"] = plan.n_naive;
             d["n_unique"] = plan.n_unique;
+            d["n_leaves"] = plan.n_leaves;
             d["n_waves"] = static_cast<int64_t>(plan.waves.size());
             return d;
         },
-        py::arg("sequences"), py::arg("target"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"));
+        py::arg("sequences"), py::arg("targets"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"));
     m.def("quantize_model", &quantize_model, py::arg("input"), py::arg("output"), py::arg("ftype"),
           py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
     m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));

@@ -232,11 +232,11 @@ std::string Engine::token_piece(Token token, bool special) const {
     return piece;
 }
 
-void Engine::check_tokens(const std::vector<Token> & tokens, const char * what) const {
+void Engine::check_tokens(const std::vector<Token> & tokens, const std::string & what) const {
     const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
     for (Token t : tokens) {
         if (t < 0 || t >= n_vocab) {
-            throw std::invalid_argument(std::string(what) + ": token id " + std::to_string(t) +
+            throw std::invalid_argument(what + ": token id " + std::to_string(t) +
                                         " is outside this model's vocabulary [0, " +
                                         std::to_string(n_vocab) + ")");
         }

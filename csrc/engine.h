@@ -69,11 +69,12 @@ struct ScoreStats {
     int64_t n_padding = 0;  // scratch rows decoded to keep the layout batch-invariant
     int32_t n_unique = 0;
     double seconds = 0.0;
-    std::string strategy;
+    Strategy strategy = Strategy::kTrie;  // what the call used
 };
 
 struct ScoreResult {
-    std::vector<double> logprobs;  // row-major (n_sequences, n_target)
+    std::vector<double> logprobs;  // every input's scores, concatenated
+    std::vector<int64_t> offsets;  // input i's scores are logprobs[offsets[i], offsets[i + 1])
     ScoreStats stats;
 };
 
@@ -113,6 +114,11 @@ class Engine {
     // log p(target[j] | sequence, target[:j]) for every sequence and j.
     ScoreResult score(const std::vector<std::vector<Token>> & sequences,
                       const std::vector<Token> & target, Strategy strategy, const CallControl & control);
+    // log p(targets[i][j] | sequences[i], targets[i][:j]) for every pair i and j: the
+    // trie spans prompt + target, so a prompt with several targets is decoded once.
+    ScoreResult score_pairs(const std::vector<std::vector<Token>> & sequences,
+                            const std::vector<std::vector<Token>> & targets, Strategy strategy,
+                            const CallControl & control);
 
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
@@ -148,15 +154,18 @@ class Engine {
   private:
     void create_context();
     void check_open() const;
-    void check_tokens(const std::vector<Token> & tokens, const char * what) const;
+    void check_tokens(const std::vector<Token> & tokens, const std::string & what) const;
     bool supports_partial_memory();
     // Decodes `batch`; when llama.cpp finds no free KV cells it retries in halves (sizes
     // multiples of `granularity`) before giving up. Throws Cancelled or std::runtime_error.
     void decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows);
     void decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
                      const RowsDecodedFn & on_rows);
-    void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
-                    int32_t overhead) const;
+    // Every pair is non-empty and fits the context with `overhead(its target length)`
+    // cells to spare; messages name "score_pairs: pair i" or "score: sequence i".
+    void check_fits(const Pairs & pairs, bool named_pairs, const std::function<int32_t(int32_t)> & overhead) const;
+    ScoreResult run_scoring(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control);
+    static ScoreResult gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores);
 
     llama_model * model_ = nullptr;
     bool owns_model_ = false;

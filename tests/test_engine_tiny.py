@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import llama_cpp
 import numpy as np
 import pytest
 from conftest import python_thread_ticks
@@ -174,7 +175,7 @@ def test_gil_is_released_while_scoring(tiny):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_the_process_loads_a_single_libllama(tiny):
-    import llama_cpp  # noqa: F401  (both users of libllama are loaded)
+    # both users of libllama are loaded: llama_cpp (imported above) and pyllmattr
 
     maps = Path("/proc/self/maps").read_text().splitlines()
     files = {line.split()[-1] for line in maps if "libllama" in line}
@@ -182,7 +183,6 @@ def test_the_process_loads_a_single_libllama(tiny):
 
 
 def test_a_borrowed_llama_cpp_model_scores_like_a_loaded_one(tiny_path, tiny):
-    llama_cpp = pytest.importorskip("llama_cpp")
     llm = llama_cpp.Llama(str(tiny_path), n_ctx=64, verbose=False)
     model = pla.load_gguf(llm, n_ctx=512, n_threads=2)
     ids = tiny.tokenize(PROMPT)

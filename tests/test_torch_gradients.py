@@ -233,9 +233,16 @@ def test_sampled_baselines_are_averaged_over_trials(smollm2_torch):
 
 def test_gradient_results_round_trip_through_json(smollm2_torch):
     result = pla.IntegratedGradients(smollm2_torch).attribute(ALIGNED, target=TARGET, n_steps=4)
-    back = pla.AttributionResult.from_json(result.to_json())
+    text = result.to_json()
+    json.loads(text, parse_constant=reject_non_standard_json)  # no NaN or Infinity in it
+    back = pla.AttributionResult.from_json(text)
+    assert back.to_dict() == result.to_dict()  # every field, the arrays included
+    np.testing.assert_array_equal(back.token_attr, result.token_attr)
     np.testing.assert_array_equal(back.completeness_gap, result.completeness_gap)
     assert back.seq_completeness_gap == result.seq_completeness_gap
     assert back.settings["n_steps"] == 4
-    assert "completeness gap" in result._repr_html_()
-    json.loads(result.to_json())
+    assert "completeness gap" in back._repr_html_()
+
+
+def reject_non_standard_json(constant: str):
+    raise AssertionError(f"to_json wrote {constant}, which strict JSON parsers reject")

@@ -94,26 +94,21 @@ def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
     return text
 
 
-def _needs_torch(method_cls: Any) -> bool:
-    from ..methods import PerturbationMethod
+def needs_torch(method_cls: Any) -> bool:
+    """Whether ``--method`` needs the PyTorch back end: gradient methods do, perturbation
+    methods run on llama.cpp."""
+    from ..methods import GradientMethod
 
-    return bool(getattr(method_cls, "needs_gradients", False)) or not issubclass(
-        method_cls, PerturbationMethod
-    )
+    return issubclass(method_cls, GradientMethod)
 
 
 def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
     import pyllmattr as pla
 
     path = pla.default_model_path() if args.model == "default" else Path(args.model)
-    if _needs_torch(method_cls):
-        load_torch_gguf = getattr(pla, "load_torch_gguf", None)
-        if load_torch_gguf is None:
-            raise ValueError(
-                f"--method {args.method} needs the PyTorch back end (pla.load_torch_gguf), "
-                "which this installation of pyllmattr does not have"
-            )
-        model = load_torch_gguf(path)
+    if needs_torch(method_cls):
+        # Without the torch extra this raises an ImportError naming it (exit status 1).
+        model = pla.load_torch_gguf(path)
     else:
         model = pla.load_gguf(
             path,

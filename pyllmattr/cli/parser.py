@@ -146,7 +146,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument(
         "--deterministic",
         action="store_true",
-        help="batch-invariant scoring (slower; see the README)",
+        help="batch-invariant scoring (slower; see docs/numerics.md)",
     )
     engine.add_argument(
         "--requantize",

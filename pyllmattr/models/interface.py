@@ -83,16 +83,24 @@ class ScoringModel(Protocol):
     def token_to_bytes(self, token_id: int, render_special: bool = True) -> bytes: ...
 
     def score(
-        self, sequences: Sequence[TokenIds], target: TokenIds | str, share_prefix: bool = True,
+        self,
+        sequences: Sequence[TokenIds],
+        target: TokenIds | str,
+        share_prefix: bool = True,
         **kwargs: Any,
     ) -> Any: ...
 
     def score_pairs(
-        self, sequences: Sequence[TokenIds], targets: Sequence[TokenIds | str],
-        share_prefix: bool = True, **kwargs: Any,
+        self,
+        sequences: Sequence[TokenIds],
+        targets: Sequence[TokenIds | str],
+        share_prefix: bool = True,
+        **kwargs: Any,
     ) -> Any: ...
 
-    def generate(self, prompt_ids: TokenIds, max_new_tokens: int = 25, **kwargs: Any) -> list[int]: ...
+    def generate(
+        self, prompt_ids: TokenIds, max_new_tokens: int = 25, **kwargs: Any
+    ) -> list[int]: ...
 
 
 @runtime_checkable

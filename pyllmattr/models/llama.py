@@ -17,11 +17,10 @@ from .interface import (
     ProgressCallback,
     ScoreStats,
     TokenIds,
-    score_pairs_grouped,
+    check_pairs,
     token_list,
 )
 from .requantize import requantized_copy
-
 
 # Strategy codes understood by the engine (csrc/schedule.h), weakest last.
 _STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
@@ -233,16 +232,10 @@ class LlamaModel:
         """
         seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
         target_ids = self._target_list(target)
-        if strategy is None:
-            strategy = "trie" if share_prefix else "independent"
-        if strategy not in _STRATEGIES:
-            raise ValueError(
-                f"score: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}"
-            )
         scores, stats = self._engine.score(
             seqs,
             target_ids,
-            _STRATEGIES[strategy],
+            _strategy_code(strategy, share_prefix, "score"),
             progress,
             cancel._flag if cancel is not None else None,
         )
@@ -257,20 +250,38 @@ class LlamaModel:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         return_stats: bool = False,
+        strategy: str | None = None,
     ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
         """Score every sequence with its own target: one array per (sequence, target) pair.
 
         Entry ``[t]`` of array ``i`` is ``log p(targets[i][t] | sequences[i] +
-        targets[i][:t])``. Equals one :meth:`score` call per pair; prompts that appear
-        with several targets, and prefixes shared across pairs, are decoded once.
+        targets[i][:t])``; a target is token ids or text (tokenized without special
+        tokens). Equals one :meth:`score` call per pair, made in one engine call: the
+        prefix trie spans prompt + target, so identical pairs are scored once, a prompt
+        that appears with several targets is decoded once, and so are prefixes shared
+        across pairs. Options as in :meth:`score`; ``stats`` count over all pairs.
 
         Example:
-            >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+            >>> prompt = model.tokenize("The capital of France is")  # doctest: +SKIP
+            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+            >>> pairs[0].shape  # doctest: +SKIP
+            (1,)
         """
-        return score_pairs_grouped(
-            self, sequences, targets, share_prefix,
-            progress=progress, cancel=cancel, return_stats=return_stats,
+        check_pairs(sequences, targets)
+        seqs = [
+            self._token_list(s, f"score_pairs: the sequence of pair {i}")
+            for i, s in enumerate(sequences)
+        ]
+        target_ids = [self._pair_target(t, i) for i, t in enumerate(targets)]
+        flat, offsets, stats = self._engine.score_pairs(
+            seqs,
+            target_ids,
+            _strategy_code(strategy, share_prefix, "score_pairs"),
+            progress,
+            cancel._flag if cancel is not None else None,
         )
+        scores = np.split(flat, offsets[1:-1])
+        return (scores, ScoreStats(**stats)) if return_stats else scores
 
     def generate(
         self,
@@ -311,8 +322,27 @@ class LlamaModel:
             return ids
         return self._token_list(target, "score: target")
 
+    def _pair_target(self, target: TokenIds | str, i: int) -> list[int]:
+        what = f"score_pairs: the target of pair {i}"
+        ids = (
+            self.tokenize(target, add_special=False)
+            if isinstance(target, str)
+            else self._token_list(target, what)
+        )
+        if not ids:
+            raise ValueError(f"{what} is empty (or tokenizes to nothing); give at least one token")
+        return ids
+
     def _token_list(self, ids: Any, what: str) -> list[int]:
         return token_list(ids, self.n_vocab, what)
+
+
+def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> int:
+    if strategy is None:
+        strategy = "trie" if share_prefix else "independent"
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"{caller}: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
+    return _STRATEGIES[strategy]
 
 
 def _check_gguf_file(path: Path) -> None:

@@ -278,8 +278,13 @@ class TorchModel:
             >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
         """
         return score_pairs_grouped(
-            self, sequences, targets, share_prefix,
-            progress=progress, cancel=cancel, return_stats=return_stats,
+            self,
+            sequences,
+            targets,
+            share_prefix,
+            progress=progress,
+            cancel=cancel,
+            return_stats=return_stats,
         )
 
     def _score_unique(
