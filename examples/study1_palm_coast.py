@@ -25,7 +25,12 @@ FIXED = {"name": "Sarah", "city": "Seattle", "state": "WA", "job": "doctor", "pr
 # would "remove" nothing and pull the feature's mean towards zero.
 SAMPLED = pla.ProductBaselines(
     {
-        ("name", "pronoun"): [("Sarah", "Her"), ("Maria", "Her"), ("Alex", "Their"), ("Sam", "Their")],
+        ("name", "pronoun"): [
+            ("Sarah", "Her"),
+            ("Maria", "Her"),
+            ("Alex", "Their"),
+            ("Sam", "Their"),
+        ],
         ("city", "state"): [
             ("Seattle", "WA"),
             ("Boston", "MA"),
@@ -49,7 +54,9 @@ def fixed_baselines(model, report: kit.Report) -> dict:
     figures = []
     for name, result in (("fixed_paper_target", paper), ("fixed_model_target", own)):
         fig, _ = result.plot_token_attr()
-        figures.append(report.figure(name, fig, f"per-token feature ablation, target {result.target!r}"))
+        figures.append(
+            report.figure(name, fig, f"per-token feature ablation, target {result.target!r}")
+        )
     rows = [
         [label, paper.seq_attr[i], own.seq_attr[i]] for i, label in enumerate(paper.input_features)
     ]
@@ -74,7 +81,7 @@ def sampled_baselines(model, fixed: dict, trials: int, seed: int, report: kit.Re
     paper = fixed["paper"]
     mean, std = result.seq_attr, result.seq_attr_std
     rows = [
-        [f, paper.seq_attr[i], mean[i], std[i], abs(mean[i]) / std[i] if std[i] else np.inf]
+        [f, paper.seq_attr[i], mean[i], std[i], std[i] / abs(mean[i])]
         for i, f in enumerate(result.input_features)
     ]
     fig, ax = kit.pyplot().subplots(figsize=(7, 4), layout="constrained")
@@ -93,10 +100,11 @@ def sampled_baselines(model, fixed: dict, trials: int, seed: int, report: kit.Re
     flips = int(np.sum(np.sign(paper.seq_attr) != np.sign(mean)))
     report.section(
         "Sampled baselines (ProductBaselines)",
-        "Alternatives: names with pronouns (Sarah/Maria with Her, Alex/Sam with Their), six city-state "
-        f"pairs, five jobs; {trials} trials (`num_trials`), seed {seed}; every perturbed "
-        f"prompt samples its own baseline ({result.stats['n_unique']} distinct prompts scored).",
-        kit.table(["feature", "fixed", "sampled mean", "sampled std", "|mean| / std"], rows),
+        "Alternatives: names with pronouns (Sarah/Maria with Her, Alex/Sam with Their), "
+        f"six city-state pairs, five jobs; {trials} trials (`num_trials`), seed {seed}; "
+        "every perturbed prompt samples its own baseline "
+        f"({result.stats['n_unique']} distinct prompts scored).",
+        kit.table(["feature", "fixed", "sampled mean", "sampled std", "std / |mean|"], rows),
         f"Spearman between fixed and sampled-mean attributions: {kit.fmt(rho)}; "
         f"features whose sign differs: {flips} of {len(mean)}.",
         bars,
@@ -118,9 +126,7 @@ def main() -> None:
     report = kit.Report("Study 1: Palm Coast", args)
     trials = 3 if args.quick else 30
     with kit.load_model(args) as model:
-        report.section(
-            "Setup", report.setup_text(kit.describe_model(model, kit.model_path(args)))
-        )
+        report.section("Setup", report.setup_text(kit.describe_model(model, kit.model_path(args))))
         fixed = fixed_baselines(model, report)
         report.summary["fixed"] = {
             "features": fixed["paper"].input_features,
@@ -131,16 +137,16 @@ def main() -> None:
         }
         report.summary["sampled"] = sampled_baselines(model, fixed, trials, args.seed, report)
     s = report.summary["sampled"]
-    ratio = np.abs(s["sampled_mean"]) / np.maximum(s["sampled_std"], 1e-12)
-    report.summary["median_abs_mean_over_std"] = float(np.median(ratio))
+    relative = s["sampled_std"] / np.abs(s["sampled_mean"])
+    report.summary["median_std_over_abs_mean"] = float(np.median(relative))
     report.section(
         "Findings",
         f"- Largest attribution with fixed baselines: "
         f"{fixed['paper'].top_features(1)[0][0]!r}; with sampled baselines: "
         f"{s['features'][kit.top1(s['sampled_mean'])]!r}.",
-        f"- Across sampled baselines the median feature's |mean| is {np.median(ratio):.2f} "
-        "times its standard deviation (below 1: the choice of baseline moves a feature's "
-        "attribution by more than its average size).",
+        f"- Across sampled baselines the median feature's standard deviation is "
+        f"{np.median(relative):.2f} times its mean attribution (above 1: the choice of "
+        "baseline moves a feature's attribution by more than its average size).",
     )
     report.write()
 

@@ -156,7 +156,9 @@ def main() -> None:
         )
         report.section("Setup", setup)
         words = word_tokens(model)
-        rows = [run_prompt(model, r, words, args, trials, n_target) for r in records]
+        rows = [
+            run_prompt(model, r, words, args, trials, n_target) for r in kit.each(records, "prompt")
+        ]
     stats, sp = agreement(rows), spread(rows)
     table_rows = [
         [pair, *(f"{s[k][0]:.2f} ± {s[k][1]:.2f}" for k in ("spearman", "kendall", "top1"))]

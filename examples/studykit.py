@@ -162,11 +162,18 @@ def summarize(results: Sequence[Any]) -> Any:
     )
 
 
+def each(items: Sequence[Any], what: str) -> Any:
+    """Yields ``items``, printing "what i/n" to stderr: full runs take minutes."""
+    for i, item in enumerate(items, start=1):
+        print(f"{what} {i}/{len(items)}", file=sys.stderr, flush=True)
+        yield item
+
+
 def attribute_all(method: Any, inputs: Sequence[Any], targets: Sequence[Any], **kw: Any) -> list:
     """One result per (input, target): a loop until ``method.attribute_batch`` lands."""
+    pairs = list(zip(inputs, targets, strict=True))
     return [
-        method.attribute(inp, target=t, progress=False, **kw)
-        for inp, t in zip(inputs, targets, strict=True)
+        method.attribute(inp, target=t, progress=False, **kw) for inp, t in each(pairs, "input")
     ]
 
 
