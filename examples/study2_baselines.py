@@ -107,6 +107,10 @@ def spread(rows: list[dict]) -> dict:
         "median_std": float(np.median(std)),
         "median_abs_mean": float(np.median(mean)),
         "share_std_above_abs_mean": float(np.mean(std > mean)),
+        "share_std_above_abs_mean_large": float(np.mean(std[mean >= 1] > mean[mean >= 1]))
+        if np.any(mean >= 1)
+        else 0.0,
+        "n_large": int(np.sum(mean >= 1)),
         "median_prompt_ratio": float(np.median(per_prompt)),
         "median_noise_floor": float(np.median([r["noise_floor"] for r in rows])),
         "std": std,
@@ -131,10 +135,14 @@ def figures(report: kit.Report, stats: dict, sp: dict, n: int) -> list[str]:
         fig.colorbar(image, ax=ax)
     agreement_fig = report.figure("agreement", fig, "rank agreement between baseline choices")
     fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
-    ax.scatter(sp["abs_mean"], sp["std"], s=12, alpha=0.6)
-    top = float(max(sp["abs_mean"].max(), sp["std"].max(), 1e-3))
-    ax.plot([0, top], [0, top], color="black", linewidth=0.8, label="std = |mean|")
-    ax.axhline(sp["median_noise_floor"], color="0.5", linestyle=":", label="median noise floor")
+    floor = 1e-3  # log axes: smaller values are drawn at the floor
+    ax.scatter(np.maximum(sp["abs_mean"], floor), np.maximum(sp["std"], floor), s=12, alpha=0.6)
+    top = float(max(sp["abs_mean"].max(), sp["std"].max(), 1.0))
+    ax.plot([floor, top], [floor, top], color="black", linewidth=0.8, label="std = |mean|")
+    if sp["median_noise_floor"] > 0:
+        ax.axhline(sp["median_noise_floor"], color="0.5", linestyle=":", label="median noise floor")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("|mean attribution| over sampled baselines (nats)")
     ax.set_ylabel("std across sampled baselines (nats)")
     ax.legend(fontsize=8)
@@ -180,6 +188,10 @@ def main() -> None:
                 ["median std across sampled baselines (nats)", sp["median_std"]],
                 ["median |mean attribution| (nats)", sp["median_abs_mean"]],
                 ["share of features with std > |mean|", sp["share_std_above_abs_mean"]],
+                [
+                    f"the same among the {sp['n_large']} features with |mean| >= 1 nat",
+                    sp["share_std_above_abs_mean_large"],
+                ],
                 ["median over prompts of mean std / mean |attribution|", sp["median_prompt_ratio"]],
                 ["median noise floor (nats)", sp["median_noise_floor"]],
             ],
