@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "llama_log.h"
 #include "schedule.h"
 
 struct llama_model;
@@ -48,6 +49,9 @@ struct CallControl {
 // are available (at index - begin).
 using RowsDecodedFn = std::function<void(int32_t begin, int32_t end)>;
 
+// llama_flash_attn_type's values (engine.cpp checks them against llama.h).
+enum class FlashAttn : int32_t { kAuto = -1, kOff = 0, kOn = 1 };
+
 struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
@@ -55,7 +59,7 @@ struct EngineOptions {
     int32_t max_branches = 8;     // leaves per wave (KV sequences); at most 255
     int32_t n_threads = 0;        // 0: hardware concurrency
     int32_t n_gpu_layers = 0;
-    int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
+    FlashAttn flash_attn = FlashAttn::kAuto;
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
     bool deterministic = false;   // batch-invariant layout (decode_stream.h); forces flash attention
 };
@@ -123,10 +127,6 @@ class Engine {
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
 
-    // For tests: lets the planner use `cells` more KV cells than the context has, which
-    // makes llama_decode really run out of cells and exercises the recovery from it.
-    void set_plan_slack(int32_t cells) { plan_slack_ = cells; }
-
     // The GGUF file's chat template ("" when it has none), and a conversation rendered
     // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
     // add_assistant ends the text with the opening of an assistant turn.
@@ -148,10 +148,13 @@ class Engine {
     bool is_eog(Token token) const;
     std::string meta(const std::string & key) const;  // "" when absent
     std::string description() const;
-    std::string flash_attn_mode() const;
+    // The options in effect: as given, then adjusted to what llama.cpp and the
+    // deterministic layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
     const EngineOptions & options() const { return options_; }
 
   private:
+    friend struct EngineTesting;
+
     void create_context();
     void check_open() const;
     void check_tokens(const std::vector<Token> & tokens, const std::string & what) const;
@@ -175,14 +178,17 @@ class Engine {
     // The running call's control, polled by llama.cpp's abort callback.
     std::atomic<const CallControl *> active_control_{nullptr};
     int partial_memory_ = -1;  // -1 unknown, 0/1: can the cache drop part of a sequence?
-    int32_t plan_slack_ = 0;
+    int32_t plan_slack_ = 0;   // EngineTesting only
     mutable std::mutex mutex_;  // one call at a time per context
 };
 
-// Recent llama.cpp error and warning lines, for exception messages.
-std::string recent_llama_errors();
-void install_llama_log();
-void set_llama_verbose(bool verbose);
+// Test-only hooks, bound as _core.testing; nothing else calls them.
+struct EngineTesting {
+    // Lets the planner use `cells` more KV cells than the context has, which makes
+    // llama_decode really run out of cells and exercises the recovery from it.
+    static void set_plan_slack(Engine & engine, int32_t cells) { engine.plan_slack_ = cells; }
+};
+
 // Address of a libllama function as this extension resolved it: compared with
 // llama-cpp-python's to prove both use one libllama before sharing a model.
 uintptr_t llama_symbol_address();

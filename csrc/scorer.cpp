@@ -1,4 +1,4 @@
-// Engine::score and Engine::generate: executing decode plans on the context.
+// Engine::score and Engine::score_pairs: executing decode plans on the context.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,11 +9,10 @@
 #include "batch.h"
 #include "decode_stream.h"
 #include "engine.h"
+#include "engine_call.h"
 #include "llama.h"
 
 namespace pyllmattr {
-
-std::string recent_llama_errors();
 
 namespace {
 
@@ -33,43 +32,6 @@ int32_t wave_cells(const Pairs & pairs) {
     return std::max(kFreeWaveCells, static_cast<int32_t>(longest));
 }
 
-// Clears the KV cache and publishes the call's control to the abort callback
-// when a call starts, and undoes both when it ends, however it ends: a failed
-// or aborted decode may leave part of a batch in the cache.
-struct CallScope {
-    llama_context * ctx;
-    std::atomic<const CallControl *> & active;
-    CallScope(llama_context * c, std::atomic<const CallControl *> & a, const CallControl & control)
-        : ctx(c), active(a) {
-        llama_memory_clear(llama_get_memory(ctx), false);
-        active.store(&control);
-    }
-    ~CallScope() {
-        active.store(nullptr);
-        llama_memory_clear(llama_get_memory(ctx), false);
-    }
-    CallScope(const CallScope &) = delete;
-    CallScope & operator=(const CallScope &) = delete;
-};
-
-void check_cancel(const CallControl & control) {
-    if (control.cancel != nullptr && control.cancel->load()) {
-        throw Cancelled();
-    }
-}
-
-// Rows [begin, end) of `batch` as a batch of their own (llama_batch holds pointers).
-llama_batch slice(const llama_batch & batch, int32_t begin, int32_t end) {
-    llama_batch view = batch;
-    view.n_tokens = end - begin;
-    view.token += begin;
-    view.pos += begin;
-    view.n_seq_id += begin;
-    view.seq_id += begin;
-    view.logits += begin;
-    return view;
-}
-
 const CallControl kNoControl{};
 
 // Removing a whole sequence cannot fail on any memory type (llama.h); a false here
@@ -84,46 +46,16 @@ void remove_sequence(llama_memory_t mem, int32_t seq) {
 
 }  // namespace
 
-void Engine::decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows) {
-    decode_rows(batch, 0, batch.n_tokens, granularity, on_rows);
-}
-
-// llama_decode's return codes (llama.h): 0 ok; 1 no KV slot, memory restored; 2 aborted and
-// -1 invalid batch / < -1 fatal, processed ubatches possibly left in memory (the caller's
-// CallScope clears it). Only 1 is worth a retry: a smaller batch needs fewer free cells.
-void Engine::decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
-                         const RowsDecodedFn & on_rows) {
-    llama_batch view = slice(batch, begin, end);
-    const int32_t rc = llama_decode(ctx_, view);
-    if (rc == 0) {
-        on_rows(begin, end);
-        return;
+Strategy Engine::sharing_strategy() const {
+    if (is_recurrent()) {
+        return Strategy::kIndependent;  // a recurrent state cannot be shared by position
     }
-    if (rc == 2) {
-        throw Cancelled();
+    if (n_swa() > 0) {
+        // A sliding-window cache may reuse cells of a kept prefix that lie outside
+        // the window of the sequence that owns them: never keep prefixes across waves.
+        return Strategy::kTriePerWave;
     }
-    const int32_t n = end - begin;
-    const int32_t half = n / 2 / granularity * granularity;
-    if (rc == 1 && half >= granularity) {
-        // Rows are in causal order, so the second half may attend to the first.
-        decode_rows(batch, begin, begin + half, granularity, on_rows);
-        decode_rows(batch, begin + half, end, granularity, on_rows);
-        return;
-    }
-    if (rc == 1) {
-        recent_llama_errors();  // drop llama.cpp's "failed to find a memory slot" lines: said below
-        throw std::runtime_error(
-            "llama_decode found no free KV cache cells (code 1) even for a batch of " +
-            std::to_string(n) + " token" + (n == 1 ? "" : "s") +
-            ", after retrying with smaller batches: the context of " + std::to_string(options_.n_ctx) +
-            " cells is full. Load the model with a larger n_ctx or a smaller max_branches");
-    }
-    throw std::runtime_error(
-        "llama_decode failed with code " + std::to_string(rc) +
-        (rc == -1 ? " (llama.cpp rejected the batch as invalid; this is a pyllmattr bug, please report it)"
-                  : " (fatal error in llama.cpp's compute graph; the model stays usable, but check the "
-                    "back end, e.g. memory on a GPU)") +
-        recent_llama_errors());
+    return Strategy::kTrie;
 }
 
 // Does the memory support removing part of a sequence? Recurrent states and
@@ -210,6 +142,7 @@ ScoreResult Engine::score_pairs(const std::vector<std::vector<Token>> & sequence
 ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy strategy,
                                 const CallControl & control) {
     std::lock_guard<std::mutex> lock(mutex_);
+    LogScope log;
     check_open();
     const auto started = std::chrono::steady_clock::now();
     const bool aligned = options_.deterministic;
@@ -311,88 +244,6 @@ ScoreResult Engine::gather_inputs(const Pairs & pairs, const Plan & plan, const 
                   result.logprobs.begin() + result.offsets[i]);
     }
     return result;
-}
-
-// ---------------------------------------------------------------- generation
-
-namespace {
-
-struct SamplerDeleter {
-    void operator()(llama_sampler * s) const { llama_sampler_free(s); }
-};
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
-
-SamplerPtr make_sampler(const GenerateOptions & o) {
-    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-    if (o.temperature <= 0.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
-        return chain;
-    }
-    if (o.top_k > 0) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(o.top_k));
-    }
-    if (o.top_p < 1.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(o.top_p, 1));
-    }
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(o.temperature));
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(o.seed));
-    return chain;
-}
-
-}  // namespace
-
-std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const GenerateOptions & options,
-                                    const CallControl & control) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    check_open();
-    if (prompt.empty()) {
-        throw std::invalid_argument("generate: the prompt is empty");
-    }
-    if (options.max_new_tokens < 0) {
-        throw std::invalid_argument("generate: max_new_tokens must be >= 0");
-    }
-    if (prompt.size() >= static_cast<size_t>(options_.n_ctx)) {
-        throw std::invalid_argument("generate: the prompt (" + std::to_string(prompt.size()) +
-                                    " tokens) fills the context of " + std::to_string(options_.n_ctx) +
-                                    "; load the model with a larger n_ctx");
-    }
-    check_tokens(prompt, "generate");
-    CallScope scope(ctx_, active_control_, control);
-    const auto no_rows = [](int32_t, int32_t) {};
-    SamplerPtr sampler = make_sampler(options);
-    Batch batch(options_.n_batch, 1);
-
-    auto n_prompt = static_cast<int32_t>(prompt.size());
-    for (int32_t begin = 0; begin < n_prompt; begin += options_.n_batch) {
-        batch.clear();
-        const int32_t end = std::min(n_prompt, begin + options_.n_batch);
-        for (int32_t p = begin; p < end; ++p) {
-            batch.add(prompt[p], p, 0, 1, p == n_prompt - 1);
-        }
-        decode(batch.get(), 1, no_rows);
-        check_cancel(control);
-    }
-    std::vector<Token> generated;
-    int32_t pos = n_prompt;
-    while (static_cast<int32_t>(generated.size()) < options.max_new_tokens) {
-        const Token token = llama_sampler_sample(sampler.get(), ctx_, -1);
-        if (options.stop_at_eog && is_eog(token)) {
-            break;
-        }
-        generated.push_back(token);
-        if (static_cast<int32_t>(generated.size()) == options.max_new_tokens || pos >= options_.n_ctx) {
-            break;
-        }
-        batch.clear();
-        batch.add(token, pos++, 0, 1, true);
-        decode(batch.get(), 1, no_rows);
-        check_cancel(control);
-        if (control.progress &&
-            !control.progress(static_cast<int64_t>(generated.size()), options.max_new_tokens)) {
-            throw Cancelled();
-        }
-    }
-    return generated;
 }
 
 }  // namespace pyllmattr

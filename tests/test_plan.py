@@ -1,8 +1,8 @@
 """The decode plan: what the scorer decodes, counted without a model."""
 
-from pyllmattr._native import _core
+from pyllmattr._testing import plan_stats
 
-TRIE, PER_WAVE, INDEPENDENT = 0, 1, 2
+TRIE, PER_WAVE, INDEPENDENT = "trie", "trie-per-wave", "independent"
 
 
 def plan(sequences, target, strategy=TRIE, max_cells=1000, max_slots=64):
@@ -10,7 +10,7 @@ def plan(sequences, target, strategy=TRIE, max_cells=1000, max_slots=64):
 
 
 def plan_pairs(sequences, targets, strategy=TRIE, max_cells=1000, max_slots=64):
-    return _core.plan_stats(sequences, targets, strategy, max_cells, max_slots)
+    return plan_stats(sequences, targets, strategy, max_cells, max_slots)
 
 
 def test_shared_prefixes_are_counted_once():

@@ -23,9 +23,9 @@ def format_result(result: Any, top: int = 20) -> str:
         f"target: {result.target!r}",
         f"        log p = {result.target_logprob:.3f} (p = {math.exp(result.target_logprob):.3g}) "
         f"over {_plural(len(result.output_tokens), 'token')}",
+        *_contrast_lines(result),
         "",
-        f"{result.method}: how much each feature raises (+) or lowers (-) "
-        f"the target's {result.attr_target.replace('_', '-')}",
+        f"{result.method}: how much each feature raises (+) or lowers (-) {result.quantity}",
     ]
     lines += _ranking(result, top)
     lines += ["", _summary(result)]
@@ -55,6 +55,16 @@ def _ranking(result: Any, top: int) -> list[str]:
             "--deterministic removes it)"
         )
     return rows
+
+
+def _contrast_lines(result: Any) -> list[str]:
+    if result.contrast_tokens is None:
+        return []
+    return [
+        f"contrast: {result.contrast!r}",
+        f"        log p = {result.contrast_logprob:.3f} over "
+        f"{_plural(len(result.contrast_tokens), 'token')}",
+    ]
 
 
 def _top_indices(seq_attr: Any, k: int) -> list[int]:
