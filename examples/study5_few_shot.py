@@ -5,14 +5,9 @@ reviews (``examples/data/sentiment_few_shot.jsonl``: four sound ones, one labell
 wrong on purpose, one sarcastic) is completed for many query reviews; each example
 is one feature (absent: removed), the query is fixed text. Feature ablation of the
 correct label's log-probability, and of the margin over the wrong label (log p(correct)
-- log p(wrong), by linearity of feature ablation the difference of the two
-attributions), summarized over the queries: per example the mean, its standard
-error and the share of queries it helps.
-
-The loop of ``attribute`` calls and the summary are written so that switching to
-``method.attribute_batch(inputs, targets=...)`` and ``pla.summarize(results)`` (and
-``contrast=`` for the margin) is a few lines: see ``attribute_all`` and ``summarize``
-in studykit.py.
+- log p(wrong), ``contrast=``), for all queries in one ``attribute_batch`` call,
+summarized with ``pla.summarize``: per example the mean, its standard error and the
+share of queries it helps.
 
     python examples/study5_few_shot.py [--model PATH] [--quick] [--out FOLDER]
 
@@ -20,8 +15,6 @@ Runs on llama.cpp only (no torch needed).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import studykit as kit
@@ -43,17 +36,6 @@ def few_shot_input(instruction: dict, examples: list[dict], query: dict) -> pla.
     return pla.TextTemplateInput(
         f"{head}\n\n{slots}{tail}",
         values={e["id"]: block(e["review"], e["label"]) for e in examples},
-    )
-
-
-def margin_result(correct: pla.AttributionResult, wrong: pla.AttributionResult):
-    """Attribution of log p(correct) - log p(wrong): feature ablation is linear in the
-    scored quantity, so the difference of the two attributions is exact."""
-    return dataclasses.replace(
-        correct,
-        seq_attr=correct.seq_attr - wrong.seq_attr,
-        token_attr=None,
-        target_logprob=correct.target_logprob - wrong.target_logprob,
     )
 
 
@@ -114,17 +96,19 @@ def main() -> None:
             ),
         )
         method = pla.FeatureAblation(model)
-        correct = kit.attribute_all(method, inputs, [" " + q["label"] for q in queries])
-        wrong_labels = [next(x for x in LABELS if x != q["label"]) for q in queries]
-        wrong = kit.attribute_all(method, inputs, [" " + w for w in wrong_labels])
+        labels = [" " + q["label"] for q in queries]
+        wrong = [" " + next(x for x in LABELS if x != q["label"]) for q in queries]
+        # All queries in one batch: the instruction and example blocks they share are
+        # decoded once. contrast= attributes log p(correct) - log p(wrong) directly.
+        correct = method.attribute_batch(inputs, targets=labels, progress=False)
+        margins = method.attribute_batch(inputs, targets=labels, contrasts=wrong, progress=False)
         full = [inp.render(np.ones(len(examples), dtype=bool), {})[0] for inp in inputs]
         zero = [f"{instruction['text']}\n\n{block(q['review'])}" for q in queries]
         acc = {
             "six examples": accuracy(model, full, queries),
             "none": accuracy(model, zero, queries),
         }
-    margins = [margin_result(c, w) for c, w in zip(correct, wrong, strict=True)]
-    summaries = {"log p(correct label)": kit.summarize(correct), "margin": kit.summarize(margins)}
+    summaries = {"log p(correct label)": pla.summarize(correct), "margin": pla.summarize(margins)}
     report.section(
         "Which examples help",
         "Attribution of log p(correct label):",
@@ -134,7 +118,7 @@ def main() -> None:
         figure(report, summaries, notes),
     )
     by_label = {
-        label: kit.summarize(
+        label: pla.summarize(
             [m for m, q in zip(margins, queries, strict=True) if q["label"] == label]
         )
         for label in LABELS

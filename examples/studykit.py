@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -143,38 +142,11 @@ def mean_se(values: Sequence[float]) -> tuple[float, float]:
     return float(x.mean()), se
 
 
-def summarize(results: Sequence[Any]) -> Any:
-    """Per-feature mean, standard error and share positive of ``seq_attr`` over results
-    with the same features: the stand-in for ``pla.summarize(results)`` until it lands,
-    with its field names (``features``, ``mean``, ``stderr``, ``share_positive``,
-    ``n_inputs``), so switching is one line."""
-    values = np.array([r.seq_attr for r in results], dtype=float)
-    n = len(values)
-    stderr = (
-        values.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(values.shape[1], np.nan)
-    )
-    return SimpleNamespace(
-        features=list(results[0].input_features),
-        mean=values.mean(axis=0),
-        stderr=stderr,
-        share_positive=(values > 0).mean(axis=0),
-        n_inputs=n,
-    )
-
-
 def each(items: Sequence[Any], what: str) -> Any:
     """Yields ``items``, printing "what i/n" to stderr: full runs take minutes."""
     for i, item in enumerate(items, start=1):
         print(f"{what} {i}/{len(items)}", file=sys.stderr, flush=True)
         yield item
-
-
-def attribute_all(method: Any, inputs: Sequence[Any], targets: Sequence[Any], **kw: Any) -> list:
-    """One result per (input, target): a loop until ``method.attribute_batch`` lands."""
-    pairs = list(zip(inputs, targets, strict=True))
-    return [
-        method.attribute(inp, target=t, progress=False, **kw) for inp, t in each(pairs, "input")
-    ]
 
 
 # ---------------------------------------------------------------- reports
