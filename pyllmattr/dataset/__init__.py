@@ -25,7 +25,7 @@ from .shard import make_chunks
 
 DEFAULT_CHUNK_SIZE = 32
 # attribute() arguments that attribute_dataset owns (per input, or for the whole run)
-RESERVED = {"inp", "target", "targets", "progress", "cancel"}
+RESERVED = {"inp", "target", "targets", "progress", "cancel", "contrast", "contrasts"}
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -149,7 +149,7 @@ def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[
     if reserved:
         raise ValueError(
             f"method_args {reserved}: give targets= (one per input), progress= and cancel= "
-            "to attribute_dataset itself"
+            "to attribute_dataset itself (per-input contrasts are not supported yet)"
         )
     params = inspect.signature(cls.attribute).parameters
     allowed = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"self"}
