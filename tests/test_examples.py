@@ -49,7 +49,8 @@ SECTIONS = {
     ],
     "study6_retrieval.py": [
         "Setup",
-        "Does the top sentence hold the answer?",
+        "Which document answered?",
+        "By the gold document's position",
         "Per question",
         "Findings",
     ],
