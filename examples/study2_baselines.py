@@ -160,7 +160,7 @@ def main() -> None:
             kit.describe_model(model, kit.model_path(args)),
             f"- {len(records)} prompts (examples/data/people_templates.jsonl), FeatureAblation "
             f"of the model's greedy {n_target}-token continuation; sampled baselines: "
-            f"{trials} trials; deterministic scoring: {args.deterministic}",
+            f"{trials} trials; scoring: {kit.layout_name(args)}",
         )
         report.section("Setup", setup)
         words = word_tokens(model)

@@ -143,7 +143,7 @@ def main() -> None:
                 kit.describe_model(model, kit.model_path(args)),
                 f"- {len(records)} prompts (examples/data/people_templates.jsonl), the model's "
                 f"greedy {n_target}-token continuation; pairs grouped with "
-                f"`mask={GROUPS}`; deterministic scoring: {args.deterministic}",
+                f"`mask={GROUPS}`; scoring: {kit.layout_name(args)}",
             ),
         )
         rows = [interactions(r, model, n_target) for r in kit.each(records, "prompt")]

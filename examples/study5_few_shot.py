@@ -92,7 +92,7 @@ def main() -> None:
                 kit.describe_model(model, kit.model_path(args)),
                 f"- {len(examples)} in-context examples, {len(queries)} queries "
                 "(examples/data/sentiment_few_shot.jsonl); FeatureAblation (absent example: "
-                f"removed); deterministic scoring: {args.deterministic}",
+                f"removed); scoring: {kit.layout_name(args)}",
             ),
         )
         method = pla.FeatureAblation(model)

@@ -224,9 +224,8 @@ def main() -> None:
                 f"- {len(items)} questions over four invented documents each "
                 "(examples/data/retrieval_documents.jsonl), the gold document at position "
                 "i mod 4; the gold answer's log-probability attributed to documents "
-                "and to sentences (FeatureAblation, absent ones removed); deterministic "
-                "scoring: "
-                f"{args.deterministic}",
+                "and to sentences (FeatureAblation, absent ones removed); scoring: "
+                f"{kit.layout_name(args)}",
             ),
         )
         rows = [run_item(model, item, i % 4) for i, item in enumerate(kit.each(items, "question"))]

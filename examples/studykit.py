@@ -49,16 +49,34 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
         "--threads", type=int, default=None, help="CPU threads (default: all; 1 when overloaded)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of every sampled choice")
-    parser.add_argument(
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
         "--deterministic",
-        action="store_true",
-        help="batch-invariant llama.cpp scoring (no noise floor; 2.5-3x slower)",
+        dest="deterministic",
+        action="store_const",
+        const=True,
+        default=None,
+        help="exact llama.cpp scoring also with GPU layers (the default on the CPU)",
+    )
+    layout.add_argument(
+        "--fast",
+        dest="deterministic",
+        action="store_const",
+        const=False,
+        help="the fast layout: scores move with the batch, results report a noise floor",
     )
     args = parser.parse_args(argv)
     if args.out is None:
         name = Path(sys.argv[0]).stem or "study"
         args.out = f"study-{name}{'-quick' if args.quick else ''}"
     return args
+
+
+def layout_name(args: argparse.Namespace) -> str:
+    """How the study's llama.cpp model scores, for its report."""
+    return {None: "exact (the default)", True: "exact", False: "fast (noise floor measured)"}[
+        args.deterministic
+    ]
 
 
 def model_path(args: argparse.Namespace) -> Path:
