@@ -11,9 +11,11 @@ from .gradient import (
     GradientMethod,
     Ticker,
     aggregate,
+    embedding_path,
     endpoint_logprobs,
     path_gradients,
 )
+from .layers import EMBEDDINGS, Probe
 
 
 class _PointGradient(GradientMethod):
@@ -27,12 +29,18 @@ class _PointGradient(GradientMethod):
         ticker: Ticker,
         options: dict[str, Any],
     ) -> dict[str, Any]:
+        n_prompt = len(job.encoding.reference_ids)
         inputs = self.model.embed(job.encoding.reference_ids)
+        probe = Probe(self.model, options["layer"])
         one = np.ones(1)
         # A path of one point at its end (alpha = 1): the gradient at x itself.
         per_token = bool(options["per_token"])
-        grads = path_gradients(self.model, inputs * 0, inputs, one, one, job, per_token, 1, ticker)
-        per_dimension = self.per_dimension(inputs.float(), grads, options)
+        at_input = embedding_path(inputs * 0, inputs, one)
+        totals = path_gradients(probe, at_input, one, one, job, per_token, 1, ticker)
+        # The layer's output at x (Captum's LayerGradientXActivation multiplies by it).
+        activations = probe.activations(inputs, job.scored_targets[:1])[0][:n_prompt]
+        grads = probe.prompt_part(totals, n_prompt)
+        per_dimension = self.per_dimension(activations.float(), grads, options)
         return {
             "values": aggregate(per_dimension, options["aggregate"]) @ weights,
             "input_logprobs": [lp[0] for lp in endpoint_logprobs(self.model, [inputs], job)],
@@ -60,7 +68,12 @@ class Saliency(_PointGradient):
     """
 
     name = "saliency"
-    defaults: dict[str, Any] = {"abs": True, "aggregate": "l2", "per_token": True}
+    defaults: dict[str, Any] = {
+        "abs": True,
+        "aggregate": "l2",
+        "per_token": True,
+        "layer": EMBEDDINGS,
+    }
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         return grads.abs() if options["abs"] else grads
@@ -79,7 +92,7 @@ class InputXGradient(_PointGradient):
     """
 
     name = "input-x-gradient"
-    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True}
+    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True, "layer": EMBEDDINGS}
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         return inputs * grads
