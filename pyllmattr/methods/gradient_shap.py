@@ -141,10 +141,22 @@ class GradientShap(GradientMethod):
         """x' - b at the embeddings; at a layer, its activations on x' minus on b."""
         if probe.at_embeddings:
             return (noisy - base).float()
-        first = [job.scored_targets[0][:1]]  # one forced token: the prompt's positions only
-        on_input = probe.activations(noisy, first)[0][:, :n_prompt]
-        on_base = probe.activations(base, first)[0][:, :n_prompt]
-        return (on_input - on_base).float()
+        on_input = self._layer_outputs(probe, job, noisy)
+        on_base = self._layer_outputs(probe, job, base)
+        return (on_input - on_base)[:, :n_prompt].float()
+
+    def _layer_outputs(self, probe: Probe, job: Job, embeds: Any) -> Any:
+        """The layer's activations on a batch of prompts, each distinct prompt run once
+        (samples share the input, and baselines repeat)."""
+        import torch
+
+        keys = [e.cpu().numpy().tobytes() for e in embeds]
+        unique = list(dict.fromkeys(keys))
+        first = [keys.index(k) for k in unique]
+        one_token = [job.scored_targets[0][:1]]  # no forced target: the prompt's positions
+        found = probe.activations(embeds[first], one_token)[0]
+        row = {k: i for i, k in enumerate(unique)}
+        return found[torch.tensor([row[k] for k in keys], device=found.device)]
 
 
 def baseline_distribution(baselines: Any) -> list[Any]:
