@@ -55,8 +55,14 @@ class IntegratedGradients(GradientMethod):
     Completeness: the attributions of each output sum to f(prompt) - f(baseline) up to
     the integration error, reported per target token in ``result.completeness_gap``
     (``result.seq_completeness_gap`` for the whole target); a warning suggests a larger
-    ``n_steps`` when it is large. ``internal_batch_size`` points go through each forward
-    (default: about 2048 tokens per forward). ``per_token=False`` skips per-token
+    ``n_steps`` when it is large.
+
+    ``layer``: ``"embeddings"`` (default), or an inner layer (a decoder layer's index
+    or a module name): the path then runs from the layer's activations on the
+    baseline prompt to those on the prompt (Captum's ``LayerIntegratedGradients``),
+    and the gap also counts the target positions' share at that layer.
+    ``internal_batch_size`` points go through each forward (default: about 1024
+    tokens per forward). ``per_token=False`` skips per-token
     attributions (one backward per forward instead of one per target token).
 
     Example:

@@ -59,7 +59,9 @@ class Saliency(_PointGradient):
     (``aggregate="sum"``; Captum's ``Saliency`` summed over the embedding); summed
     over each feature's tokens. ``abs=False`` keeps the gradient's sign (with
     ``aggregate="sum"``). Saliency is always >= 0 with ``abs=True``: it says how
-    sensitive the target is to a feature, not in which direction.
+    sensitive the target is to a feature, not in which direction. ``layer``: an inner
+    layer (a decoder layer's index or a module name) takes the gradient at that
+    layer's output instead of the input embeddings.
 
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
@@ -83,7 +85,9 @@ class InputXGradient(_PointGradient):
     """Input x gradient: each token's embedding times the target's gradient at it,
     summed over the embedding dimension (``aggregate="l2"``: its L2 norm), then over
     each feature's tokens. A first-order estimate of the change from zeroing the
-    feature's embeddings.
+    feature's embeddings. ``layer``: an inner layer (a decoder layer's index or a
+    module name) multiplies that layer's output by its gradient instead (Captum's
+    ``LayerGradientXActivation``).
 
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
