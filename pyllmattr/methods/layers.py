@@ -22,6 +22,10 @@ def resolve_layer(model: Any, layer: Any) -> tuple[str, Any]:
     """(canonical name, module or None for the input embeddings) of a ``layer=`` value."""
     if isinstance(layer, str) and layer == EMBEDDINGS:
         return EMBEDDINGS, None
+    import numpy as np
+
+    if isinstance(layer, np.integer):
+        layer = int(layer)
     named = dict(model.model.named_modules())
     decoders = decoder_layer_names(model.model)
     if isinstance(layer, bool) or not isinstance(layer, (int, str)):
