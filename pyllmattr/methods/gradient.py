@@ -202,9 +202,8 @@ def chunk_gradients(
     the probe's replacements (or None) of the points in ``chunk`` (a slice);
     ``alphas`` are the points' positions on their path, for error messages. Outputs
     j are [whole target] or, with ``per_token``, [whole target, token 1, ..., token
-    T]; yields the chunk's
-    slice and, per leaf of the probe, a float32 tensor (n_outputs, chunk, leaf
-    length, width) or None where no output depends on the leaf.
+    T]; yields the chunk's slice and, per leaf of the probe, a float32 tensor
+    (n_outputs, chunk, leaf length, width), or None where no output depends on it.
     """
     import torch
 
