@@ -9,8 +9,13 @@ per-token log-probs differ. The markdown goes between ``<!-- torch-ig -->`` and
 ``<!-- /torch-ig -->`` in BENCHMARKS.md when it has them, else to
 bench/results/torch-ig.md.
 
+``--layer L`` attributes at an inner layer instead (a decoder layer index or module
+name, Captum's ``LayerIntegratedGradients``): it skips the back-end comparison and
+writes between ``<!-- torch-ig-layer -->`` markers (bench/results/torch-ig-layer.md).
+
     python bench/ig_memory.py                 # about 10 minutes on 2 cores
     python bench/ig_memory.py --n-steps 4     # smoke test
+    python bench/ig_memory.py --layer 15      # at decoder layer 15's output
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BEGIN, END = "<!-- torch-ig -->", "<!-- /torch-ig -->"
+LAYER_BEGIN, LAYER_END = "<!-- torch-ig-layer -->", "<!-- /torch-ig-layer -->"
 
 
 def peak_rss_mb() -> float:
@@ -75,6 +81,7 @@ def child_ig(args: argparse.Namespace) -> dict[str, Any]:
         target=target,
         n_steps=args.n_steps,
         internal_batch_size=args.internal_batch_size,
+        layer=layer_value(args.layer),
     )
     seconds = time.perf_counter() - started
     gap = np.abs(result.completeness_gap)
@@ -87,6 +94,7 @@ def child_ig(args: argparse.Namespace) -> dict[str, Any]:
         "n_prompt": len(inp.encode(model).reference_ids),
         "n_target": len(target),
         "n_steps": args.n_steps,
+        "layer": result.settings["layer"],
         "stats": result.stats,
         "max_abs_gap": float(gap.max()),
         "median_abs_gap": float(np.median(gap)),
@@ -124,6 +132,10 @@ def child_agreement(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def layer_value(text: str) -> int | str:
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def run_child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter, so its peak RSS is its own."""
     command = [sys.executable, __file__, "--child", kind, *forwarded(args)]
@@ -139,22 +151,25 @@ def forwarded(args: argparse.Namespace) -> list[str]:
         f"--prompt-tokens={args.prompt_tokens}",
         f"--target-tokens={args.target_tokens}",
         f"--threads={args.threads}",
+        f"--layer={args.layer}",
     ]
     if args.internal_batch_size:
         out.append(f"--internal-batch-size={args.internal_batch_size}")
     return out
 
 
-def markdown(ig: dict[str, Any], agree: dict[str, Any], args: argparse.Namespace) -> str:
+def markdown(ig: dict[str, Any], agree: dict[str, Any] | None, args: argparse.Namespace) -> str:
     stats = ig["stats"]
     command = "python bench/ig_memory.py" + "".join(f" {a}" for a in sys.argv[1:])
+    at = "" if ig["layer"] == "embeddings" else f" at layer `{ig['layer']}`"
     lines = [
-        "### Integrated gradients on PyTorch (`bench/ig_memory.py`)",
+        f"### Integrated gradients on PyTorch{at} (`bench/ig_memory.py`)",
         "",
         f"SmolLM2-135M-Instruct, `pla.load_torch_gguf` of the shipped Q4_1 GGUF (dequantized "
         f"to float32), {ig['n_prompt']}-token prompt (one feature per token, baseline token 0), "
         f"{ig['n_target']}-token greedy target, `IntegratedGradients(n_steps={ig['n_steps']}, "
-        f"method='gausslegendre')`, {stats['points_per_forward']} path points per forward, "
+        f"method='gausslegendre', layer={ig['layer']!r})`, "
+        f"{stats['points_per_forward']} path points per forward, "
         f"torch {ig['torch']}, {ig['threads']} thread(s), "
         f"{platform.machine()}; a fresh process, on a machine shared with other jobs (times "
         f"are indicative). Command: `{command}`.",
@@ -171,6 +186,10 @@ def markdown(ig: dict[str, Any], agree: dict[str, Any], args: argparse.Namespace
         f"| completeness gap, max / median over target tokens "
         f"| {ig['max_abs_gap']:.3f} / {ig['median_abs_gap']:.3f} nats "
         f"(f(prompt) - f(baseline) = {ig['change']:.2f}) |",
+    ]
+    if agree is None:
+        return "\n".join(lines) + "\n"
+    lines += [
         "",
         "Per-token log-probs of the same prompt prefixes (16, 64, 128 and "
         f"{agree['prompt_lengths'][-1]} tokens) and target, PyTorch (dequantized float32) vs "
@@ -183,17 +202,24 @@ def markdown(ig: dict[str, Any], agree: dict[str, Any], args: argparse.Namespace
     return "\n".join(lines) + "\n"
 
 
-def write_report(section: str, benchmarks: Path, fallback: Path) -> Path:
+def write_report(
+    section: str, benchmarks: Path, fallback: Path, markers: tuple[str, str] = (BEGIN, END)
+) -> Path:
+    begin, end = markers
     if benchmarks.exists():
         text = benchmarks.read_text()
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            tail = rest.split(END, 1)[1]
-            benchmarks.write_text(f"{head}{BEGIN}\n{section}{END}{tail}")
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            tail = rest.split(end, 1)[1]
+            benchmarks.write_text(f"{head}{begin}\n{section}{end}{tail}")
             return benchmarks
     fallback.parent.mkdir(parents=True, exist_ok=True)
-    fallback.write_text(f"{BEGIN}\n{section}{END}\n")
+    fallback.write_text(f"{begin}\n{section}{end}\n")
     return fallback
+
+
+def default_out() -> Path:
+    return HERE / "results" / "torch-ig.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -203,8 +229,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--target-tokens", type=int, default=10)
     parser.add_argument("--internal-batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--layer", default="embeddings", help="'embeddings', a decoder layer index or a name"
+    )
     parser.add_argument("--benchmarks", type=Path, default=HERE.parent / "BENCHMARKS.md")
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "torch-ig.md")
+    parser.add_argument("--out", type=Path, default=default_out())
     parser.add_argument("--child", choices=["ig", "agreement"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -217,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ig = run_child("ig", args)
     print(json.dumps(ig, indent=1))
+    if args.layer != "embeddings":
+        # The back ends' scores do not depend on the layer: measured with the default.
+        out = args.out.with_name("torch-ig-layer.md") if args.out == default_out() else args.out
+        where = write_report(
+            markdown(ig, None, args), args.benchmarks, out, (LAYER_BEGIN, LAYER_END)
+        )
+        print(f"written to {where}")
+        return 0
     agree = run_child("agreement", args)
     print(json.dumps(agree, indent=1))
     where = write_report(markdown(ig, agree, args), args.benchmarks, args.out)

@@ -7,7 +7,8 @@ from test_torch_optional import run_without_torch
 
 import pyllmattr as pla
 from pyllmattr.cli import main
-from pyllmattr.cli.commands import needs_torch
+from pyllmattr.cli.commands import _method_options, needs_torch
+from pyllmattr.cli.parser import build_parser
 
 
 def test_every_registered_method_is_a_choice(capsys):
@@ -39,3 +40,27 @@ def test_a_gradient_method_without_the_torch_extra_fails_clearly():
     [line] = done.stderr.splitlines()
     assert line.startswith("pyllmattr: error: ")
     assert 'pip install "pyllmattr[torch]"' in line
+
+
+def test_layer_applies_to_the_gradient_methods_only(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["attribute", "--prompt", "Hi there", "--layer", "3"])
+    assert exit_.value.code == 2
+    assert "--layer applies to the gradient methods only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "layer"),
+    [
+        ("12", 12),
+        ("-1", -1),
+        ("model.layers.3.mlp", "model.layers.3.mlp"),
+        ("embeddings", "embeddings"),
+    ],
+)
+def test_layer_is_a_decoder_layer_index_or_a_module_name(text, layer):
+    parser = build_parser()
+    args = parser.parse_args(
+        ["attribute", "--prompt", "Hi", "--method", "gradient-shap", "--layer", text]
+    )
+    assert _method_options(args, pla.METHODS["gradient-shap"], parser) == {"layer": layer}

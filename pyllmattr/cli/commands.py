@@ -84,11 +84,21 @@ def _method_options(
     args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     defaults = getattr(method_cls, "defaults", {})
-    if args.n_samples is None:
-        return {}
-    if "n_samples" not in defaults:
-        parser.error(f"--n-samples does not apply to --method {args.method} (it does not sample)")
-    return {"n_samples": args.n_samples}
+    options: dict[str, Any] = {}
+    if args.n_samples is not None:
+        if "n_samples" not in defaults:
+            parser.error(
+                f"--n-samples does not apply to --method {args.method} (it does not sample)"
+            )
+        options["n_samples"] = args.n_samples
+    if args.layer is not None:
+        if "layer" not in defaults:
+            parser.error(
+                f"--layer applies to the gradient methods only, not --method {args.method}"
+            )
+        # A decoder layer's index, or a module name; the method checks that it exists.
+        options["layer"] = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
+    return options
 
 
 def _check_outputs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

@@ -120,6 +120,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", metavar="N", type=non_negative_int, help="random seed of the sampling methods"
     )
+    p.add_argument(
+        "--layer",
+        metavar="LAYER",
+        help="gradient methods: attribute at this layer's output, 'embeddings' (the default), "
+        "a decoder layer index (e.g. 12) or a module name (e.g. model.layers.12.mlp)",
+    )
     chat = p.add_argument_group("chat models")
     chat.add_argument(
         "--chat",

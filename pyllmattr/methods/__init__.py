@@ -10,6 +10,7 @@ from ..pipeline import AttributionMethod
 from .base import PerturbationMethod
 from .feature_ablation import FeatureAblation
 from .gradient import GradientMethod
+from .gradient_shap import GradientShap
 from .integrated_gradients import IntegratedGradients
 from .lime import KernelShap, Lime
 from .saliency import InputXGradient, Saliency
@@ -35,7 +36,9 @@ class _Methods(dict):
 
 
 # Gradient methods: a separate table too, since they need a PyTorch model.
-GRADIENT_METHODS = {cls.name: cls for cls in (IntegratedGradients, Saliency, InputXGradient)}
+GRADIENT_METHODS = {
+    cls.name: cls for cls in (IntegratedGradients, Saliency, InputXGradient, GradientShap)
+}
 METHODS: dict[str, type] = _Methods(
     {
         **{
@@ -52,6 +55,7 @@ __all__ = [
     "METHODS",
     "FeatureAblation",
     "GradientMethod",
+    "GradientShap",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",

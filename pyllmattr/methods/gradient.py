@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
@@ -14,6 +14,11 @@ from ..objectives import Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
 from ..pipeline.jobs import check_positive_int, naming_input
 from ..progress import progress_callback
+from .layers import Probe
+
+# Input embeddings (batch, tokens, hidden) at some path points, and the probe's
+# replacements of its layer's output there (None: the layer computes its own).
+Points = Callable[[slice], tuple[Any, list[Any] | None]]
 
 AGGREGATES = ("sum", "l2")
 # Tokens (batch x sequence length) per gradient forward when internal_batch_size is None.
@@ -61,7 +66,8 @@ class GradientMethod(AttributionMethod):
         """One attribution: per-feature values for [whole target, each token]
         (``"values"``), the continuations' log-probs at the prompt
         (``"input_logprobs"``, one array each) and extras (``"gap"``,
-        ``"baseline_logprob"``)."""
+        ``"baseline_logprob"``, and ``"samples"``: the per-sample values whose mean
+        ``"values"`` is, for the spread)."""
         raise NotImplementedError
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +103,7 @@ class GradientMethod(AttributionMethod):
             "n_inputs": n_inputs,
         }
         has_gap = "gap" in trials[0]
+        samples = [t["samples"] for t in trials if "samples" in t]
         return Evaluation(
             values=np.stack([t["values"] for t in trials]),
             reference=list(trials[0]["input_logprobs"]),
@@ -105,6 +112,7 @@ class GradientMethod(AttributionMethod):
             if has_gap
             else None,
             completeness_gap=np.mean([t["gap"] for t in trials], axis=0) if has_gap else None,
+            spread=np.concatenate(samples).std(axis=0) if samples else None,
         )
 
 
@@ -156,54 +164,105 @@ def feature_weights(encoding: Encoding) -> np.ndarray:
 
 
 def path_gradients(
-    model: Any,
-    start: Any,
-    end: Any,
+    probe: Probe,
+    points: Points,
     alphas: np.ndarray,
     weights: np.ndarray,
     job: Job,
     per_token: bool,
     batch_size: int,
     ticker: Ticker,
-) -> Any:
-    """sum_k weights[k] * grad f_j(start + alphas[k] * (end - start)) for every output j
-    of the job's objective.
+) -> list[Any]:
+    """sum_k weights[k] * grad f_j at the path point of alphas[k], for every output j
+    of the job's objective and every leaf of the probe (see :func:`chunk_gradients`).
 
-    Outputs are [whole target] or, with ``per_token``, [whole target, token 1, ...,
-    token T]; returns a float32 tensor (n_outputs, n_tokens, hidden size).
+    Returns one float32 tensor (n_outputs, leaf length, width) per leaf.
+    """
+    totals: list[Any] = []
+    chunks = chunk_gradients(probe, points, alphas, weights, job, per_token, batch_size, ticker)
+    for _, grads in chunks:
+        sums = [g.sum(dim=1) if g is not None else None for g in grads]
+        totals = sums if not totals else [_add(t, g) for t, g in zip(totals, sums, strict=True)]
+    return totals
+
+
+def chunk_gradients(
+    probe: Probe,
+    points: Points,
+    alphas: np.ndarray,
+    weights: np.ndarray,
+    job: Job,
+    per_token: bool,
+    batch_size: int,
+    ticker: Ticker,
+) -> Iterator[tuple[slice, list[Any]]]:
+    """weights[k] * grad f_j at each point k, chunk by chunk.
+
+    ``points(chunk)`` gives the input embeddings (batch, prompt tokens, hidden) and
+    the probe's replacements (or None) of the points in ``chunk`` (a slice);
+    ``alphas`` are the points' positions on their path, for error messages. Outputs
+    j are [whole target] or, with ``per_token``, [whole target, token 1, ..., token
+    T]; yields the chunk's slice and, per leaf of the probe, a float32 tensor
+    (n_outputs, chunk, leaf length, width), or None where no output depends on it.
     """
     import torch
 
     objective, continuations = job.objective, job.scored_targets
-    n_target = len(job.target_ids)
+    n_rows = 1 + len(job.target_ids) * per_token
     # The whole target's gradient is the sum of the token gradients when its output is
     # their sum (log-probs add up): no backward of its own.
     summed = per_token and objective.whole_is_token_sum(job.target_ids)
-    total = torch.zeros((1 + n_target * per_token, *start.shape), device=start.device)
-    origin, direction = start.float(), (end - start).float()
-    with frozen_parameters(model.model):
+    with frozen_parameters(probe.model.model):
         for lo in range(0, len(alphas), batch_size):
             ticker.check()
-            alpha = torch.tensor(alphas[lo : lo + batch_size], dtype=torch.float32)
-            weight = torch.tensor(weights[lo : lo + batch_size], dtype=torch.float32)
-            alpha, weight = alpha.to(start.device), weight.to(start.device)
-            points = (origin + alpha[:, None, None] * direction).to(model.dtype)
-            points.requires_grad_(True)
+            chunk = slice(lo, min(lo + batch_size, len(alphas)))
+            weight = torch.tensor(weights[chunk], dtype=torch.float32, device=probe.model.device)
             with torch.enable_grad():
-                scored = [model.target_logprobs(points, c) for c in continuations]
+                inputs, replace = points(chunk)
+                leaves, scored = probe.scored(inputs, continuations, replace)
                 columns = list(enumerate(objective.columns(scored, torch.exp)))
                 rows = columns[1:] if summed else columns if per_token else columns[:1]
+                grads: list[Any] = [None] * len(leaves)
                 for i, (row, value) in enumerate(rows):
-                    # Weighting before the backward sums the chunk's points in one gradient.
-                    (grad,) = torch.autograd.grad(
-                        (value * weight).sum(), points, retain_graph=i < len(rows) - 1
+                    # Weighting before the backward gives each point its weight in one pass.
+                    found = torch.autograd.grad(
+                        (value * weight).sum(),
+                        leaves,
+                        retain_graph=i < len(rows) - 1,
+                        allow_unused=True,
                     )
-                    total[row] += grad.float().sum(dim=0)
-            _check_finite(total, alphas[lo : lo + batch_size])
-            ticker.advance(len(alpha), len(rows))
-    if summed:
-        total[0] = total[1:].sum(dim=0)
-    return total
+                    for k, g in enumerate(found):
+                        if g is None:
+                            continue
+                        if grads[k] is None:
+                            grads[k] = g.new_zeros((n_rows, *g.shape), dtype=torch.float32)
+                        grads[k][row] = g.float()
+            if summed:
+                for g in grads:
+                    if g is not None:
+                        g[0] = g[1:].sum(dim=0)
+            _check_finite(grads, alphas[chunk])
+            ticker.advance(chunk.stop - chunk.start, len(rows))
+            yield chunk, grads
+
+
+def embedding_path(start: Any, end: Any, alphas: np.ndarray) -> Points:
+    """Points start + alphas[k] * (end - start) of (tokens, hidden) embeddings."""
+    import torch
+
+    origin, direction = start.float(), (end - start).float()
+
+    def points(chunk: slice) -> tuple[Any, None]:
+        alpha = torch.tensor(alphas[chunk], dtype=torch.float32, device=start.device)
+        return (origin + alpha[:, None, None] * direction).to(end.dtype), None
+
+    return points
+
+
+def _add(total: Any, grad: Any) -> Any:
+    if total is None:
+        return grad
+    return total if grad is None else total + grad
 
 
 @contextmanager
@@ -220,10 +279,10 @@ def frozen_parameters(module: Any) -> Iterator[None]:
             p.requires_grad_(True)
 
 
-def _check_finite(total: Any, alphas: np.ndarray) -> None:
+def _check_finite(grads: list[Any], alphas: np.ndarray) -> None:
     import torch
 
-    if not bool(torch.isfinite(total).all()):
+    if not all(bool(torch.isfinite(g).all()) for g in grads if g is not None):
         raise ValueError(
             f"the gradients are not finite at path points alpha in [{alphas.min():.3g}, "
             f"{alphas.max():.3g}]: embeddings near zero make the model's normalization layers "

@@ -12,13 +12,16 @@ from ..pipeline import Job
 from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
+    Points,
     Ticker,
     aggregate,
     chunk_size,
+    embedding_path,
     endpoint_logprobs,
     output_values,
     path_gradients,
 )
+from .layers import EMBEDDINGS, Probe
 
 INTEGRATION_METHODS = (
     "gausslegendre",
@@ -52,8 +55,14 @@ class IntegratedGradients(GradientMethod):
     Completeness: the attributions of each output sum to f(prompt) - f(baseline) up to
     the integration error, reported per target token in ``result.completeness_gap``
     (``result.seq_completeness_gap`` for the whole target); a warning suggests a larger
-    ``n_steps`` when it is large. ``internal_batch_size`` points go through each forward
-    (default: about 2048 tokens per forward). ``per_token=False`` skips per-token
+    ``n_steps`` when it is large.
+
+    ``layer``: ``"embeddings"`` (default), or an inner layer (a decoder layer's index
+    or a module name): the path then runs from the layer's activations on the
+    baseline prompt to those on the prompt (Captum's ``LayerIntegratedGradients``),
+    and the gap also counts the target positions' share at that layer.
+    ``internal_batch_size`` points go through each forward (default: about 1024
+    tokens per forward). ``per_token=False`` skips per-token
     attributions (one backward per forward instead of one per target token).
 
     Example:
@@ -71,6 +80,7 @@ class IntegratedGradients(GradientMethod):
         "baselines": None,
         "aggregate": "sum",
         "per_token": True,
+        "layer": EMBEDDINGS,
     }
 
     def n_points(self, options: dict[str, Any]) -> int:
@@ -92,13 +102,20 @@ class IntegratedGradients(GradientMethod):
         longest = max(map(len, job.scored_targets))
         batch = chunk_size(options["internal_batch_size"], len(ids) + longest - 1)
         per_token = bool(options["per_token"])
-        grads = path_gradients(
-            self.model, baseline, inputs, alphas, steps, job, per_token, batch, ticker
-        )
-        per_dimension = (inputs - baseline).float() * grads
+        probe = Probe(self.model, options["layer"])
+        path, delta = self._path(probe, job, baseline, inputs, alphas)
+        totals = path_gradients(probe, path, alphas, steps, job, per_token, batch, ticker)
+        per_dimension = delta[0][: len(ids)] * probe.prompt_part(totals, len(ids))
         logprobs = endpoint_logprobs(self.model, [inputs, baseline], job)
         f_input, f_baseline = output_values(job.objective, logprobs, per_token)
-        gap = aggregate(per_dimension, "sum").sum(axis=1) - (f_input - f_baseline)
+        # At an inner layer the target's own positions move too: their share counts
+        # in the gap (the integration error), though it belongs to no feature.
+        outside = sum(
+            (d[len(ids) :] * t[:, len(ids) :]).sum(dim=(1, 2)).double().cpu().numpy()
+            for d, t in zip(delta, totals, strict=True)
+            if t is not None
+        )
+        gap = aggregate(per_dimension, "sum").sum(axis=1) + outside - (f_input - f_baseline)
         _warn_on_gap(gap, f_input - f_baseline, options["n_steps"], options["method"])
         return {
             "values": aggregate(per_dimension, options["aggregate"]) @ weights,
@@ -106,6 +123,31 @@ class IntegratedGradients(GradientMethod):
             "baseline_logprob": float(logprobs[0][1].sum()),
             "gap": gap,
         }
+
+    def _path(
+        self, probe: Probe, job: Job, baseline: Any, inputs: Any, alphas: np.ndarray
+    ) -> tuple[Points, list[Any]]:
+        """The path's points and (end - start) of each leaf: the input embeddings, or at
+        an inner layer its activations on the baseline and on the prompt (Captum's
+        ``LayerIntegratedGradients``), one pair per continuation."""
+        if probe.at_embeddings:
+            return embedding_path(baseline, inputs, alphas), [(inputs - baseline).float()]
+        import torch
+
+        starts = probe.activations(baseline, job.scored_targets)
+        ends = probe.activations(inputs, job.scored_targets)
+        deltas = [(e - s).float() for s, e in zip(starts, ends, strict=True)]
+
+        def points(chunk: slice) -> tuple[Any, list[Any]]:
+            alpha = torch.tensor(alphas[chunk], dtype=torch.float32, device=inputs.device)
+            alpha = alpha[:, None, None]
+            # Leaves of their own (the hook differentiates with respect to them).
+            replace = [
+                (s.float() + alpha * d).to(s.dtype) for s, d in zip(starts, deltas, strict=True)
+            ]
+            return inputs.expand(len(alpha), -1, -1), replace
+
+        return points, deltas
 
 
 def integration_points(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,9 +11,11 @@ from .gradient import (
     GradientMethod,
     Ticker,
     aggregate,
+    embedding_path,
     endpoint_logprobs,
     path_gradients,
 )
+from .layers import EMBEDDINGS, Probe
 
 
 class _PointGradient(GradientMethod):
@@ -27,12 +29,18 @@ class _PointGradient(GradientMethod):
         ticker: Ticker,
         options: dict[str, Any],
     ) -> dict[str, Any]:
+        n_prompt = len(job.encoding.reference_ids)
         inputs = self.model.embed(job.encoding.reference_ids)
+        probe = Probe(self.model, options["layer"])
         one = np.ones(1)
         # A path of one point at its end (alpha = 1): the gradient at x itself.
         per_token = bool(options["per_token"])
-        grads = path_gradients(self.model, inputs * 0, inputs, one, one, job, per_token, 1, ticker)
-        per_dimension = self.per_dimension(inputs.float(), grads, options)
+        at_input = embedding_path(inputs * 0, inputs, one)
+        totals = path_gradients(probe, at_input, one, one, job, per_token, 1, ticker)
+        # The layer's output at x (Captum's LayerGradientXActivation multiplies by it).
+        activations = probe.activations(inputs, job.scored_targets[:1])[0][:n_prompt]
+        grads = probe.prompt_part(totals, n_prompt)
+        per_dimension = self.per_dimension(activations.float(), grads, options)
         return {
             "values": aggregate(per_dimension, options["aggregate"]) @ weights,
             "input_logprobs": [lp[0] for lp in endpoint_logprobs(self.model, [inputs], job)],
@@ -51,7 +59,9 @@ class Saliency(_PointGradient):
     (``aggregate="sum"``; Captum's ``Saliency`` summed over the embedding); summed
     over each feature's tokens. ``abs=False`` keeps the gradient's sign (with
     ``aggregate="sum"``). Saliency is always >= 0 with ``abs=True``: it says how
-    sensitive the target is to a feature, not in which direction.
+    sensitive the target is to a feature, not in which direction. ``layer``: an inner
+    layer (a decoder layer's index or a module name) takes the gradient at that
+    layer's output instead of the input embeddings.
 
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
@@ -60,7 +70,12 @@ class Saliency(_PointGradient):
     """
 
     name = "saliency"
-    defaults: dict[str, Any] = {"abs": True, "aggregate": "l2", "per_token": True}
+    defaults: dict[str, Any] = {
+        "abs": True,
+        "aggregate": "l2",
+        "per_token": True,
+        "layer": EMBEDDINGS,
+    }
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         return grads.abs() if options["abs"] else grads
@@ -70,7 +85,9 @@ class InputXGradient(_PointGradient):
     """Input x gradient: each token's embedding times the target's gradient at it,
     summed over the embedding dimension (``aggregate="l2"``: its L2 norm), then over
     each feature's tokens. A first-order estimate of the change from zeroing the
-    feature's embeddings.
+    feature's embeddings. ``layer``: an inner layer (a decoder layer's index or a
+    module name) multiplies that layer's output by its gradient instead (Captum's
+    ``LayerGradientXActivation``).
 
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
@@ -79,7 +96,7 @@ class InputXGradient(_PointGradient):
     """
 
     name = "input-x-gradient"
-    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True}
+    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True, "layer": EMBEDDINGS}
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         return inputs * grads

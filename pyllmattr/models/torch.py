@@ -50,8 +50,8 @@ class TorchModel:
     ``tokenize``, ``detokenize``, ``token_to_str``, ``token_to_bytes``, ``score``
     and ``generate`` behave as on llama.cpp models, so every perturbation method
     runs on it unchanged; the gradient methods (``IntegratedGradients``,
-    ``Saliency``, ``InputXGradient``) need it. ``.model`` and ``.tokenizer`` are
-    the Hugging Face objects; everything runs on the model's device.
+    ``GradientShap``, ``Saliency``, ``InputXGradient``) need it. ``.model`` and
+    ``.tokenizer`` are the Hugging Face objects; everything runs on the model's device.
 
     ``score`` pads sequences of similar lengths into batches of at most
     ``max_batch_tokens`` tokens (left padding with an attention mask and explicit

@@ -27,6 +27,9 @@ class Evaluation:
     stats: dict[str, Any] = field(default_factory=dict)
     baseline_logprob: float | None = None
     completeness_gap: np.ndarray | None = None  # (1 [+ T],), mean over trials
+    # (1 [+ T], features): the spread a method measured itself (GradientShap: across
+    # its samples); None: the spread across trials.
+    spread: np.ndarray | None = None
 
 
 def build_result(
@@ -39,7 +42,9 @@ def build_result(
     """The AttributionResult of any method for one job."""
     values = evaluation.values
     mean = values.mean(axis=0)
-    spread = values.std(axis=0) if len(values) > 1 else None
+    spread = evaluation.spread
+    if spread is None and len(values) > 1:
+        spread = values.std(axis=0)
     per_token = mean.shape[0] > 1
     to_str = method.model.token_to_str
     target_lp = np.asarray(evaluation.reference[0], dtype=float)
