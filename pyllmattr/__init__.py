@@ -8,7 +8,13 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
-from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
+from .inputs import (
+    ContextInput,
+    InterpretableInput,
+    ProductBaselines,
+    TextTemplateInput,
+    TextTokenInput,
+)
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
@@ -44,6 +50,7 @@ __all__ = [
     "METHODS",
     "AttributionResult",
     "CancelToken",
+    "ContextInput",
     "Cancelled",
     "FeatureAblation",
     "GradientMethod",
