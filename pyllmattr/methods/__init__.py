@@ -7,8 +7,10 @@ need a PyTorch model (``pla.load_torch`` / ``pla.load_torch_gguf``).
 from __future__ import annotations
 
 from .base import PerturbationMethod
+from .context_cite import ContextCite
 from .feature_ablation import FeatureAblation
 from .gradient import GradientMethod
+from .hierarchical import HierarchicalAblation
 from .integrated_gradients import IntegratedGradients
 from .lime import KernelShap, Lime
 from .saliency import InputXGradient, Saliency
@@ -39,7 +41,15 @@ METHODS: dict[str, type] = _Methods(
     {
         **{
             cls.name: cls
-            for cls in (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
+            for cls in (
+                FeatureAblation,
+                ShapleyValueSampling,
+                ShapleyValues,
+                Lime,
+                KernelShap,
+                HierarchicalAblation,
+                ContextCite,
+            )
         },
         **GRADIENT_METHODS,
     }
@@ -48,8 +58,10 @@ METHODS: dict[str, type] = _Methods(
 __all__ = [
     "GRADIENT_METHODS",
     "METHODS",
+    "ContextCite",
     "FeatureAblation",
     "GradientMethod",
+    "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",
