@@ -51,8 +51,13 @@ def test_context_cite_runs_from_the_command_line(tiny_path, context_file, capsys
 def test_a_plain_text_context_is_one_document(tiny_path, tmp_path, capsys):
     path = tmp_path / "context.txt"
     path.write_text(DOCS[0] + "\n", encoding="utf-8")
-    assert run(tiny_path, path, "--features", "paragraph") == 0
-    assert "3 prompts scored" in capsys.readouterr().out  # the unperturbed prompt + 2 paragraphs
+    out = tmp_path / "result.json"
+    assert run(tiny_path, path, "--features", "paragraph", "--json", str(out)) == 0
+    features = json.loads(out.read_text(encoding="utf-8"))["input_features"]
+    assert features == [
+        "Harrowgate is a mill town. It was founded in 1742.",
+        DOCS[0].split("\n\n")[1],
+    ]
 
 
 @pytest.mark.parametrize(
