@@ -3,7 +3,7 @@
 It minimizes scikit-learn's objective, ``1/(2n) ||y - b - X w||^2 + alpha ||w||_1``,
 on standardized columns (scikit-learn's StandardScaler, as the ContextCite package
 does), for several targets at once. Against ``sklearn.linear_model.Lasso`` on
-ContextCite's problems (64 masks over 40-70 sentences) it agreed to 1e-6; see
+ContextCite-shaped problems (32-128 masks over 40-70 sentences) it agreed to 1e-7; see
 docs/long-context.md. scikit-learn is therefore not a dependency.
 """
 
