@@ -213,3 +213,14 @@ def test_keep_without_a_proxy_is_refused(exact, inp):
 def test_the_new_methods_are_listed_by_their_cli_names():
     assert pla.METHODS["hierarchical"] is pla.HierarchicalAblation
     assert pla.METHODS["context-cite"] is pla.ContextCite
+
+
+def test_a_staged_result_round_trips_through_json(exact, inp):
+    from pyllmattr.methods.staged import StagedResult
+
+    result = pla.HierarchicalAblation(exact).attribute(
+        inp, target=TARGET, levels=("document", "sentence"), keep=1, noise_floor=False
+    )
+    again = StagedResult.from_json(result.to_json())
+    assert again.levels == result.levels and again.refined == result.refined
+    np.testing.assert_array_equal(again.seq_attr, result.seq_attr)
