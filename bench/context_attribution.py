@@ -7,7 +7,8 @@ template (as the context-cite package builds it):
 * reference: exact sentence-level leave-one-out on the target model, every prompt
   scored on its own (``share_prefix=False``);
 * pyllmattr: FeatureAblation (prefix-shared LOO), HierarchicalAblation, ContextCite
-  (32/64/128 masks) and their proxy variants (a Q4_0 copy of the same weights);
+  (32/64/128 masks) and their proxy variants (a Q4_0 copy of the same weights), and
+  ContextCite on an F16 copy (the weights dequantized, as the PyTorch peers run them);
 * peers on the same weights (the GGUF dequantized to float32 by transformers): Captum
   0.9 FeatureAblation single-pass over the same sentence prompts, and the
   ``context-cite`` package (its own masks and Lasso, scoring our exact prompt ids; its
@@ -52,6 +53,7 @@ ORDER = [
     "context-cite-64-proxy",
     "loo-proxy-k5",
     "cc-package-32",
+    "context-cite-64-f16",
 ]
 
 
@@ -119,6 +121,7 @@ def run_pla(name: str, case: Case, models: dict[str, Any]) -> dict[str, Any]:
     elif name.startswith("context-cite"):
         n_samples = int(name.split("-")[2])
         proxy = models["proxy"] if name.endswith("proxy") else None
+        model = models["f16"] if name.endswith("f16") else model
         result = pla.ContextCite(model).attribute(
             inp, n_samples=n_samples, seed=0, proxy=proxy, keep=5, **common
         )
@@ -280,6 +283,8 @@ def measure(args: argparse.Namespace) -> None:
     if any("proxy" in m for m in methods):
         proxy_path = pla.requantized_copy(path, "q4_0")
         models["proxy"] = pla.load_gguf(proxy_path, n_ctx=4096, n_threads=args.threads)
+    if any(m.endswith("f16") for m in methods):  # dequantized, as the PyTorch peers run
+        models["f16"] = pla.load_gguf(path, n_ctx=4096, n_threads=args.threads, requantize="f16")
     torch_side = None
     out = open(args.out, "a", encoding="utf-8")  # noqa: SIM115 (rows are flushed one by one)
     for spec in load_cases(args.cases, args.ids):

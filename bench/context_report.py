@@ -22,6 +22,7 @@ LABELS = {
     "context-cite-64-proxy": "ContextCite 64 masks on a Q4_0 proxy, target rescores 5",
     "loo-proxy-k5": "FeatureAblation on a Q4_0 proxy, target rescores 5",
     "captum-1pass": "Captum 0.9 FeatureAblation, single pass (fp32 PyTorch)",
+    "context-cite-64-f16": "pyllmattr ContextCite, 64 masks, F16 copy (requantize='f16')",
     "cc-package-32": "context-cite 0.0.4 package, 32 ablations (fp32 PyTorch)",
     "cc-package-64": "context-cite 0.0.4 package, 64 ablations (fp32 PyTorch)",
 }
