@@ -279,7 +279,7 @@ def top3_drops(case: Case, rows: dict[str, dict[str, Any]], model: Any) -> dict[
 def measure(args: argparse.Namespace) -> None:
     path = pla.default_model_path()
     models = {"target": pla.load_gguf(path, n_ctx=4096, n_threads=args.threads)}
-    methods = [m for m in ORDER if m in args.methods] if args.methods else ORDER
+    methods = args.methods or ORDER  # in the order given
     if any("proxy" in m for m in methods):
         proxy_path = pla.requantized_copy(path, "q4_0")
         models["proxy"] = pla.load_gguf(proxy_path, n_ctx=4096, n_threads=args.threads)
