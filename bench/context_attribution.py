@@ -317,6 +317,26 @@ def measure(args: argparse.Namespace) -> None:
     out.close()
 
 
+def missing_drops(path: Path, threads: int) -> None:
+    """Top-3 drops for the cases of ``path`` whose run stopped before measuring them."""
+    from context_report import load
+
+    rows, drops = load([path])
+    model = pla.load_gguf(pla.default_model_path(), n_ctx=4096, n_threads=threads)
+    specs = {c["id"]: c for c in load_cases(None, None)}
+    with open(path, "a", encoding="utf-8") as out:
+        for case_id, methods in rows.items():
+            if case_id in drops:
+                continue
+            first = next(iter(methods.values()))
+            spec = specs[case_id]
+            if first["n_documents"] < len(spec["documents"]):
+                spec = truncated(spec, first["n_documents"])
+            case = Case(spec, model)
+            found = top3_drops(case, methods, model)
+            out.write(json.dumps({"case": case_id, "top3_drop": found}) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, help="the first N cases (default: all)")
@@ -327,6 +347,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/context.jsonl"))
     parser.add_argument("--render", nargs="*", type=Path, help="JSONL files to summarize")
     parser.add_argument("--markdown", type=Path, help="write the summary table here")
+    parser.add_argument(
+        "--drops-for", type=Path, help="only measure the top-3 drops missing from this file"
+    )
     args = parser.parse_args()
     if args.render:
         from context_report import render
@@ -335,6 +358,9 @@ def main() -> None:
         if args.markdown:
             args.markdown.write_text(text, encoding="utf-8")
         print(text)
+        return
+    if args.drops_for:
+        missing_drops(args.drops_for, args.threads)
         return
     measure(args)
 
