@@ -101,7 +101,8 @@ def test_context_cite_scores_all_its_masks_in_one_call(exact, inp):
     result = pla.ContextCite(exact).attribute(inp, target=TARGET, n_samples=24, seed=0)
     assert result.stats["n_calls"] == 1 and result.stats["n_evaluations"] == 25
     assert result.seq_attr.shape == (inp.n_features,)
-    assert result.token_attr.shape == (len(exact.tokenize(TARGET, add_special=False)), inp.n_features)
+    n_target = len(exact.tokenize(TARGET, add_special=False))
+    assert result.token_attr.shape == (n_target, inp.n_features)
     assert set(result.fit) >= {"r2", "lds", "folds"} and result.fit["model"] == "target"
     assert result.attr_target == "logit_prob"
 
