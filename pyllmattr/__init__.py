@@ -8,6 +8,8 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .chat import builtin_chat_templates
+from .dataset import attribute_dataset
 from .inputs import (
     ContextInput,
     InterpretableInput,
@@ -18,6 +20,7 @@ from .inputs import (
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
+    AttributionMethod,
     ContextCite,
     FeatureAblation,
     GradientMethod,
@@ -32,30 +35,41 @@ from .methods import (
     ShapleyValueSampling,
 )
 from .models import (
+    GGUFInfo,
     GradientModel,
     LlamaModel,
+    LocalModel,
     ScoreStats,
     ScoringModel,
     TorchModel,
     default_model_path,
+    find_models,
     load_gguf,
     load_torch,
     load_torch_gguf,
+    read_gguf_info,
     requantized_copy,
+    resolve_model,
 )
+from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
+from .summary import DatasetSummary, summarize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GRADIENT_METHODS",
     "METHODS",
+    "AttributionMethod",
     "AttributionResult",
     "CancelToken",
     "ContextCite",
     "ContextInput",
     "Cancelled",
+    "Contrast",
+    "DatasetSummary",
     "FeatureAblation",
+    "GGUFInfo",
     "GradientMethod",
     "GradientModel",
     "HierarchicalAblation",
@@ -65,7 +79,11 @@ __all__ = [
     "KernelShap",
     "Lime",
     "LlamaModel",
+    "LocalModel",
+    "LogProb",
+    "Objective",
     "PerturbationMethod",
+    "Prob",
     "ProductBaselines",
     "Saliency",
     "ScoreStats",
@@ -75,9 +93,15 @@ __all__ = [
     "TextTemplateInput",
     "TextTokenInput",
     "TorchModel",
+    "attribute_dataset",
+    "builtin_chat_templates",
     "default_model_path",
+    "find_models",
     "load_gguf",
     "load_torch",
     "load_torch_gguf",
+    "read_gguf_info",
     "requantized_copy",
+    "summarize",
+    "resolve_model",
 ]

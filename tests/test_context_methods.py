@@ -47,11 +47,11 @@ def test_each_level_is_one_call_over_the_candidates_the_level_above_kept(exact, 
         ("sentence", 2),  # the two sentences of its strongest paragraph
     ]
     # Each call scores the unperturbed prompt and that level's perturbations.
-    assert result.stats["n_calls"] == 3
+    assert result.stats["n_calls"] == 3 and result.stats["n_score_calls"] == 3
     assert result.stats["n_evaluations"] == (1 + 3) + (1 + 2) + (1 + 2)
 
 
-def test_units_not_refined_keep_their_coarse_value_flagged(exact, inp):
+def test_units_not_refined_share_their_coarse_value_flagged(exact, inp):
     result = pla.HierarchicalAblation(exact).attribute(
         inp, target=TARGET, levels=("document", "sentence"), keep=1, noise_floor=False
     )
@@ -60,10 +60,38 @@ def test_units_not_refined_keep_their_coarse_value_flagged(exact, inp):
     parent = inp.parent_index("sentence", "document")
     for s, refined in enumerate(result.refined):
         assert refined == (parent[s] == kept)
-        if not refined:
-            assert result.seq_attr[s] == pytest.approx(documents["seq_attr"][parent[s]])
+        if not refined:  # an equal share: the document's sentences sum to its value
+            share = documents["seq_attr"][parent[s]] / np.sum(parent == parent[s])
+            assert result.seq_attr[s] == pytest.approx(share)
     fine = exact_loo(exact, inp)
     np.testing.assert_allclose(result.seq_attr[parent == kept], fine[parent == kept], atol=1e-4)
+
+
+def test_unrefined_copy_gives_each_sub_unit_the_coarse_value(exact, inp):
+    result = pla.HierarchicalAblation(exact).attribute(
+        inp, target=TARGET, levels=("document", "sentence"), keep=1, unrefined="copy",
+        noise_floor=False,
+    )  # fmt: skip
+    documents = result.levels[0]
+    parent = inp.parent_index("sentence", "document")
+    for s in np.flatnonzero(~np.array(result.refined)):
+        assert result.seq_attr[s] == pytest.approx(documents["seq_attr"][parent[s]])
+
+
+def test_the_finest_level_must_be_the_inputs_feature_level(exact, inp):
+    with pytest.raises(ValueError, match="levels end at 'paragraph'"):
+        pla.HierarchicalAblation(exact).attribute(
+            inp, target=TARGET, levels=("document", "paragraph")
+        )
+
+
+def test_without_levels_the_level_above_the_features_is_refined(exact, inp):
+    result = pla.HierarchicalAblation(exact).attribute(inp, target=TARGET, noise_floor=False)
+    assert [lv["level"] for lv in result.levels] == ["paragraph", "sentence"]
+    words = pla.HierarchicalAblation(exact).attribute(
+        inp.at("word"), target=TARGET, keep=1, noise_floor=False
+    )
+    assert [lv["level"] for lv in words.levels] == ["sentence", "word"]
 
 
 def test_the_kept_units_are_those_with_the_largest_attributions(exact, inp):
@@ -117,7 +145,7 @@ def test_context_cite_repeats_itself_with_a_seed(exact, inp):
 
 def test_without_a_penalty_the_surrogate_is_least_squares(exact, inp):
     result = pla.ContextCite(exact).attribute(
-        inp, target=TARGET, n_samples=40, alpha=0.0, output="log_prob", seed=1
+        inp, target=TARGET, n_samples=40, alpha=0.0, output="attr_target", seed=1
     )
     rng = np.random.default_rng(1)
     masks = rng.random((40, inp.n_features)) < 0.5
@@ -192,7 +220,7 @@ def test_a_hierarchical_proxy_computes_the_coarse_levels(exact, tiny, inp):
 
 def test_a_context_cite_proxy_fits_and_the_target_rescores_the_top(exact, tiny, inp):
     result = pla.ContextCite(exact).attribute(
-        inp, target=TARGET, n_samples=16, seed=0, proxy=tiny, keep=3, output="log_prob"
+        inp, target=TARGET, n_samples=16, seed=0, proxy=tiny, keep=3, output="attr_target"
     )
     assert result.fit["model"] == "proxy" and result.stats["n_evaluations"] == 1 + 3
     survivors = [i for i, who in enumerate(result.computed_by) if who == "target"]

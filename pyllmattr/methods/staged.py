@@ -2,25 +2,29 @@
 
 Hierarchical ablation, ContextCite and the proxy variants decide what to score next
 from what they scored before, so they cannot build all their prompts up front as
-:class:`~pyllmattr.methods.base.PerturbationMethod` does. These helpers give them the
-same pieces: the encoded prompt and target, one engine call per stage (the
-unperturbed prompt first, then the stage's perturbations), and one result.
+:class:`~pyllmattr.methods.base.PerturbationMethod` does. A stage is one
+:func:`pyllmattr.pipeline.scoring.score_all` call over the pipeline's jobs (every
+input of a batch together): the unperturbed prompt and the stage's perturbations of
+each job, with each continuation its objective scores (a contrast's too), so stages
+get the pipeline's chunking, progress, cancellation and objectives. The pipeline
+measures the noise floor and builds the results (:class:`StagedResult`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .. import chat as chat_prompts
-from ..inputs.base import Encoding, InterpretableInput
-from ..progress import check_progress, progress_callback
+from ..models.interface import ScoringModel
+from ..objectives import Contrast, objective_for
+from ..pipeline import Evaluation, Job, Settings, attribution_lock, score_all
+from ..pipeline.jobs import check_context, naming_input
 from ..results import AttributionResult
-from .base import ATTR_TARGETS, build_result, empty_context, resolve_target, to_outputs
+from .base import empty_context
 
 _COUNTS = ("n_decoded", "n_trie", "n_naive", "n_decode_calls", "n_waves", "n_padding")
 
@@ -32,8 +36,9 @@ class StagedResult(AttributionResult):
     ``levels`` lists each stage: its ``level`` (a unit level or ``"features"``), the
     ``model`` that scored it (``"target"`` or ``"proxy"``), the ``units`` it scored
     and their ``seq_attr``. ``computed_by[i]`` names the model behind ``seq_attr[i]``,
-    ``refined[i]`` is False where a feature kept the value of a coarser unit (or of the
-    proxy) instead of being scored itself. ``fit`` holds a surrogate's held-out quality.
+    ``refined[i]`` is False where a feature's value comes from a coarser unit (or from
+    the proxy) instead of being scored itself. ``fit`` holds a surrogate's held-out
+    quality.
 
     Example:
         >>> result = pla.HierarchicalAblation(model).attribute(inp)  # doctest: +SKIP
@@ -48,143 +53,162 @@ class StagedResult(AttributionResult):
 
 
 @dataclass
-class Job:
-    """One attribution's encoded prompt and target on one model."""
+class Scored:
+    """One job's share of a stage: outputs [whole target, tokens] of its unperturbed
+    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0."""
 
-    model: Any
-    encoding: Encoding
-    target_ids: list[int]
-    attr_target: str
-    progress: Any = None
-    cancel: Any = None
-    stats: dict[str, Any] = field(default_factory=dict)
+    outputs: np.ndarray
+    reference: list[np.ndarray]
 
-    def score(self, masks: np.ndarray, rng: np.random.Generator, what: str) -> np.ndarray:
-        """Outputs [whole target, token 1..T] of the unperturbed prompt (row 0) and of
-        every mask (rows 1..), all in one engine call."""
-        sequences = [self.encoding.reference_ids, *self.encoding.sequences(masks, rng)]
-        sequences = [seq or empty_context(self.model) for seq in sequences]
-        desc = f"{what}: {len(sequences)} prompts"
-        with progress_callback(self.progress, desc) as report:
-            scores, stats = self.model.score(
-                sequences, self.target_ids, progress=report, cancel=self.cancel, return_stats=True
+
+class Stages:
+    """The stages of one staged evaluation on one model, and their engine stats."""
+
+    def __init__(self, model: Any, settings: Settings, who: str) -> None:
+        self.model, self.settings, self.who = model, settings, who
+        self.calls: list[dict[str, Any]] = []
+
+    def score(
+        self,
+        jobs: Sequence[Job],
+        masks: Sequence[np.ndarray],
+        rngs: Sequence[np.random.Generator],
+        what: str,
+    ) -> list[Scored]:
+        """Every job's unperturbed prompt and its masks' prompts, in one score_all call."""
+        sequences, targets, sizes = [], [], []
+        for job, job_masks, rng in zip(jobs, masks, rngs, strict=True):
+            prompts = [job.encoding.reference_ids, *job.encoding.sequences(job_masks, rng)]
+            prompts = [prompt or empty_context(self.model) for prompt in prompts]
+            for prompt in prompts:  # a prompt's continuations side by side: one trie branch
+                for continuation in job.scored_targets:
+                    sequences.append(prompt)
+                    targets.append(continuation)
+            sizes.append(len(prompts))
+        desc = f"{what}: {sum(sizes)} prompts"
+        if len(jobs) > 1:
+            desc += f" of {len(jobs)} inputs"
+        with attribution_lock(self.model):  # the proxy's: the pipeline holds the target's
+            scores, stats = score_all(
+                self.model, sequences, targets, self.settings.progress, self.settings.cancel, desc
             )
-        self._count(len(sequences), stats)
-        if "reference" not in self.stats:
-            self.stats["reference"] = scores[0]
-        return to_outputs(scores, self.attr_target)
+        self.calls.append({"n_evaluations": sum(sizes), "n_inputs": len(jobs), **stats})
+        out, row = [], 0
+        for job, size in zip(jobs, sizes, strict=True):
+            k = len(job.scored_targets)
+            mine = scores[row : row + k * size]
+            row += k * size
+            scored = [np.stack(mine[i::k]) for i in range(k)]
+            out.append(Scored(job.objective.outputs(scored), [s[0] for s in scored]))
+        return out
 
-    def _count(self, n_sequences: int, stats: Any) -> None:
-        calls = self.stats.setdefault("calls", [])
-        calls.append({"n_evaluations": n_sequences, **dataclasses.asdict(stats)})
+    def leave_one_out(
+        self,
+        jobs: Sequence[Job],
+        groups: Sequence[list[np.ndarray]],
+        rngs: Sequence[np.random.Generator],
+        what: str,
+    ) -> tuple[list[np.ndarray], list[Scored]]:
+        """f(prompt) - f(prompt without group g) for every group of every job, one call:
+        per job (n_outputs, n_groups), row 0 the whole target, then each token."""
+        masks = [
+            group_masks(job.encoding.n_features, g) for job, g in zip(jobs, groups, strict=True)
+        ]
+        scored = self.score(jobs, masks, rngs, what)
+        return [(s.outputs[0] - s.outputs[1:]).T for s in scored], scored
+
+    def totals(self) -> dict[str, Any]:
+        """The engine counts summed over this model's calls (of the whole batch)."""
+        out: dict[str, Any] = {k: sum(c[k] for c in self.calls) for k in _COUNTS}
+        out["seconds"] = float(sum(c["seconds"] for c in self.calls))
+        out["n_calls"] = len(self.calls)
+        out["n_score_calls"] = sum(c["n_score_calls"] for c in self.calls)
+        out["n_inputs"] = max((c["n_inputs"] for c in self.calls), default=0)
+        if self.calls:
+            out["strategy"] = self.calls[0]["strategy"]
+        return out
 
 
-def start(
-    method: Any,
-    inp: InterpretableInput,
-    target: Any,
-    attr_target: str,
-    gen_args: Mapping[str, Any] | None,
-    chat: Any,
-    progress: Any,
-    cancel: Any,
-) -> tuple[Job, dict[str, Any] | None]:
-    """The target model's job, after checking the arguments every method takes."""
-    if attr_target not in ATTR_TARGETS:
-        raise ValueError(f"attr_target must be one of {ATTR_TARGETS}, got {attr_target!r}")
-    check_progress(progress)
-    if not isinstance(inp, InterpretableInput):
-        raise ValueError(f"inp must be a pyllmattr input, got {type(inp).__name__}")
-    settings = chat_prompts.chat_options(chat)
-    encoding = chat_prompts.encode(inp, method.model, settings)
-    target_ids = resolve_target(method.model, encoding.reference_ids, target, gen_args)
-    job = Job(method.model, encoding, target_ids, attr_target, progress, cancel)
-    return job, settings
+def group_masks(n_features: int, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """One mask per group: every feature present but the group's."""
+    masks = np.ones((len(groups), n_features), dtype=bool)
+    for row, features in enumerate(groups):
+        masks[row, features] = False
+    return masks
 
 
-def proxy_job(proxy: Any, inp: InterpretableInput, job: Job, chat: Any) -> Job:
-    """The same input and target text on the proxy model, re-tokenized by it."""
-    if not hasattr(proxy, "score") or not hasattr(proxy, "tokenize"):
+def rngs_for(jobs: Sequence[Job], settings: Settings) -> list[np.random.Generator]:
+    """One generator per input, seeded as if it were alone (as PerturbationMethod)."""
+    return [np.random.default_rng(settings.seed) for _ in jobs]
+
+
+def check_proxy(proxy: Any, model: Any) -> None:
+    if not isinstance(proxy, ScoringModel):
         raise ValueError("proxy must be a model from pla.load_gguf or pla.load_torch")
-    encoding = chat_prompts.encode(inp, proxy, chat)
+    if proxy is model:
+        raise ValueError("proxy is the target model itself; give a cheaper model, or no proxy")
+
+
+def proxy_jobs(proxy: Any, model: Any, jobs: Sequence[Job], settings: Settings) -> list[Job]:
+    """The same inputs, targets and objective on the proxy model, re-tokenized by it."""
+    check_proxy(proxy, model)
+    frame = None
+    if settings.chat is not None:
+        frame = chat_prompts.chat_frame(
+            proxy, settings.chat.get("system"), settings.chat.get("template")
+        )
+    out = []
+    for job in jobs:
+        with naming_input(job.index, settings.batch):
+            out.append(_proxy_job(proxy, model, job, frame, settings))
+    return out
+
+
+def _proxy_job(proxy: Any, model: Any, job: Job, frame: Any, settings: Settings) -> Job:
+    encoding = chat_prompts.encode_in_frame(job.source, proxy, frame)
     if encoding.n_features != job.encoding.n_features:
         raise ValueError(
             f"the input has {encoding.n_features} features on the proxy but "
             f"{job.encoding.n_features} on the target model; use an input of text units "
             "(TextTemplateInput, ContextInput), not of one model's tokens"
         )
-    text = job.model.detokenize(job.target_ids, render_special=False)
-    target_ids = proxy.tokenize(text, add_special=False)
+    target_ids = proxy.tokenize(_text(model, job.target_ids), add_special=False)
     if not target_ids:
         raise ValueError("the target is empty on the proxy model's tokenizer")
-    return Job(proxy, encoding, target_ids, job.attr_target, job.progress, job.cancel)
+    contrast = None
+    if isinstance(job.objective, Contrast):  # its text, re-tokenized by the proxy
+        contrast = _text(model, job.objective.contrast_ids)
+    objective = objective_for(settings.attr_target, contrast, proxy)
+    out = Job(job.index, encoding, target_ids, objective, frame, job.source)
+    check_context(proxy, out)
+    return out
 
 
-def leave_one_out(job: Job, groups: list[np.ndarray], rng: np.random.Generator, what: str):
-    """f(prompt) - f(prompt without group g) for every group of features, one call.
-
-    Returns (n_outputs, n_groups): row 0 the whole target, then each target token.
-    """
-    masks = np.ones((len(groups), job.encoding.n_features), dtype=bool)
-    for row, features in enumerate(groups):
-        masks[row, features] = False
-    outputs = job.score(masks, rng, what)
-    return (outputs[0] - outputs[1:]).T
+def _text(model: Any, ids: Sequence[int]) -> str:
+    return model.detokenize(list(ids), render_special=False)
 
 
-def finish(
-    method: Any,
-    job: Job,
+def evaluation(
     values: np.ndarray,
-    options: dict[str, Any],
-    seed: int | None,
-    chat: dict[str, Any] | None,
-    levels: list[dict[str, Any]],
-    computed_by: list[str],
-    refined: list[bool],
-    proxy: Job | None = None,
-    fit: dict[str, Any] | None = None,
-) -> StagedResult:
-    """The result: ``values`` is (1 [+ T], n_features), row 0 the whole target."""
-    stats = _stats(job, proxy)
-    result = build_result(
-        method,
-        job.encoding,
-        job.target_ids,
-        job.stats["reference"],
-        values[None],
-        stats,
-        job.attr_target,
-        seed,
-        options,
-    )
-    if chat is not None:
-        result.settings["chat"] = chat or True
-    if proxy is not None:
-        result.settings["proxy"] = str(getattr(proxy.model, "path", None) or proxy.model)
-    base = {f.name: getattr(result, f.name) for f in dataclasses.fields(AttributionResult)}
-    return StagedResult(
-        **base,
-        levels=levels,
-        computed_by=computed_by,
-        refined=[bool(r) for r in refined],
-        fit=fit,
-    )
+    reference: list[np.ndarray],
+    counts: tuple[int, int],
+    stages: tuple[Stages, Stages | None],
+    record: dict[str, Any],
+) -> Evaluation:
+    """A job's Evaluation: ``values`` is (1 [+ T], n_features), row 0 the whole target.
 
-
-def _stats(job: Job, proxy: Job | None) -> dict[str, Any]:
-    """Totals over the target model's calls; the proxy's under ``"proxy"``."""
-
-    def total(calls: list[dict[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {k: sum(c[k] for c in calls) for k in ("n_evaluations", *_COUNTS)}
-        out["seconds"] = float(sum(c["seconds"] for c in calls))
-        out["n_calls"] = len(calls)
-        return out
-
-    stats = total(job.stats["calls"])
-    if proxy is not None and proxy.stats.get("calls"):
-        stats["proxy"] = total(proxy.stats["calls"])
-    return stats
+    ``counts`` are this job's prompts on the target model and on the proxy; ``stats``
+    the engine counts of the models' calls (of the whole batch), the proxy's under
+    ``"proxy"``; ``record`` the StagedResult fields (levels, computed_by, refined, fit).
+    """
+    target, proxy = stages
+    stats: dict[str, Any] = {"n_evaluations": counts[0], **target.totals()}
+    if proxy is not None and proxy.calls:
+        stats["proxy"] = {"n_evaluations": counts[1], **proxy.totals()}
+    return Evaluation(
+        values=values[None], reference=reference, stats=stats,
+        result_type=StagedResult, extras=record,
+    )  # fmt: skip
 
 
 def level_record(level: str, model: str, units: Any, values: np.ndarray) -> dict[str, Any]:
@@ -194,15 +218,3 @@ def level_record(level: str, model: str, units: Any, values: np.ndarray) -> dict
         "units": [int(u) for u in units],
         "seq_attr": [float(v) for v in values],
     }
-
-
-def measure_noise_floor(result: AttributionResult, job: Job) -> None:
-    """|f(prompt in the first call) - f(prompt alone)|, as PerturbationMethod reports it."""
-    n = len(job.target_ids) + 1
-    if getattr(job.model, "deterministic", False):
-        result.noise_floor, result.token_noise_floor = 0.0, np.zeros(n - 1)
-        return
-    alone = job.model.score([job.encoding.reference_ids], job.target_ids, share_prefix=False)
-    in_batch = job.stats["reference"][None]
-    floor = np.abs(to_outputs(in_batch, job.attr_target) - to_outputs(alone, job.attr_target))[0]
-    result.noise_floor, result.token_noise_floor = float(floor[0]), floor[1:]

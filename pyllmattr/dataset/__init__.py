@@ -1,0 +1,230 @@
+"""Attributing a dataset: many inputs, in chunks, in this process or on Ray actors.
+
+``pla.attribute_dataset`` is the entry point; :func:`run_jobs` is the streaming core
+it shares with ``pyllmattr attribute-dataset`` (results as chunks finish, bad inputs
+reported instead of raised). See docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ..cancel import Cancelled
+from ..progress import check_progress, progress_callback
+from ..results import AttributionResult
+from .batch import Item
+from .local import LocalRunner, is_loaded_model, method_class, model_file
+from .ray_runner import RayRunner, connect, import_ray
+from .records import Job, make_jobs, parse_record
+from .shard import make_chunks
+
+DEFAULT_CHUNK_SIZE = 32
+# attribute() arguments that attribute_dataset owns (per input, or for the whole run)
+RESERVED = {"inp", "target", "targets", "progress", "cancel", "contrast", "contrasts"}
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "Item",
+    "Job",
+    "attribute_dataset",
+    "make_jobs",
+    "parse_record",
+    "run_jobs",
+]
+
+
+def attribute_dataset(
+    model_path: str | os.PathLike | Any,
+    inputs: Sequence[Any],
+    method: str | type = "feature-ablation",
+    targets: Sequence[Any] | None = None,
+    ray: bool | str | None = False,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    load_args: Mapping[str, Any] | None = None,
+    method_args: Mapping[str, Any] | None = None,
+    features: str = "word",
+    progress: Any = None,
+    cancel: Any = None,
+    stream: bool = False,
+    actors: int | None = None,
+    cpus_per_actor: float = 1,
+) -> list[AttributionResult] | Iterator[AttributionResult]:
+    """Attribute every input of a dataset; results in input order.
+
+    ``model_path``: a .gguf path, ``"default"`` (the demo model) or, in-process only,
+    a model from ``pla.load_gguf``. ``inputs``: ``pla.TextTemplateInput`` /
+    ``TextTokenInput`` objects, prompt strings (their ``features``: word, sentence,
+    paragraph or token) or records as in ``pyllmattr attribute-dataset`` files.
+    ``targets`` (one per input; None entries and ``targets=None`` generate them
+    greedily, unless a record has its own). ``method``: a name of ``pla.METHODS`` or a
+    class; ``method_args``: keyword arguments of its ``attribute`` (``attr_target``,
+    ``gen_args``, ``seed``, ``n_samples``, ...); ``load_args``: of ``pla.load_gguf``.
+
+    Inputs are scored ``chunk_size`` at a time, each chunk in one batch attribution
+    (inputs whose prompts start alike are put in the same chunks). ``ray=False`` (the
+    default) runs in this process; ``True``, ``"auto"`` or a cluster address shard the
+    chunks over Ray actors (``pip install 'pyllmattr[ray]'``; ``actors`` of
+    ``cpus_per_actor`` CPUs each, ``n_threads`` set from them; see
+    :mod:`pyllmattr.dataset.ray_runner`). ``progress`` counts inputs (None: a bar in
+    terminals for long runs; a callable gets ``(done, total)``). ``stream=True`` returns
+    an iterator that yields each result as soon as it and all before it are done.
+
+    Example:
+        >>> results = pla.attribute_dataset("default", ["Paris is the capital of",
+        ...     "Rome is the capital of"], targets=[" France", " Italy"])  # doctest: +SKIP
+        >>> pla.summarize(results)  # doctest: +SKIP
+    """
+    jobs = make_jobs(inputs, targets, features=features)
+    items = run_jobs(
+        model_path,
+        jobs,
+        method,
+        ray=ray,
+        chunk_size=chunk_size,
+        load_args=load_args,
+        method_args=method_args,
+        progress=progress,
+        cancel=cancel,
+        actors=actors,
+        cpus_per_actor=cpus_per_actor,
+    )
+    results = (item.result for item in items)
+    return results if stream else list(results)
+
+
+def run_jobs(
+    model: Any,
+    jobs: Sequence[Job],
+    method: str | type = "feature-ablation",
+    *,
+    ray: bool | str | None = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    load_args: Mapping[str, Any] | None = None,
+    method_args: Mapping[str, Any] | None = None,
+    progress: Any = None,
+    cancel: Any = None,
+    ordered: bool = True,
+    skip_errors: bool = False,
+    actors: int | None = None,
+    cpus_per_actor: float = 1,
+    runner: Any = None,
+) -> Iterator[Item]:
+    """Run ``jobs``; yields one :class:`Item` per job.
+
+    ``ordered=True`` yields in the order of ``jobs`` (holding back what finishes
+    early); ``ordered=False`` as each chunk finishes. ``skip_errors=True`` turns a bad
+    input into an Item with ``error`` instead of a ValueError. ``runner`` replaces the
+    runner chosen from ``ray`` (tests). Everything is checked before any model loads.
+
+    Example:
+        >>> jobs = make_jobs(["Paris is the capital of"], [" France"])
+        >>> [item.result.target for item in run_jobs("default", jobs)]  # doctest: +SKIP
+        [' France']
+    """
+    cls = method_class(method)
+    options = check_method_args(cls, method_args)
+    check_progress(progress)
+    chunks = make_chunks(jobs, chunk_size)
+    ids = [job.index for job in jobs]
+    if len(set(ids)) != len(ids):
+        raise ValueError("run_jobs: two jobs have the same index")
+    load_args = dict(load_args or {})
+    if runner is None:
+        make_runner = _runner_factory(model, cls, load_args, ray, actors, cpus_per_actor)
+    else:
+        make_runner = functools.partial(tuple, (runner, None))
+    return _run(make_runner, chunks, ids, options, progress, cancel, ordered, skip_errors)
+
+
+def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The method arguments, with ValueError for those its ``attribute`` does not take."""
+    args = dict(method_args or {})
+    reserved = sorted(RESERVED & set(args))
+    if reserved:
+        raise ValueError(
+            f"method_args {reserved}: give targets= (one per input), progress= and cancel= "
+            "to attribute_dataset itself (per-input contrasts are not supported yet)"
+        )
+    params = inspect.signature(cls.attribute).parameters
+    allowed = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"self"}
+    allowed |= set(getattr(cls, "defaults", {}))
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise ValueError(
+            f"{cls.__name__} does not take {unknown}; its arguments are "
+            f"{sorted(allowed - RESERVED)}"
+        )
+    return args
+
+
+def _runner_factory(
+    model: Any, cls: type, load_args: dict, ray: Any, actors: Any, cpus_per_actor: float
+) -> Callable[[], tuple[Any, Any]]:
+    """A callable giving (runner, the ray module to shut down after, if we connected);
+    what can be checked without connecting (Ray installed, the arguments) is checked now."""
+    if ray is True or (isinstance(ray, str) and ray != "auto"):
+        import_ray()
+    if ray not in (None, False, True) and not isinstance(ray, str):
+        raise ValueError(f"ray must be False, True, 'auto' or a cluster address, got {ray!r}")
+    if ray not in (None, False) and is_loaded_model(model):
+        if ray == "auto":
+            return functools.partial(tuple, (LocalRunner(model, cls, load_args), None))
+        raise ValueError(
+            "with ray, pass the model's .gguf path (each actor loads its own copy), "
+            "not a loaded model"
+        )
+    if not is_loaded_model(model):
+        model_file(model)  # fail now, not in every actor
+
+    def make() -> tuple[Any, Any]:
+        ray_module, started = connect(ray)
+        if ray_module is None:
+            return LocalRunner(model, cls, load_args), None
+        runner = RayRunner(
+            ray_module, model, cls, load_args, actors=actors, cpus_per_actor=cpus_per_actor
+        )
+        return runner, ray_module if started else None
+
+    return make
+
+
+def _run(
+    make_runner: Callable[[], tuple[Any, Any]],
+    chunks: list[list[Job]],
+    order: list[int],
+    options: dict[str, Any],
+    progress: Any,
+    cancel: Any,
+    ordered: bool,
+    skip_errors: bool,
+) -> Iterator[Item]:
+    waiting: dict[int, Item] = {}
+    position = done = 0
+    runner, started_ray = make_runner()
+    try:
+        with (
+            progress_callback(progress, "attribute_dataset: inputs") as report,
+            contextlib.closing(
+                runner.run(chunks, options, skip_errors=skip_errors, cancel=cancel)
+            ) as batches,
+        ):
+            for items in batches:
+                done += len(items)
+                if report is not None and report(done, len(order)) is False:
+                    raise Cancelled("attribute_dataset was cancelled by its progress callback")
+                if not ordered:
+                    yield from items
+                    continue
+                waiting.update((item.index, item) for item in items)
+                while position < len(order) and order[position] in waiting:
+                    yield waiting.pop(order[position])
+                    position += 1
+    finally:
+        if started_ray is not None:
+            started_ray.shutdown()

@@ -1,0 +1,274 @@
+"""The Ray runner: shards of a dataset on Ray actors, one model per actor.
+
+Each actor loads the model once with ``n_threads`` set from the CPUs Ray gave it,
+and runs its shard (a run of whole chunks, see :mod:`pyllmattr.dataset.shard`) one
+chunk after another. Results come back as chunks finish. When an actor dies
+(``ray.exceptions.RayActorError``: its process was killed, its node went away), the
+chunks it had not finished go to a new actor, so no input is lost; a chunk that
+takes down :data:`MAX_RESTARTS` actors fails the run.
+
+Ray is an optional dependency (``pip install 'pyllmattr[ray]'``), imported lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..cancel import Cancelled
+from .batch import Item, run_chunk
+from .local import load_model, method_class, model_file
+from .records import Job, portable
+from .shard import make_shards
+
+MAX_RESTARTS = 3
+RAY_EXTRA = "Ray is not installed: pip install 'pyllmattr[ray]' (or pip install ray)"
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError(RAY_EXTRA) from exc
+    return ray
+
+
+def connect(ray_arg: Any) -> tuple[Any, bool]:
+    """(the ray module or None for in-process, whether this call started the connection).
+
+    ``True``: connect to the cluster Ray finds (RAY_ADDRESS, or one started with ``ray
+    start`` on this machine), else start a local instance. A string: that cluster's
+    address. ``"auto"``: Ray when it is installed and already initialized or a cluster is
+    reachable, in-process otherwise. ``False``/``None``: in-process.
+    """
+    if ray_arg is None or ray_arg is False:
+        return None, False
+    if ray_arg == "auto":
+        try:
+            import ray
+        except ImportError:
+            return None, False
+        if ray.is_initialized():
+            return ray, False
+        try:
+            init_ray(ray, address="auto")
+        except (ConnectionError, RuntimeError, ValueError):
+            return None, False
+        return ray, True
+    if not (ray_arg is True or isinstance(ray_arg, str)):
+        raise ValueError(f"ray must be False, True, 'auto' or a cluster address, got {ray_arg!r}")
+    ray = import_ray()
+    if ray.is_initialized():
+        return ray, False
+    init_ray(ray, address=None if ray_arg is True else ray_arg)
+    return ray, True
+
+
+def init_ray(ray: Any, **kwargs: Any) -> None:
+    """``ray.init`` from a folder that cannot shadow the installed package.
+
+    Ray puts the driver's working directory on its workers' ``sys.path``; run from a
+    source checkout of pyllmattr, the workers would import its uncompiled source
+    folder instead of the installed package."""
+    here = Path.cwd()
+    installed = Path(__file__).resolve().parents[1]
+    shadowing = (here / "pyllmattr").is_dir() and (here / "pyllmattr") != installed
+    os.chdir(installed.parent if shadowing else here)
+    try:
+        ray.init(include_dashboard=False, logging_level="warning", **kwargs)
+    finally:
+        os.chdir(here)
+
+
+class DatasetWorker:
+    """What runs inside one Ray actor: one model, one method, chunk after chunk.
+
+    ``testing_exit_on_first_chunk`` is a testing seam: the actor's process exits
+    (``os._exit``) when it receives its first chunk, as a crashed or killed worker would.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        method: str | type,
+        load_args: dict[str, Any],
+        testing_exit_on_first_chunk: bool = False,
+    ) -> None:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
+        self.n_threads = max(1, int(cpus))
+        cls = method_class(method)
+        args = {"n_threads": self.n_threads, **load_args}
+        self._model_context = load_model(model, cls, args)
+        self.method = cls(self._model_context.__enter__())
+        self.name = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
+        self.exit_on_first_chunk = testing_exit_on_first_chunk
+
+    def describe(self) -> dict[str, Any]:
+        return {"worker": self.name, "n_threads": self.n_threads}
+
+    def run(self, chunk: list[Job], options: dict[str, Any], skip_errors: bool) -> list[Item]:
+        if self.exit_on_first_chunk:
+            os._exit(1)
+        items = run_chunk(self.method, chunk, options, skip_errors=skip_errors)
+        for item in items:
+            item.worker = self.name
+        return items
+
+
+class RayRunner:
+    """Runs the chunks of a dataset on ``actors`` Ray actors of ``cpus_per_actor`` CPUs.
+
+    ``actors=None`` uses as many as the cluster's CPUs allow (at most one per chunk).
+    ``testing_exit_first_actor`` makes the first actor exit on its first chunk (see
+    :class:`DatasetWorker`); its replacement runs normally.
+
+    Example:
+        >>> ray, _ = connect(True)  # doctest: +SKIP
+        >>> runner = RayRunner(ray, "m.gguf", "feature-ablation", {}, actors=2)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        ray: Any,
+        model: Any,
+        method: str | type,
+        load_args: dict[str, Any],
+        *,
+        actors: int | None = None,
+        cpus_per_actor: float = 1,
+        testing_exit_first_actor: bool = False,
+    ) -> None:
+        if hasattr(model, "score"):
+            raise ValueError(
+                "with ray, pass the model's .gguf path (each actor loads its own copy), "
+                "not a loaded model"
+            )
+        if actors is not None and (not isinstance(actors, int) or actors < 1):
+            raise ValueError(f"actors must be a positive integer or None, got {actors!r}")
+        if not cpus_per_actor or cpus_per_actor <= 0:
+            raise ValueError(f"cpus_per_actor must be > 0, got {cpus_per_actor!r}")
+        # an absolute path: actors do not share the driver's working directory
+        self.model = model if model == "default" else str(model_file(model))
+        self.ray, self.method = ray, method
+        self.load_args, self.actors, self.cpus = dict(load_args), actors, cpus_per_actor
+        self.testing_exit_first_actor = testing_exit_first_actor
+        self.restarts = 0
+        self.workers: list[dict[str, Any]] = []  # describe() of every actor started
+
+    def run(
+        self,
+        chunks: Sequence[Sequence[Job]],
+        options: dict[str, Any],
+        *,
+        skip_errors: bool,
+        cancel: Any = None,
+    ) -> Iterator[list[Item]]:
+        chunks = [[_portable_job(job) for job in chunk] for chunk in chunks]
+        shards = make_shards(chunks, self._n_actors(len(chunks)))
+        actor_class = self.ray.remote(num_cpus=self.cpus)(DatasetWorker)
+        handles: list[Any] = []
+        try:
+            crash = [self.testing_exit_first_actor and slot == 0 for slot in range(len(shards))]
+            handles += self._start(actor_class, crash)
+            work = (chunks, shards, options, skip_errors, cancel)
+            yield from self._collect(actor_class, handles, *work)
+        finally:
+            for handle in handles:
+                self.ray.kill(handle)
+
+    # ------------------------------------------------------------ helpers
+    def _n_actors(self, n_chunks: int) -> int:
+        if self.actors is not None:
+            return min(self.actors, n_chunks)
+        cpus = self.ray.cluster_resources().get("CPU", 1)
+        return max(1, min(int(cpus // self.cpus), n_chunks))
+
+    def _start(self, actor_class: Any, crash: list[bool]) -> list[Any]:
+        """New actors (one per entry of ``crash``), waited for until their models are
+        loaded, so a model that cannot load fails the run at once with the actor's error."""
+        handles = [
+            actor_class.remote(self.model, self.method, self.load_args, flag) for flag in crash
+        ]
+        try:
+            self.workers += self.ray.get([handle.describe.remote() for handle in handles])
+        except self.ray.exceptions.RayActorError as exc:
+            for handle in handles:
+                self.ray.kill(handle)
+            raise RuntimeError(f"a Ray actor could not load the model: {_cause(exc)}") from exc
+        return handles
+
+    def _collect(
+        self,
+        actor_class: Any,
+        handles: list[Any],
+        chunks: list[list[Job]],
+        shards: list[list[int]],
+        options: dict[str, Any],
+        skip_errors: bool,
+        cancel: Any,
+    ) -> Iterator[list[Item]]:
+        ray = self.ray
+        remaining = [list(shard) for shard in shards]  # chunks not finished, in run order
+        pending: dict[Any, tuple[int, int]] = {}  # object ref -> (slot, chunk)
+        failures = [0] * len(chunks)
+
+        def submit(slot: int) -> None:
+            for c in remaining[slot]:
+                ref = handles[slot].run.remote(chunks[c], options, skip_errors)
+                pending[ref] = (slot, c)
+
+        for slot in range(len(shards)):
+            submit(slot)
+        while pending:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled("attribute_dataset was cancelled")
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+            for ref in ready:
+                if ref not in pending:  # dropped with its dead actor
+                    continue
+                slot, c = pending.pop(ref)
+                try:
+                    items = ray.get(ref)
+                except ray.exceptions.RayActorError as exc:
+                    self._replace(actor_class, handles, slot, remaining[slot], failures, exc)
+                    for other, (s, _) in list(pending.items()):
+                        if s == slot:
+                            del pending[other]
+                    submit(slot)
+                    continue
+                remaining[slot].remove(c)
+                yield items
+
+    def _replace(
+        self,
+        actor_class: Any,
+        handles: list[Any],
+        slot: int,
+        unfinished: list[int],
+        failures: list[int],
+        exc: BaseException,
+    ) -> None:
+        """A new actor in ``slot``; the chunk that was running there is blamed."""
+        running = unfinished[0]
+        failures[running] += 1
+        if failures[running] >= MAX_RESTARTS:
+            raise RuntimeError(
+                f"a chunk of {len(unfinished)} inputs took down {failures[running]} Ray actors "
+                f"in a row; last error: {_cause(exc)}"
+            ) from exc
+        self.ray.kill(handles[slot])
+        self.restarts += 1
+        (handles[slot],) = self._start(actor_class, [False])
+
+
+def _portable_job(job: Job) -> Job:
+    return Job(job.index, job.id, portable(job.input), job.target, job.prefix)
+
+
+def _cause(exc: BaseException) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[-1].strip() if lines else type(exc).__name__

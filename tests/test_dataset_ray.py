@@ -1,0 +1,124 @@
+"""pla.attribute_dataset on Ray: a local Ray instance of 2 CPUs, the tiny GGUF, deterministic
+scoring (so Ray and in-process runs give identical numbers)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import ray
+from test_cli import run
+
+import pyllmattr as pla
+from pyllmattr.dataset import make_jobs, run_jobs
+from pyllmattr.dataset.ray_runner import RayRunner
+
+PROMPTS = [
+    "Paris is the capital of",
+    "Rome is the capital of",
+    "Berlin is the capital of",
+    "Madrid is the capital of",
+]
+TARGETS = [" France", " Italy", " Germany", " Spain"]
+LOAD = {"n_ctx": 512, "deterministic": True}
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    # Ray puts the driver's working directory on its workers' sys.path: started from the
+    # repository root, they would import the source folder instead of the installed package.
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("ray"))
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    finally:
+        os.chdir(here)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def in_process(tiny_path):
+    return pla.attribute_dataset(
+        tiny_path, PROMPTS, targets=TARGETS, chunk_size=1, load_args={**LOAD, "n_threads": 1}
+    )
+
+
+def assert_same(results, expected) -> None:
+    assert [r.target for r in results] == [r.target for r in expected]
+    for a, b in zip(results, expected, strict=True):
+        assert a.input_features == b.input_features
+        np.testing.assert_array_equal(a.seq_attr, b.seq_attr)
+
+
+def test_ray_results_equal_the_in_process_run_in_input_order(local_ray, tiny_path, in_process):
+    results = pla.attribute_dataset(
+        tiny_path, PROMPTS, targets=TARGETS, ray=True, chunk_size=1, load_args=LOAD
+    )
+    assert_same(results, in_process)
+    assert ray.is_initialized()  # an instance it did not start is left running
+
+
+def test_ray_streams_in_input_order(local_ray, tiny_path, in_process):
+    stream = pla.attribute_dataset(
+        tiny_path, PROMPTS, targets=TARGETS, ray="auto", chunk_size=1, load_args=LOAD, stream=True
+    )
+    assert_same(list(stream), in_process)
+
+
+def test_an_actor_that_dies_loses_no_input(local_ray, tiny_path, in_process):
+    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2,
+                       testing_exit_first_actor=True)  # fmt: skip
+    items = list(run_jobs(tiny_path, make_jobs(PROMPTS, TARGETS), chunk_size=1, runner=runner))
+    assert runner.restarts == 1
+    assert len({w["worker"] for w in runner.workers}) == 3  # two, and the first one's successor
+    assert [item.index for item in items] == [0, 1, 2, 3]
+    assert_same([item.result for item in items], in_process)
+    assert runner.workers[0]["worker"] not in {item.worker for item in items}
+
+
+def test_each_actor_gets_threads_from_its_cpus_and_one_model(local_ray, tiny_path):
+    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, cpus_per_actor=2)
+    items = list(run_jobs(tiny_path, make_jobs(PROMPTS[:2], TARGETS[:2]), runner=runner))
+    assert [w["n_threads"] for w in runner.workers] == [2]  # 2 CPUs: one actor
+    assert {item.worker for item in items} == {runner.workers[0]["worker"]}
+
+
+def test_inputs_that_share_a_prefix_run_on_the_same_actor(local_ray, tiny_path):
+    examples = {  # longer than the 64 characters inputs are grouped by
+        "a": "Spain: Madrid\nFrance: Paris\nJapan: Tokyo\nEgypt: Cairo\nPeru: Lima\n",
+        "b": "hot -> cold\nbig -> small\nup -> down\nfast -> slow\nold -> young\n",
+    }
+    records, kinds = [], []
+    for query in ("one", "two", "three"):
+        for kind, text in examples.items():
+            records.append({"template": "{x}" + query, "values": {"x": text}})
+            kinds.append(kind)
+    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2)
+    jobs = make_jobs(records, [" x"] * len(records))
+    items = list(run_jobs(tiny_path, jobs, chunk_size=1, runner=runner))
+    worker_of = {kind: {i.worker for i, k in zip(items, kinds, strict=True) if k == kind}
+                 for kind in examples}  # fmt: skip
+    assert len(worker_of["a"]) == len(worker_of["b"]) == 1
+    assert worker_of["a"] != worker_of["b"]
+
+
+def test_the_command_line_runs_on_a_ray_cluster_by_address(local_ray, tmp_path, tiny_path):
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"id": p, "prompt": p, "target": t} for p, t in zip(PROMPTS, TARGETS, strict=True)]
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    address = ray.get_runtime_context().gcs_address
+    done = run(
+        "attribute-dataset", str(source), "--out", str(out), "--model", str(tiny_path),
+        "--n-ctx", "512", "--deterministic", "--chunk", "1", "--ray", address,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    got = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert sorted(got) == sorted(PROMPTS)
+    in_process = pla.attribute_dataset(
+        tiny_path, PROMPTS, targets=TARGETS, chunk_size=1, load_args=LOAD
+    )
+    for prompt, expected in zip(PROMPTS, in_process, strict=True):
+        np.testing.assert_array_equal(got[prompt]["seq_attr"], expected.seq_attr)
