@@ -42,6 +42,7 @@ TEMPLATE = "Context: {context}\n\nQuery: {query}"  # ContextCite's default
 ORDER = [
     "exact-loo",
     "hierarchical-k2",
+    "hierarchical-k2-copy",
     "context-cite-64",
     "cc-package-64",
     "captum-1pass",
@@ -134,7 +135,22 @@ def run_pla(name: str, case: Case, models: dict[str, Any]) -> dict[str, Any]:
         row["proxy_decoded"] = stats["proxy"]["n_decoded"]
     if getattr(result, "fit", None):
         row["fit"] = {k: result.fit[k] for k in ("r2", "lds")}
+    if name.startswith("hierarchical"):
+        row["refined"] = list(result.refined)
+        if len(result.levels) == 2:
+            row["values_copy"] = copied(result, inp)
     return row
+
+
+def copied(result: Any, inp: Any) -> list[float]:
+    """The values of unrefined="copy" from the same run: an unrefined sentence's share of
+    its coarse unit (unrefined="split") times the number of sentences sharing it."""
+    values = np.array(result.seq_attr)
+    parents = inp.parent_index(inp.by, result.levels[0]["level"])
+    sizes = np.bincount(parents)
+    unrefined = ~np.array(result.refined)
+    values[unrefined] *= sizes[parents[unrefined]]
+    return [float(v) for v in values]
 
 
 def _row(values: Any, started: float, decoded: int, evaluations: int) -> dict[str, Any]:
@@ -299,6 +315,8 @@ def measure(args: argparse.Namespace) -> None:
                     if name == "captum-1pass"
                     else run_cc_package(case, torch_side, int(name.split("-")[-1]))
                 )
+            elif name == "hierarchical-k2-copy":  # derived from the hierarchical-k2 run
+                row = {**rows["hierarchical-k2"], "values": rows["hierarchical-k2"]["values_copy"]}
             else:
                 row = run_pla(name, case, models)
             rows[name] = row

@@ -13,7 +13,8 @@ from context_attribution import ORDER, metrics
 LABELS = {
     "exact-loo": "exact LOO, each prompt alone (reference)",
     "pla-loo": "pyllmattr FeatureAblation (prefix-shared LOO)",
-    "hierarchical-k2": "HierarchicalAblation document→sentence, keep=2",
+    "hierarchical-k2": "HierarchicalAblation document→sentence, keep=2 (unrefined split)",
+    "hierarchical-k2-copy": "the same run, unrefined values copied (the old default)",
     "hierarchical-k2-3lv": "HierarchicalAblation document→paragraph→sentence, keep=2",
     "hierarchical-k2-proxy": "HierarchicalAblation doc→sentence keep=2, Q4_0 proxy",
     "context-cite-32": "pyllmattr ContextCite, 32 masks",

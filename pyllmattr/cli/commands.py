@@ -198,7 +198,8 @@ def _load_proxy(args: argparse.Namespace) -> Any:
 
 def _make_input(pla: Any, prompt: Any, args: argparse.Namespace, model: Any) -> Any:
     if args.context:
-        return pla.ContextInput(prompt, args.query, by=args.features or "sentence")
+        finest = args.levels.split(",")[-1].strip() if args.levels else "sentence"
+        return pla.ContextInput(prompt, args.query, by=args.features or finest)
     if args.query is not None:
         raise ValueError("--query goes with --context FILE; for a plain prompt use --prompt")
     if args.features == "document":

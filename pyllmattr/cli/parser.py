@@ -137,8 +137,8 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--levels",
         metavar="LIST",
-        help="hierarchical: unit levels coarse to fine, comma-separated "
-        "(default: paragraph,sentence)",
+        help="hierarchical: unit levels coarse to fine, comma-separated, the last one the "
+        "features (default: the level above --features, then --features: paragraph,sentence)",
     )
     p.add_argument(
         "--proxy",
