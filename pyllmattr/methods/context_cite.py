@@ -108,7 +108,12 @@ class ContextCite(AttributionMethod):
 
 class LogitProb(Objective):
     """log(p / (1 - p)) of the whole target's probability and of each token's
-    (ContextCite's regression output; numpy only, for perturbation methods)."""
+    (ContextCite's regression output; numpy only, for perturbation methods).
+
+    Example:
+        >>> LogitProb().outputs([np.log([[0.5]])]).round(3).tolist()
+        [[0.0, 0.0]]
+    """
 
     attr_target: ClassVar[str] = "logit_prob"
 

@@ -83,7 +83,13 @@ class HierarchicalAblation(AttributionMethod):
 
 
 class Refinement:
-    """One input's refinement: the candidates of the next level and the values so far."""
+    """One input's refinement: the candidates of the next level and the values so far.
+
+    Example:
+        >>> levels = ("document", "sentence")
+        >>> state = Refinement(job, levels, keep=2, unrefined="split")  # doctest: +SKIP
+        >>> state.groups(0)  # the sentences of each document  # doctest: +SKIP
+    """
 
     def __init__(self, job: Job, levels: tuple[str, ...], keep: int, unrefined: str) -> None:
         self.inp: ContextInput = job.source  # type: ignore[assignment]

@@ -55,14 +55,27 @@ class StagedResult(AttributionResult):
 @dataclass
 class Scored:
     """One job's share of a stage: outputs [whole target, tokens] of its unperturbed
-    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0."""
+    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0.
+
+    Example:
+        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
+        >>> scored = stages.score(jobs, masks, rngs, "masks")  # doctest: +SKIP
+        >>> scored[0].outputs[0, 0]  # doctest: +SKIP
+    """
 
     outputs: np.ndarray
     reference: list[np.ndarray]
 
 
 class Stages:
-    """The stages of one staged evaluation on one model, and their engine stats."""
+    """The stages of one staged evaluation on one model, and their engine stats.
+
+    Example:
+        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
+        >>> drops, _ = stages.leave_one_out(jobs, groups, rngs, "sentences")  # doctest: +SKIP
+        >>> stages.totals()["n_calls"]  # doctest: +SKIP
+        1
+    """
 
     def __init__(self, model: Any, settings: Settings, who: str) -> None:
         self.model, self.settings, self.who = model, settings, who
