@@ -10,14 +10,22 @@ Example:
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
-from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
+from .inputs import (
+    ContextInput,
+    InterpretableInput,
+    ProductBaselines,
+    TextTemplateInput,
+    TextTokenInput,
+)
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
     AttributionMethod,
+    ContextCite,
     FeatureAblation,
     GradientMethod,
     GradientShap,
+    HierarchicalAblation,
     InputXGradient,
     IntegratedGradients,
     KernelShap,
@@ -56,6 +64,8 @@ __all__ = [
     "AttributionMethod",
     "AttributionResult",
     "CancelToken",
+    "ContextCite",
+    "ContextInput",
     "Cancelled",
     "Contrast",
     "DatasetSummary",
@@ -64,6 +74,7 @@ __all__ = [
     "GradientMethod",
     "GradientModel",
     "GradientShap",
+    "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
     "InterpretableInput",

@@ -133,12 +133,17 @@ def to_html(result: Any) -> str:
         if quiet[feature]:
             title += f" (within the noise floor ±{result.noise_floor:.4f})"
             css, extra = "pla-feature pla-below-noise", "outline:1px dashed #888;"
+        note = _staged_note(result, feature)
+        if note:
+            title += f" ({note})"
+            css, extra = css + " pla-coarse", extra + "border-bottom:1px dotted #555;"
         attrs = f'data-feature="{feature}" title="{html.escape(title)}"'
         style = f"background:{_color(value, limit)};{extra}"
         spans += _feature_spans(text, css, attrs, style)
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
+        f"{_top_units_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"log p(target) = {result.target_logprob:.3f} · {_noise_note(result)}"
         f"{_completeness_note(result)}"
@@ -167,6 +172,36 @@ def _feature_spans(text: str, css: str, attrs: str, style: str) -> list[str]:
             out.append(html.escape(text[start:end]))
         at = end
     return out
+
+
+def _staged_note(result: Any, feature: int) -> str:
+    """What a staged method's value of ``feature`` stands for (empty when scored itself)."""
+    computed_by = getattr(result, "computed_by", None)
+    if not computed_by:
+        return ""
+    notes = ["computed by the proxy model"] if computed_by[feature] == "proxy" else []
+    if not result.refined[feature]:
+        notes.append("not refined: the value of the unit that contains it")
+    return "; ".join(notes)
+
+
+def _top_units_html(result: Any, k: int = 5) -> str:
+    """For staged (context) methods: the top units first, in a small table."""
+    if not getattr(result, "levels", None):
+        return ""
+    order = np.argsort(-np.abs(np.asarray(result.seq_attr)), kind="stable")[:k]
+    rows = "".join(
+        f'<tr><td>{rank}</td><td style="background:{_color(float(result.seq_attr[f]), 1e-9)}'
+        f';opacity:0.9">&nbsp;</td><td>{html.escape(result.input_features[f])}</td>'
+        f'<td style="text-align:right">{float(result.seq_attr[f]):+.3f}</td>'
+        f"<td>{html.escape(_staged_note(result, f) or result.computed_by[f])}</td></tr>"
+        for rank, f in enumerate(order, start=1)
+    )
+    return (
+        '<table class="pla-top-units" style="font-size:smaller;margin-top:0.5em">'
+        "<tr><th>rank</th><th></th><th>unit</th><th>attribution</th><th>computed by</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _target_html(result: Any) -> str:

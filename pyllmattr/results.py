@@ -104,6 +104,36 @@ class AttributionResult:
         order = np.argsort(-np.abs(self.seq_attr), kind="stable")[:k]
         return [(self.input_features[i], float(self.seq_attr[i])) for i in order]
 
+    def span(self, start: int, end: int) -> np.ndarray:
+        """The attribution of the answer's characters ``[start, end)`` to each feature.
+
+        Offsets index :attr:`target` (the target tokens' text joined), as ContextCite's
+        ``get_attributions(start_idx, end_idx)``; the rows of ``token_attr`` of every
+        target token that overlaps the span are summed (for ``attr_target="log_prob"``
+        that is the span's log-probability attribution).
+
+        Example:
+            >>> where = result.target.index("1742")  # doctest: +SKIP
+            >>> result.span(where, where + 4)  # doctest: +SKIP
+            array([ 0.02, 3.91, -0.11])
+        """
+        if self.token_attr is None:
+            raise ValueError(
+                f"{self.method} computed no per-token attributions, so a span of the answer "
+                "cannot be attributed; use seq_attr for the whole target"
+            )
+        n_chars = len(self.target)
+        ok = all(isinstance(v, (int, np.integer)) for v in (start, end))
+        if not ok or not 0 <= start < end <= n_chars:
+            raise ValueError(
+                f"span({start!r}, {end!r}): give character offsets with "
+                f"0 <= start < end <= {n_chars} (the length of result.target)"
+            )
+        ends = np.cumsum([len(token) for token in self.output_tokens])
+        starts = ends - [len(token) for token in self.output_tokens]
+        overlap = (starts < end) & (ends > start)
+        return np.asarray(self.token_attr)[overlap].sum(axis=0)
+
     # ------------------------------------------------------------ plots
     def plot_seq_attr(self, ax: Any = None) -> tuple[Any, Any]:
         """Bar chart of ``seq_attr`` (blue raises the target, red lowers it)."""

@@ -94,7 +94,9 @@ def test_usage_errors_exit_with_2():
     assert run().returncode == 2
     missing_prompt = run("attribute", "--model", "default")
     assert missing_prompt.returncode == 2
-    assert "one of the arguments --prompt --prompt-file is required" in missing_prompt.stderr
+    assert "one of the arguments --prompt --prompt-file --context is required" in (
+        missing_prompt.stderr
+    )
     no_sampling = run("attribute", "--prompt", "hi", "--n-samples", "5")
     assert no_sampling.returncode == 2
     assert "--n-samples does not apply to --method feature-ablation" in no_sampling.stderr

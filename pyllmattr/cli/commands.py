@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
-from .table import format_result
+from .table import format_context, format_result
 
 # The example of Captum's LLM attribution paper (arXiv 2312.05491).
 DEMO_TEMPLATE = (
@@ -40,9 +41,11 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     method_cls = pla.METHODS[args.method]
     options = _method_options(args, method_cls, parser)
     _check_outputs(args, parser)
-    prompt = _read_prompt(args, parser)
+    prompt = _read_context(args, parser) if args.context else _read_prompt(args, parser)
     chat = _chat_settings(args, parser)
-    with _load_model(args, method_cls) as model:
+    with _load_model(args, method_cls) as model, _load_proxy(args) as proxy:
+        if proxy is not None:
+            options["proxy"] = proxy
         inp = _make_input(pla, prompt, args, model)
         result = method_cls(model).attribute(
             inp,
@@ -55,6 +58,8 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             **options,
         )
     print(format_result(result, top=args.top))
+    if args.context:
+        print("\n" + format_context(result, top=min(args.top, 5)))
     _write_outputs(result, args)
     return 0
 
@@ -98,6 +103,19 @@ def _method_options(
             )
         # A decoder layer's index, or a module name; the method checks that it exists.
         options["layer"] = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
+    takes_proxy = "proxy" in defaults or args.method == "feature-ablation"
+    if args.proxy is not None and not takes_proxy:
+        parser.error(f"--proxy does not apply to --method {args.method}")
+    if args.keep is not None:
+        if "levels" not in defaults and args.proxy is None:
+            parser.error("--keep applies to --method hierarchical, or with --proxy")
+        options["keep"] = args.keep
+    if args.levels is not None:
+        if "levels" not in defaults:
+            parser.error("--levels applies to --method hierarchical")
+        options["levels"] = tuple(level.strip() for level in args.levels.split(","))
+    if args.method in ("hierarchical",) and not args.context:
+        parser.error("--method hierarchical needs --context FILE --query TEXT")
     return options
 
 
@@ -155,12 +173,51 @@ def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
     return contextlib.closing(model) if hasattr(model, "close") else contextlib.nullcontext(model)
 
 
-def _make_input(pla: Any, prompt: str, args: argparse.Namespace, model: Any) -> Any:
+def _read_context(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """--context FILE: one document (text) or a JSON list of documents."""
+    if args.query is None:
+        parser.error("--context needs --query TEXT (the question asked about it)")
+    path = Path(args.context).expanduser()
+    if not path.is_file():
+        parser.error(f"--context {args.context}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() != ".json":
+        return text.strip("\n")
+    try:
+        documents = json.loads(text)
+    except json.JSONDecodeError as exc:
+        parser.error(f"--context {args.context}: not valid JSON ({exc})")
+    if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
+        parser.error(f"--context {args.context}: the JSON must be a list of document strings")
+    return documents
+
+
+def _load_proxy(args: argparse.Namespace) -> Any:
+    if args.proxy is None:
+        return contextlib.nullcontext(None)
+    import pyllmattr as pla
+
+    from ..models.refs import resolve_cli_model
+
+    model = pla.load_gguf(resolve_cli_model(args.proxy), n_ctx=args.n_ctx, n_threads=args.threads)
+    return contextlib.closing(model)
+
+
+def _make_input(pla: Any, prompt: Any, args: argparse.Namespace, model: Any) -> Any:
+    if args.context:
+        finest = args.levels.split(",")[-1].strip() if args.levels else "sentence"
+        return pla.ContextInput(prompt, args.query, by=args.features or finest)
+    if args.query is not None:
+        raise ValueError("--query goes with --context FILE; for a plain prompt use --prompt")
+    if args.features == "document":
+        raise ValueError("--features document needs --context (a prompt has no documents)")
     if args.features == "token":
         if args.baseline is None:
             return pla.TextTokenInput(prompt, model)
         return pla.TextTokenInput(prompt, model, baselines=args.baseline)
-    return pla.TextTemplateInput.from_text(prompt, by=args.features, baselines=args.baseline)
+    return pla.TextTemplateInput.from_text(
+        prompt, by=args.features or "word", baselines=args.baseline
+    )
 
 
 def _write_outputs(result: Any, args: argparse.Namespace) -> None:

@@ -9,7 +9,7 @@ from ..models.requantize import REQUANTIZE_TYPES
 from . import commands, dataset_command
 from . import models as models_command
 
-FEATURE_KINDS = ("token", "word", "sentence", "paragraph")
+FEATURE_KINDS = ("token", "word", "sentence", "paragraph", "document")
 
 
 def int_at_least(minimum: int, wording: str):
@@ -75,6 +75,17 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="read the prompt from FILE ('-': stdin); trailing newlines are dropped",
     )
+    prompt.add_argument(
+        "--context",
+        metavar="FILE",
+        help="attribute to a retrieved context instead: a text file (one document; paragraphs "
+        "separated by blank lines) or a JSON list of documents; needs --query",
+    )
+    p.add_argument(
+        "--query",
+        metavar="TEXT",
+        help="the question asked about --context (fixed text, never a feature)",
+    )
     p.add_argument(
         "--target",
         metavar="TEXT",
@@ -102,8 +113,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--features",
         choices=FEATURE_KINDS,
-        default="word",
-        help="what a feature is (default: %(default)s)",
+        help="what a feature is (default: word; sentence with --context; document needs --context)",
     )
     p.add_argument(
         "--baseline",
@@ -116,6 +126,25 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         type=positive_int,
         help="samples for the sampling methods (their default)",
+    )
+    p.add_argument(
+        "--keep",
+        metavar="K",
+        type=positive_int,
+        help="hierarchical: units refined per level (default 3); with --proxy: features the "
+        "target model rescores (default 5)",
+    )
+    p.add_argument(
+        "--levels",
+        metavar="LIST",
+        help="hierarchical: unit levels coarse to fine, comma-separated, the last one the "
+        "features (default: the level above --features, then --features: paragraph,sentence)",
+    )
+    p.add_argument(
+        "--proxy",
+        metavar="PATH",
+        help="a smaller or faster GGUF that computes the coarse levels or prunes the features; "
+        "the --model rescores what survives (feature-ablation, hierarchical, context-cite)",
     )
     p.add_argument(
         "--seed", metavar="N", type=non_negative_int, help="random seed of the sampling methods"

@@ -46,6 +46,7 @@ def _ranking(result: Any, top: int) -> list[str]:
         bar = "#" * max(1 if value else 0, round(abs(value) / largest * BAR_WIDTH))
         mark = "~" if quiet[i] else " "
         rows.append(f"  {rank:>4}  {label:<{width}}  {value:+11.4f}{mark} {bar}")
+    rows = _mark_staged(result, rows, ranked)
     hidden = len(result.input_features) - len(ranked)
     if hidden:
         rows.append(f"  ... {hidden} more (--top N to list them)")
@@ -71,6 +72,42 @@ def _top_indices(seq_attr: Any, k: int) -> list[int]:
     """Indices of the k largest |attributions|, largest first, ties in feature order
     (the order of ``AttributionResult.top_features``)."""
     return [int(i) for i in np.argsort(-np.abs(np.asarray(seq_attr)), kind="stable")[:k]]
+
+
+def _mark_staged(result: Any, rows: list[str], ranked: list[int]) -> list[str]:
+    """Say which values a proxy computed or a coarse unit stands for (staged methods)."""
+    computed_by = getattr(result, "computed_by", None)
+    if not computed_by:
+        return rows
+    marked = [rows[0]]
+    for row, f in zip(rows[1:], ranked, strict=True):
+        notes = []
+        if computed_by[f] == "proxy":
+            notes.append("proxy")
+        if not result.refined[f]:
+            notes.append("coarse" if computed_by[f] == "target" else "not rescored")
+        marked.append(row + (f"  ({', '.join(notes)})" if notes else ""))
+    return marked
+
+
+def format_context(result: Any, top: int = 5) -> str:
+    """The prompt with the ``top`` features marked in place: ``[#1 +4.14| ...]``.
+
+    Example:
+        >>> print(format_context(result, top=3))  # doctest: +SKIP
+    """
+    rank = {f: r for r, f in enumerate(_top_indices(result.seq_attr, top), start=1)}
+    parts = []
+    for text, feature in result.prompt_segments:
+        if feature is None or feature not in rank:
+            parts.append(text)
+            continue
+        lead = text[: len(text) - len(text.lstrip())]
+        value = float(result.seq_attr[feature])
+        parts.append(f"{lead}[#{rank[feature]} {value:+.2f}| {text.strip()}]")
+    return f"the prompt, top {len(rank)} features marked [#rank attribution| ...]:\n" + "".join(
+        parts
+    )
 
 
 def _plural(n: int, word: str) -> str:

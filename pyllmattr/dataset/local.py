@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cancel import Cancelled
-from ..methods import METHODS, PerturbationMethod
+from ..methods import METHODS, GradientMethod
 from .batch import Item, run_chunk
 from .records import Job
 
@@ -22,7 +22,8 @@ def method_class(name: str | type) -> type:
 
 
 def needs_torch(cls: type) -> bool:
-    return bool(getattr(cls, "needs_gradients", False)) or not issubclass(cls, PerturbationMethod)
+    """Gradient methods need PyTorch; the others (perturbation and staged) run on llama.cpp."""
+    return bool(getattr(cls, "needs_gradients", False)) or issubclass(cls, GradientMethod)
 
 
 def is_loaded_model(model: Any) -> bool:

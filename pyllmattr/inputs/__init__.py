@@ -2,10 +2,13 @@
 
 from .base import Encoding, InterpretableInput
 from .baselines import ProductBaselines
+from .context import ContextInput, ContextUnit
 from .template import TextTemplateInput
 from .token import TextTokenInput
 
 __all__ = [
+    "ContextInput",
+    "ContextUnit",
     "Encoding",
     "InterpretableInput",
     "ProductBaselines",

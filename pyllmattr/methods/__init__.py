@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from ..pipeline import AttributionMethod
 from .base import PerturbationMethod
+from .context_cite import ContextCite
 from .feature_ablation import FeatureAblation
 from .gradient import GradientMethod
 from .gradient_shap import GradientShap
+from .hierarchical import HierarchicalAblation
 from .integrated_gradients import IntegratedGradients
 from .lime import KernelShap, Lime
 from .saliency import InputXGradient, Saliency
@@ -43,7 +45,15 @@ METHODS: dict[str, type] = _Methods(
     {
         **{
             cls.name: cls
-            for cls in (FeatureAblation, ShapleyValueSampling, ShapleyValues, Lime, KernelShap)
+            for cls in (
+                FeatureAblation,
+                ShapleyValueSampling,
+                ShapleyValues,
+                Lime,
+                KernelShap,
+                HierarchicalAblation,
+                ContextCite,
+            )
         },
         **GRADIENT_METHODS,
     }
@@ -53,9 +63,11 @@ __all__ = [
     "GRADIENT_METHODS",
     "AttributionMethod",
     "METHODS",
+    "ContextCite",
     "FeatureAblation",
     "GradientMethod",
     "GradientShap",
+    "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
     "KernelShap",

@@ -30,6 +30,9 @@ class Evaluation:
     # (1 [+ T], features): the spread a method measured itself (GradientShap: across
     # its samples); None: the spread across trials.
     spread: np.ndarray | None = None
+    # Staged methods return a subclass of AttributionResult; extras are its own fields.
+    result_type: type[AttributionResult] = AttributionResult
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def build_result(
@@ -50,7 +53,7 @@ def build_result(
     target_lp = np.asarray(evaluation.reference[0], dtype=float)
     contrast = _contrast_fields(job, evaluation, to_str)
     gap = evaluation.completeness_gap
-    return AttributionResult(
+    return evaluation.result_type(
         seq_attr=mean[0],
         token_attr=mean[1:] if per_token else None,
         input_features=job.encoding.labels,
@@ -73,6 +76,7 @@ def build_result(
         seq_completeness_gap=None if gap is None else float(gap[0]),
         token_attr_of=job.objective.token_attr_of(job.target_ids),
         **contrast,
+        **evaluation.extras,
     )
 
 
@@ -91,7 +95,13 @@ def _contrast_fields(job: Job, evaluation: Evaluation, to_str: Any) -> dict[str,
 
 def _settings(settings: Settings, num_trials: int) -> dict[str, Any]:
     out: dict[str, Any] = {"num_trials": int(num_trials), "seed": settings.seed}
-    out.update({k: v for k, v in settings.options.items() if _jsonable(v)})
+    for key, value in settings.options.items():
+        if _jsonable(value):
+            out[key] = value
+        elif isinstance(value, tuple) and all(map(_jsonable, value)):
+            out[key] = list(value)
+        elif getattr(value, "path", None) is not None:  # a model option (proxy=): its file
+            out[key] = str(value.path)
     if settings.chat is not None:
         out["chat"] = settings.chat or True
     return out

@@ -56,6 +56,7 @@ class Job:
     target_ids: list[int]
     objective: Objective
     frame: chat_prompts.ChatFrame | None = None
+    source: InterpretableInput | None = None  # the input as given (staged methods re-encode it)
 
     @property
     def scored_targets(self) -> list[list[int]]:
@@ -108,7 +109,7 @@ def prepare(
             objective = objective_for(settings.attr_target, contrast, model)
             encoding = chat_prompts.encode_in_frame(inp, model, frame)
             target_ids = resolve_target(model, encoding.reference_ids, target, settings.gen_args)
-            job = Job(i, encoding, target_ids, objective, frame)
+            job = Job(i, encoding, target_ids, objective, frame, inp)
             check_context(model, job)
         jobs.append(job)
     return jobs

@@ -1,0 +1,191 @@
+"""Hierarchical ablation: leave-one-out over coarse units, refined inside the strongest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..inputs.context import LEVELS, ContextInput
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import check_positive_int, naming_input
+from . import staged
+
+UNREFINED = ("split", "copy")
+
+
+class HierarchicalAblation(AttributionMethod):
+    """Leave-one-out over the coarsest units, then inside the ``keep`` strongest, and so on.
+
+    With ``levels=("paragraph", "sentence")`` every paragraph is removed once; then
+    every sentence of the ``keep`` paragraphs with the largest attributions is removed
+    once. ``seq_attr`` covers the finest level, which must be the input's feature
+    level (``levels=None``: the level above the input's ``by``, then ``by``). Refined
+    units carry their own value; the others (``result.refined`` False) their coarse
+    unit's value, split equally among its sub-units (``unrefined="split"``, so a
+    document's sentences sum to the document's value) or copied to each
+    (``"copy"``). ``result.levels`` holds each level's attributions. Each level is
+    one engine call for all inputs (the unperturbed prompts and all that level's
+    perturbations, sharing prefixes), so P paragraphs of S sentences cost about
+    P + keep·S evaluations instead of P·S.
+
+    ``proxy=`` (another model, e.g. a smaller one of the same family) computes all
+    levels but the finest; the target model scores only the finest level's
+    perturbations of the units the proxy kept (``result.computed_by``).
+    Takes ``contrast=`` and ``attr_target=`` like every method; needs a
+    :class:`pla.ContextInput`.
+
+    Example:
+        >>> inp = pla.ContextInput(documents, "When was Harrowgate founded?")  # doctest: +SKIP
+        >>> method = pla.HierarchicalAblation(model)  # doctest: +SKIP
+        >>> result = method.attribute(inp, target=" 1742", keep=2)  # doctest: +SKIP
+        >>> result.top_features(3)  # doctest: +SKIP
+    """
+
+    name = "hierarchical"
+    defaults: dict[str, Any] = {"levels": None, "keep": 3, "proxy": None, "unrefined": "split"}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        levels = options["levels"]
+        if levels is not None:
+            options["levels"] = check_levels(levels, options["proxy"])
+        check_positive_int("keep", options["keep"])
+        if options["unrefined"] not in UNREFINED:
+            raise ValueError(f"unrefined must be one of {UNREFINED}, got {options['unrefined']!r}")
+        if options["proxy"] is not None:
+            staged.check_proxy(options["proxy"], self.model)
+        return options
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        opts = settings.options
+        if settings.num_trials != 1:
+            raise ValueError("HierarchicalAblation is deterministic: num_trials must be 1")
+        states = []
+        for job in jobs:
+            with naming_input(job.index, settings.batch):
+                levels = levels_for(job.source, opts["levels"])
+            states.append(Refinement(job, levels, opts["keep"], opts["unrefined"]))
+        proxy = opts["proxy"]
+        target = staged.Stages(self.model, settings, "target")
+        cheap = staged.Stages(proxy, settings, "proxy") if proxy is not None else None
+        coarse_jobs = staged.proxy_jobs(proxy, self.model, jobs, settings) if proxy else jobs
+        rngs = staged.rngs_for(jobs, settings)
+        depth = len(states[0].levels)
+        for d in range(depth):
+            on_proxy = cheap is not None and d < depth - 1
+            stages, scorer_jobs = (cheap, coarse_jobs) if on_proxy else (target, jobs)
+            groups = [state.groups(d) for state in states]
+            what = "level " + "/".join(sorted({s.levels[d] for s in states}))
+            found, scored = stages.leave_one_out(scorer_jobs, groups, rngs, what)
+            for state, values, score in zip(states, found, scored, strict=True):
+                state.update(d, values, score, "proxy" if on_proxy else "target")
+        return [state.evaluation(target, cheap) for state in states]
+
+
+class Refinement:
+    """One input's refinement: the candidates of the next level and the values so far.
+
+    Example:
+        >>> levels = ("document", "sentence")
+        >>> state = Refinement(job, levels, keep=2, unrefined="split")  # doctest: +SKIP
+        >>> state.groups(0)  # the sentences of each document  # doctest: +SKIP
+    """
+
+    def __init__(self, job: Job, levels: tuple[str, ...], keep: int, unrefined: str) -> None:
+        self.inp: ContextInput = job.source  # type: ignore[assignment]
+        self.levels, self.keep, self.split = levels, keep, unrefined == "split"
+        n_fine = job.encoding.n_features
+        self.values = np.zeros((1 + len(job.target_ids), n_fine))
+        self.refined = np.zeros(n_fine, dtype=bool)
+        self.candidates = np.arange(len(self.inp.units(levels[0])))
+        self.records: list[dict[str, Any]] = []
+        self.computed_by = ["target"] * n_fine
+        self.counts = [0, 0]  # prompts scored on the target model, on the proxy
+        self.reference: list[np.ndarray] | None = None
+        self._groups: list[np.ndarray] = []
+
+    def groups(self, depth: int) -> list[np.ndarray]:
+        """The finest units inside each candidate of level ``depth``."""
+        parent_of_fine = self.inp.parent_index(self.levels[-1], self.levels[depth])
+        self._groups = [np.flatnonzero(parent_of_fine == u) for u in self.candidates]
+        return self._groups
+
+    def update(self, depth: int, found: np.ndarray, scored: staged.Scored, who: str) -> None:
+        """Record level ``depth``'s values and choose the next level's candidates."""
+        level = self.levels[depth]
+        self.records.append(staged.level_record(level, who, self.candidates, found[0]))
+        self.counts[who == "proxy"] += 1 + len(self._groups)
+        if who == "target" and self.reference is None:
+            self.reference = scored.reference
+        for column, fine in enumerate(self._groups):
+            # A coarse unit's value stands for its sub-units until they are refined;
+            # per-token rows exist only on the target's tokens.
+            share = 1.0 / len(fine) if self.split else 1.0
+            self.values[0, fine] = found[0, column] * share
+            self.values[1:, fine] = found[1:, column, None] * share if who == "target" else 0.0
+            for f in fine:
+                self.computed_by[f] = who
+        if depth == len(self.levels) - 1:
+            self.refined[np.concatenate(self._groups)] = True
+            return
+        kept = self.candidates[np.argsort(-found[0], kind="stable")[: self.keep]]
+        self.candidates = children(self.inp, level, self.levels[depth + 1], kept)
+
+    def evaluation(self, target: staged.Stages, proxy: staged.Stages | None) -> Evaluation:
+        assert self.reference is not None  # the finest level is always the target's
+        record = {
+            "levels": self.records,
+            "computed_by": self.computed_by,
+            "refined": [bool(r) for r in self.refined],
+        }
+        return staged.evaluation(
+            self.values, self.reference, (self.counts[0], self.counts[1]), (target, proxy), record
+        )
+
+
+def check_levels(levels: Any, proxy: Any) -> tuple[str, ...]:
+    if isinstance(levels, str) or not isinstance(levels, (list, tuple)) or not levels:
+        raise ValueError(
+            'levels must be a list of unit levels, coarse to fine, e.g. ("paragraph", "sentence")'
+        )
+    levels = tuple(levels)
+    unknown = [lv for lv in levels if lv not in LEVELS]
+    if unknown:
+        raise ValueError(f"unknown level(s) {unknown}; use {list(LEVELS)}")
+    depth = [LEVELS.index(lv) for lv in levels]
+    if depth != sorted(set(depth)):
+        raise ValueError(f"levels must go from coarse to fine without repeats, got {list(levels)}")
+    if proxy is not None and len(levels) < 2:
+        raise ValueError("a proxy computes the coarse levels: give at least two levels")
+    return levels
+
+
+def levels_for(inp: Any, levels: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The levels of one input: the given ones (ending at its feature level) or the
+    level above its feature level and that level."""
+    if not isinstance(inp, ContextInput):
+        raise ValueError(
+            "HierarchicalAblation needs a pla.ContextInput (its units nest: "
+            f"{' > '.join(LEVELS)}), got {type(inp).__name__}"
+        )
+    if levels is None:
+        at = LEVELS.index(inp.by)
+        if at == 0:
+            raise ValueError(
+                "the input's features are documents, the coarsest level: give "
+                'levels=("document",) for plain leave-one-out, or a ContextInput with by= a '
+                "finer level"
+            )
+        return LEVELS[at - 1], inp.by
+    if levels[-1] != inp.by:
+        raise ValueError(
+            f"levels end at {levels[-1]!r} but the input's features are {inp.by!r} units: end "
+            f"levels with {inp.by!r}, or make the input with ContextInput(..., by={levels[-1]!r})"
+        )
+    return levels
+
+
+def children(inp: ContextInput, level: str, sub: str, kept: np.ndarray) -> np.ndarray:
+    """Indices of the ``sub`` units inside the kept ``level`` units, in reading order."""
+    parents = inp.parent_index(sub, level)
+    return np.flatnonzero(np.isin(parents, kept))

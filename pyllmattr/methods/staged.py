@@ -1,0 +1,233 @@
+"""Attributions computed in stages (several engine calls, possibly on two models).
+
+Hierarchical ablation, ContextCite and the proxy variants decide what to score next
+from what they scored before, so they cannot build all their prompts up front as
+:class:`~pyllmattr.methods.base.PerturbationMethod` does. A stage is one
+:func:`pyllmattr.pipeline.scoring.score_all` call over the pipeline's jobs (every
+input of a batch together): the unperturbed prompt and the stage's perturbations of
+each job, with each continuation its objective scores (a contrast's too), so stages
+get the pipeline's chunking, progress, cancellation and objectives. The pipeline
+measures the noise floor and builds the results (:class:`StagedResult`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import chat as chat_prompts
+from ..models.interface import ScoringModel
+from ..objectives import Contrast, objective_for
+from ..pipeline import Evaluation, Job, Settings, attribution_lock, score_all
+from ..pipeline.jobs import check_context, naming_input
+from ..results import AttributionResult
+from .base import empty_context
+
+_COUNTS = ("n_decoded", "n_trie", "n_naive", "n_decode_calls", "n_waves", "n_padding")
+
+
+@dataclass(repr=False)
+class StagedResult(AttributionResult):
+    """An :class:`AttributionResult` that also says how its values were computed.
+
+    ``levels`` lists each stage: its ``level`` (a unit level or ``"features"``), the
+    ``model`` that scored it (``"target"`` or ``"proxy"``), the ``units`` it scored
+    and their ``seq_attr``. ``computed_by[i]`` names the model behind ``seq_attr[i]``,
+    ``refined[i]`` is False where a feature's value comes from a coarser unit (or from
+    the proxy) instead of being scored itself. ``fit`` holds a surrogate's held-out
+    quality.
+
+    Example:
+        >>> result = pla.HierarchicalAblation(model).attribute(inp)  # doctest: +SKIP
+        >>> [stage["level"] for stage in result.levels]  # doctest: +SKIP
+        ['paragraph', 'sentence']
+    """
+
+    levels: list[dict[str, Any]] = field(default_factory=list)
+    computed_by: list[str] = field(default_factory=list)
+    refined: list[bool] = field(default_factory=list)
+    fit: dict[str, Any] | None = None
+
+
+@dataclass
+class Scored:
+    """One job's share of a stage: outputs [whole target, tokens] of its unperturbed
+    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0.
+
+    Example:
+        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
+        >>> scored = stages.score(jobs, masks, rngs, "masks")  # doctest: +SKIP
+        >>> scored[0].outputs[0, 0]  # doctest: +SKIP
+    """
+
+    outputs: np.ndarray
+    reference: list[np.ndarray]
+
+
+class Stages:
+    """The stages of one staged evaluation on one model, and their engine stats.
+
+    Example:
+        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
+        >>> drops, _ = stages.leave_one_out(jobs, groups, rngs, "sentences")  # doctest: +SKIP
+        >>> stages.totals()["n_calls"]  # doctest: +SKIP
+        1
+    """
+
+    def __init__(self, model: Any, settings: Settings, who: str) -> None:
+        self.model, self.settings, self.who = model, settings, who
+        self.calls: list[dict[str, Any]] = []
+
+    def score(
+        self,
+        jobs: Sequence[Job],
+        masks: Sequence[np.ndarray],
+        rngs: Sequence[np.random.Generator],
+        what: str,
+    ) -> list[Scored]:
+        """Every job's unperturbed prompt and its masks' prompts, in one score_all call."""
+        sequences, targets, sizes = [], [], []
+        for job, job_masks, rng in zip(jobs, masks, rngs, strict=True):
+            prompts = [job.encoding.reference_ids, *job.encoding.sequences(job_masks, rng)]
+            prompts = [prompt or empty_context(self.model) for prompt in prompts]
+            for prompt in prompts:  # a prompt's continuations side by side: one trie branch
+                for continuation in job.scored_targets:
+                    sequences.append(prompt)
+                    targets.append(continuation)
+            sizes.append(len(prompts))
+        desc = f"{what}: {sum(sizes)} prompts"
+        if len(jobs) > 1:
+            desc += f" of {len(jobs)} inputs"
+        with attribution_lock(self.model):  # the proxy's: the pipeline holds the target's
+            scores, stats = score_all(
+                self.model, sequences, targets, self.settings.progress, self.settings.cancel, desc
+            )
+        self.calls.append({"n_evaluations": sum(sizes), "n_inputs": len(jobs), **stats})
+        out, row = [], 0
+        for job, size in zip(jobs, sizes, strict=True):
+            k = len(job.scored_targets)
+            mine = scores[row : row + k * size]
+            row += k * size
+            scored = [np.stack(mine[i::k]) for i in range(k)]
+            out.append(Scored(job.objective.outputs(scored), [s[0] for s in scored]))
+        return out
+
+    def leave_one_out(
+        self,
+        jobs: Sequence[Job],
+        groups: Sequence[list[np.ndarray]],
+        rngs: Sequence[np.random.Generator],
+        what: str,
+    ) -> tuple[list[np.ndarray], list[Scored]]:
+        """f(prompt) - f(prompt without group g) for every group of every job, one call:
+        per job (n_outputs, n_groups), row 0 the whole target, then each token."""
+        masks = [
+            group_masks(job.encoding.n_features, g) for job, g in zip(jobs, groups, strict=True)
+        ]
+        scored = self.score(jobs, masks, rngs, what)
+        return [(s.outputs[0] - s.outputs[1:]).T for s in scored], scored
+
+    def totals(self) -> dict[str, Any]:
+        """The engine counts summed over this model's calls (of the whole batch)."""
+        out: dict[str, Any] = {k: sum(c[k] for c in self.calls) for k in _COUNTS}
+        out["seconds"] = float(sum(c["seconds"] for c in self.calls))
+        out["n_calls"] = len(self.calls)
+        out["n_score_calls"] = sum(c["n_score_calls"] for c in self.calls)
+        out["n_inputs"] = max((c["n_inputs"] for c in self.calls), default=0)
+        if self.calls:
+            out["strategy"] = self.calls[0]["strategy"]
+        return out
+
+
+def group_masks(n_features: int, groups: Sequence[np.ndarray]) -> np.ndarray:
+    """One mask per group: every feature present but the group's."""
+    masks = np.ones((len(groups), n_features), dtype=bool)
+    for row, features in enumerate(groups):
+        masks[row, features] = False
+    return masks
+
+
+def rngs_for(jobs: Sequence[Job], settings: Settings) -> list[np.random.Generator]:
+    """One generator per input, seeded as if it were alone (as PerturbationMethod)."""
+    return [np.random.default_rng(settings.seed) for _ in jobs]
+
+
+def check_proxy(proxy: Any, model: Any) -> None:
+    if not isinstance(proxy, ScoringModel):
+        raise ValueError("proxy must be a model from pla.load_gguf or pla.load_torch")
+    if proxy is model:
+        raise ValueError("proxy is the target model itself; give a cheaper model, or no proxy")
+
+
+def proxy_jobs(proxy: Any, model: Any, jobs: Sequence[Job], settings: Settings) -> list[Job]:
+    """The same inputs, targets and objective on the proxy model, re-tokenized by it."""
+    check_proxy(proxy, model)
+    frame = None
+    if settings.chat is not None:
+        frame = chat_prompts.chat_frame(
+            proxy, settings.chat.get("system"), settings.chat.get("template")
+        )
+    out = []
+    for job in jobs:
+        with naming_input(job.index, settings.batch):
+            out.append(_proxy_job(proxy, model, job, frame, settings))
+    return out
+
+
+def _proxy_job(proxy: Any, model: Any, job: Job, frame: Any, settings: Settings) -> Job:
+    encoding = chat_prompts.encode_in_frame(job.source, proxy, frame)
+    if encoding.n_features != job.encoding.n_features:
+        raise ValueError(
+            f"the input has {encoding.n_features} features on the proxy but "
+            f"{job.encoding.n_features} on the target model; use an input of text units "
+            "(TextTemplateInput, ContextInput), not of one model's tokens"
+        )
+    target_ids = proxy.tokenize(_text(model, job.target_ids), add_special=False)
+    if not target_ids:
+        raise ValueError("the target is empty on the proxy model's tokenizer")
+    contrast = None
+    if isinstance(job.objective, Contrast):  # its text, re-tokenized by the proxy
+        contrast = _text(model, job.objective.contrast_ids)
+    objective = objective_for(settings.attr_target, contrast, proxy)
+    out = Job(job.index, encoding, target_ids, objective, frame, job.source)
+    check_context(proxy, out)
+    return out
+
+
+def _text(model: Any, ids: Sequence[int]) -> str:
+    return model.detokenize(list(ids), render_special=False)
+
+
+def evaluation(
+    values: np.ndarray,
+    reference: list[np.ndarray],
+    counts: tuple[int, int],
+    stages: tuple[Stages, Stages | None],
+    record: dict[str, Any],
+) -> Evaluation:
+    """A job's Evaluation: ``values`` is (1 [+ T], n_features), row 0 the whole target.
+
+    ``counts`` are this job's prompts on the target model and on the proxy; ``stats``
+    the engine counts of the models' calls (of the whole batch), the proxy's under
+    ``"proxy"``; ``record`` the StagedResult fields (levels, computed_by, refined, fit).
+    """
+    target, proxy = stages
+    stats: dict[str, Any] = {"n_evaluations": counts[0], **target.totals()}
+    if proxy is not None and proxy.calls:
+        stats["proxy"] = {"n_evaluations": counts[1], **proxy.totals()}
+    return Evaluation(
+        values=values[None], reference=reference, stats=stats,
+        result_type=StagedResult, extras=record,
+    )  # fmt: skip
+
+
+def level_record(level: str, model: str, units: Any, values: np.ndarray) -> dict[str, Any]:
+    return {
+        "level": level,
+        "model": model,
+        "units": [int(u) for u in units],
+        "seq_attr": [float(v) for v in values],
+    }
