@@ -117,93 +117,149 @@ auto run_released(SignalWatch & watch, Work && work) {
     }
 }
 
-py::dict stats_dict(const ScoreStats & s) {
-    py::dict d;
-    d["n_decoded"] = s.n_decoded;
-    d["n_trie"] = s.n_trie;
-    d["n_naive"] = s.n_naive;
-    d["n_decode_calls"] = s.n_decode_calls;
-    d["n_waves"] = s.n_waves;
-    d["n_padding"] = s.n_padding;
-    d["n_unique"] = s.n_unique;
-    d["seconds"] = s.seconds;
-    d["strategy"] = s.strategy;
-    return d;
+py::array_t<double> to_array(const std::vector<double> & values, std::vector<py::ssize_t> shape) {
+    py::array_t<double> array(shape);
+    std::memcpy(array.mutable_data(), values.data(), values.size() * sizeof(double));
+    return array;
 }
 
-EngineOptions make_options(int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
-                           int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
-                           bool deterministic) {
-    EngineOptions o;
-    o.deterministic = deterministic;
-    o.kv_f32 = kv_f32;
-    o.n_ctx = n_ctx;
-    o.n_batch = n_batch;
-    o.n_outputs = n_outputs;
-    o.max_branches = max_branches;
-    o.n_threads = n_threads;
-    o.n_gpu_layers = n_gpu_layers;
-    o.flash_attn = flash_attn;
-    return o;
-}
-
+// (scores (n, len(target)), stats).
 py::tuple score(Engine & engine, const std::vector<std::vector<Token>> & sequences,
-                const std::vector<Token> & target, int strategy, const py::object & progress,
+                const std::vector<Token> & target, Strategy strategy, const py::object & progress,
                 CancelFlag * cancel) {
-    if (strategy < 0 || strategy > 2) {
-        throw std::invalid_argument("unknown scoring strategy");
-    }
     SignalWatch watch;
     const CallControl control = make_control(progress, cancel, watch);
-    ScoreResult result = run_released(
-        watch, [&] { return engine.score(sequences, target, static_cast<Strategy>(strategy), control); });
+    ScoreResult result = run_released(watch, [&] { return engine.score(sequences, target, strategy, control); });
     const auto rows = static_cast<py::ssize_t>(sequences.size());
     const auto cols = static_cast<py::ssize_t>(target.size());
-    py::array_t<double> scores({rows, cols});
-    std::memcpy(scores.mutable_data(), result.logprobs.data(), result.logprobs.size() * sizeof(double));
-    return py::make_tuple(scores, stats_dict(result.stats));
+    return py::make_tuple(to_array(result.logprobs, {rows, cols}), result.stats);
 }
 
-}  // namespace
+// (flat scores, offsets, stats): pair i's scores are flat[offsets[i]:offsets[i + 1]].
+py::tuple score_pairs(Engine & engine, const std::vector<std::vector<Token>> & sequences,
+                      const std::vector<std::vector<Token>> & targets, Strategy strategy,
+                      const py::object & progress, CancelFlag * cancel) {
+    SignalWatch watch;
+    const CallControl control = make_control(progress, cancel, watch);
+    ScoreResult result =
+        run_released(watch, [&] { return engine.score_pairs(sequences, targets, strategy, control); });
+    py::array_t<int64_t> offsets(static_cast<py::ssize_t>(result.offsets.size()));
+    std::memcpy(offsets.mutable_data(), result.offsets.data(), result.offsets.size() * sizeof(int64_t));
+    const auto n = static_cast<py::ssize_t>(result.logprobs.size());
+    return py::make_tuple(to_array(result.logprobs, {n}), offsets, result.stats);
+}
 
-PYBIND11_MODULE(_core, m) {
-    m.doc() = "pyllmattr's scoring engine on llama.cpp (private; use the pyllmattr package)";
-    install_llama_log();  // quiet unless verbose, errors kept for exception messages
+py::list generate(Engine & e, const std::vector<Token> & prompt, const GenerateOptions & options,
+                  const py::object & progress, CancelFlag * cancel) {
+    SignalWatch watch;
+    const CallControl control = make_control(progress, cancel, watch);
+    return py::cast(run_released(watch, [&] { return e.generate(prompt, options, control); }));
+}
 
-    py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
+void bind_types(py::module_ & m) {
+    py::enum_<Strategy>(m, "Strategy", "How a scoring call may reuse the KV cache (csrc/schedule.h).")
+        .value("trie", Strategy::kTrie)
+        .value("trie_per_wave", Strategy::kTriePerWave)
+        .value("independent", Strategy::kIndependent)
+        .def_property_readonly("label", [](Strategy s) { return strategy_name(s); },
+                               "The name users see: 'trie', 'trie-per-wave', 'independent'.");
+    py::enum_<FlashAttn>(m, "FlashAttn", "llama.cpp's flash attention choice.")
+        .value("auto", FlashAttn::kAuto)
+        .value("off", FlashAttn::kOff)
+        .value("on", FlashAttn::kOn);
+    py::enum_<FileType>(m, "FileType", "Weight types a GGUF copy can be converted to (llama_ftype).")
+        .value("f16", FileType::kF16)
+        .value("q4_0", FileType::kQ4_0)
+        .value("q8_0", FileType::kQ8_0);
 
-    py::class_<CancelFlag>(m, "CancelFlag")
-        .def(py::init<>())
-        .def("set", [](CancelFlag & c) { c.flag.store(true); })
-        .def("clear", [](CancelFlag & c) { c.flag.store(false); })
-        .def("is_set", [](const CancelFlag & c) { return c.flag.load(); });
-
-    py::class_<Engine>(m, "Engine")
-        .def(py::init([](const std::string & path, int32_t n_ctx, int32_t n_batch, int32_t n_outputs,
-                         int32_t max_branches, int32_t n_threads, int32_t n_gpu_layers, int32_t flash_attn, bool kv_f32,
+    const EngineOptions d;
+    py::class_<EngineOptions>(m, "EngineOptions", "How an Engine is set up (csrc/engine.h).")
+        .def(py::init([](int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
+                         int32_t n_threads, int32_t n_gpu_layers, FlashAttn flash_attn, bool kv_f32,
                          bool deterministic) {
-                 const auto options = make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads,
-                                                   n_gpu_layers, flash_attn, kv_f32, deterministic);
+                 return EngineOptions{n_ctx,        n_batch,    n_outputs, max_branches, n_threads,
+                                      n_gpu_layers, flash_attn, kv_f32,    deterministic};
+             }),
+             py::kw_only(), py::arg("n_ctx") = d.n_ctx, py::arg("n_batch") = d.n_batch,
+             py::arg("n_outputs") = d.n_outputs, py::arg("max_branches") = d.max_branches,
+             py::arg("n_threads") = d.n_threads, py::arg("n_gpu_layers") = d.n_gpu_layers,
+             py::arg("flash_attn") = d.flash_attn, py::arg("kv_f32") = d.kv_f32,
+             py::arg("deterministic") = d.deterministic)
+        .def_readwrite("n_ctx", &EngineOptions::n_ctx)
+        .def_readwrite("n_batch", &EngineOptions::n_batch)
+        .def_readwrite("n_outputs", &EngineOptions::n_outputs)
+        .def_readwrite("max_branches", &EngineOptions::max_branches)
+        .def_readwrite("n_threads", &EngineOptions::n_threads)
+        .def_readwrite("n_gpu_layers", &EngineOptions::n_gpu_layers)
+        .def_readwrite("flash_attn", &EngineOptions::flash_attn)
+        .def_readwrite("kv_f32", &EngineOptions::kv_f32)
+        .def_readwrite("deterministic", &EngineOptions::deterministic);
+
+    py::class_<ScoreStats>(m, "ScoreStats", "What one scoring call decoded (pyllmattr.ScoreStats converts it).")
+        .def_readonly("n_decoded", &ScoreStats::n_decoded)
+        .def_readonly("n_trie", &ScoreStats::n_trie)
+        .def_readonly("n_naive", &ScoreStats::n_naive)
+        .def_readonly("n_decode_calls", &ScoreStats::n_decode_calls)
+        .def_readonly("n_waves", &ScoreStats::n_waves)
+        .def_readonly("n_padding", &ScoreStats::n_padding)
+        .def_readonly("n_unique", &ScoreStats::n_unique)
+        .def_readonly("seconds", &ScoreStats::seconds)
+        .def_readonly("strategy", &ScoreStats::strategy);
+
+    const GenerateOptions g;
+    py::class_<GenerateOptions>(m, "GenerateOptions", "How Engine.generate samples.")
+        .def(py::init([](int32_t max_new_tokens, float temperature, int32_t top_k, float top_p, uint32_t seed,
+                         bool stop_at_eog) {
+                 return GenerateOptions{max_new_tokens, temperature, top_k, top_p, seed, stop_at_eog};
+             }),
+             py::kw_only(), py::arg("max_new_tokens") = g.max_new_tokens, py::arg("temperature") = g.temperature,
+             py::arg("top_k") = g.top_k, py::arg("top_p") = g.top_p, py::arg("seed") = g.seed,
+             py::arg("stop_at_eog") = g.stop_at_eog);
+}
+
+// Test-only hooks: _core.testing, wrapped by pyllmattr._testing.
+void bind_testing(py::module_ & m) {
+    py::module_ testing = m.def_submodule("testing", "Test-only hooks into the engine; not part of pyllmattr's API.");
+    testing.def("set_plan_slack", &EngineTesting::set_plan_slack, py::arg("engine"), py::arg("cells"),
+                "Let the planner overcommit the KV cache by `cells`.");
+    testing.def(
+        "plan_stats",
+        [](const std::vector<std::vector<Token>> & sequences, const std::vector<std::vector<Token>> & targets,
+           Strategy strategy, int32_t max_cells, int32_t max_slots) {
+            if (sequences.empty() || targets.size() != sequences.size()) {
+                throw std::invalid_argument("plan_stats: give one target per sequence");
+            }
+            const Plan plan = make_plan({sequences, targets}, strategy, {max_cells, max_slots});
+            py::dict d;
+            d["n_emitted"] = plan.n_emitted;
+            d["n_trie"] = plan.n_trie;
+            d["n_naive"] = plan.n_naive;
+            d["n_unique"] = plan.n_unique;
+            d["n_leaves"] = plan.n_leaves;
+            d["n_waves"] = static_cast<int64_t>(plan.waves.size());
+            return d;
+        },
+        py::arg("sequences"), py::arg("targets"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"),
+        "What the planner would decode, without a model.");
+}
+
+void bind_engine(py::module_ & m) {
+    py::class_<Engine>(m, "Engine")
+        .def(py::init([](const std::string & path, const EngineOptions & options) {
                  SignalWatch watch;  // Ctrl-C stops loading a large file
                  const InterruptFn interrupted = watch.poll_fn();
                  return run_released(watch, [&] { return std::make_unique<Engine>(path, options, interrupted); });
              }),
-             py::arg("path"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
-             py::arg("max_branches"), py::arg("n_threads"), py::arg("n_gpu_layers"), py::arg("flash_attn"),
-             py::arg("kv_f32"), py::arg("deterministic"))
+             py::arg("path"), py::arg("options"))
         .def_static(
             "from_model_pointer",
-            [](uintptr_t pointer, int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
-               int32_t n_threads, int32_t flash_attn, bool kv_f32, bool deterministic) {
-                const auto options =
-                    make_options(n_ctx, n_batch, n_outputs, max_branches, n_threads, 0, flash_attn, kv_f32, deterministic);
+            [](uintptr_t pointer, const EngineOptions & options) {
                 return std::make_unique<Engine>(reinterpret_cast<llama_model *>(pointer), options);
             },
-            py::arg("pointer"), py::arg("n_ctx"), py::arg("n_batch"), py::arg("n_outputs"),
-            py::arg("max_branches"), py::arg("n_threads"), py::arg("flash_attn"), py::arg("kv_f32"),
-            py::arg("deterministic"))
+            py::arg("pointer"), py::arg("options"))
         .def("close", &Engine::close, py::call_guard<py::gil_scoped_release>())
         .def_property_readonly("closed", &Engine::closed)
+        .def_property_readonly("options", &Engine::options, "The options in effect (after llama.cpp's limits).")
         .def("tokenize", &Engine::tokenize, py::arg("text"), py::arg("add_special"), py::arg("parse_special"))
         .def(
             "detokenize",
@@ -215,26 +271,11 @@ PYBIND11_MODULE(_core, m) {
             "token_piece",
             [](const Engine & e, Token token, bool special) { return py::bytes(e.token_piece(token, special)); },
             py::arg("token"), py::arg("special"))
-        .def("score", &score, py::arg("sequences"), py::arg("target"), py::arg("strategy"),
+        .def("score", &score, py::arg("sequences"), py::arg("target"), py::arg("strategy"), py::arg("progress"),
+             py::arg("cancel"))
+        .def("score_pairs", &score_pairs, py::arg("sequences"), py::arg("targets"), py::arg("strategy"),
              py::arg("progress"), py::arg("cancel"))
-        .def(
-            "generate",
-            [](Engine & e, const std::vector<Token> & prompt, int32_t max_new_tokens, float temperature,
-               int32_t top_k, float top_p, uint32_t seed, bool stop_at_eog, const py::object & progress,
-               CancelFlag * cancel) {
-                GenerateOptions o;
-                o.max_new_tokens = max_new_tokens;
-                o.temperature = temperature;
-                o.top_k = top_k;
-                o.top_p = top_p;
-                o.seed = seed;
-                o.stop_at_eog = stop_at_eog;
-                SignalWatch watch;
-                const CallControl control = make_control(progress, cancel, watch);
-                return run_released(watch, [&] { return e.generate(prompt, o, control); });
-            },
-            py::arg("prompt"), py::arg("max_new_tokens"), py::arg("temperature"), py::arg("top_k"),
-            py::arg("top_p"), py::arg("seed"), py::arg("stop_at_eog"), py::arg("progress"), py::arg("cancel"))
+        .def("generate", &generate, py::arg("prompt"), py::arg("options"), py::arg("progress"), py::arg("cancel"))
         .def("meta", &Engine::meta, py::arg("key"))
         .def_property_readonly("chat_template", &Engine::chat_template)
         .def(
@@ -248,10 +289,8 @@ PYBIND11_MODULE(_core, m) {
                 return py::bytes(e.apply_chat_template(chat, add_assistant, tmpl));
             },
             py::arg("messages"), py::arg("add_assistant"), py::arg("template"))
-        .def("_set_plan_slack", &Engine::set_plan_slack, py::arg("cells"),
-             "For tests: let the planner overcommit the KV cache by `cells`.")
         .def("is_eog", &Engine::is_eog, py::arg("token"))
-        .def_property_readonly("sharing_strategy", [](const Engine & e) { return static_cast<int>(e.sharing_strategy()); })
+        .def_property_readonly("sharing_strategy", &Engine::sharing_strategy)
         .def_property_readonly("description", &Engine::description)
         .def_property_readonly("n_vocab", &Engine::n_vocab)
         .def_property_readonly("n_ctx", &Engine::n_ctx)
@@ -260,32 +299,26 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("is_recurrent", &Engine::is_recurrent)
         .def_property_readonly("bos", &Engine::bos)
         .def_property_readonly("eos", &Engine::eos)
-        .def_property_readonly("add_bos", &Engine::add_bos)
-        .def_property_readonly("flash_attn", &Engine::flash_attn_mode)
-        .def_property_readonly("n_batch", [](const Engine & e) { return e.options().n_batch; })
-        .def_property_readonly("n_outputs", [](const Engine & e) { return e.options().n_outputs; })
-        .def_property_readonly("max_branches", [](const Engine & e) { return e.options().max_branches; })
-        .def_property_readonly("deterministic", [](const Engine & e) { return e.options().deterministic; })
-        .def_property_readonly("n_threads", [](const Engine & e) { return e.options().n_threads; });
+        .def_property_readonly("add_bos", &Engine::add_bos);
+}
 
-    m.def(
-        "plan_stats",
-        [](const std::vector<std::vector<Token>> & sequences, const std::vector<Token> & target, int strategy,
-           int32_t max_cells, int32_t max_slots) {
-            if (strategy < 0 || strategy > 2) {
-                throw std::invalid_argument("unknown scoring strategy");
-            }
-            const Plan plan = make_plan(sequences, target, static_cast<Strategy>(strategy), {max_cells, max_slots});
-            py::dict d;
-            d["n_emitted"] = plan.n_emitted;
-            d["n_trie"] = plan.n_trie;
-            d["n_naive"] = plan.n_naive;
-            d["n_unique"] = plan.n_unique;
-            d["n_waves"] = static_cast<int64_t>(plan.waves.size());
-            return d;
-        },
-        py::arg("sequences"), py::arg("target"), py::arg("strategy"), py::arg("max_cells"), py::arg("max_slots"));
-    m.def("quantize_model", &quantize_model, py::arg("input"), py::arg("output"), py::arg("ftype"),
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pyllmattr's scoring engine on llama.cpp (private; use the pyllmattr package)";
+    install_llama_log();  // quiet unless verbose, each call's errors kept for its messages
+
+    py::register_exception<Cancelled>(m, "Cancelled", PyExc_RuntimeError);
+    py::class_<CancelFlag>(m, "CancelFlag")
+        .def(py::init<>())
+        .def("set", [](CancelFlag & c) { c.flag.store(true); })
+        .def("clear", [](CancelFlag & c) { c.flag.store(false); })
+        .def("is_set", [](const CancelFlag & c) { return c.flag.load(); });
+
+    bind_types(m);
+    bind_engine(m);
+    bind_testing(m);
+    m.def("quantize_model", &quantize_model, py::arg("input"), py::arg("output"), py::arg("type"),
           py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
     m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));
     m.def("llama_symbol_address", &llama_symbol_address);

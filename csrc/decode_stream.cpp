@@ -16,7 +16,7 @@ namespace {
 
 // log-softmax of one logits row, at the requested tokens.
 void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
-                   int32_t n_requests, int32_t n_target, std::vector<double> & out) {
+                   int32_t n_requests, std::vector<double> & out) {
     if (logits == nullptr) {
         throw std::runtime_error("llama.cpp returned no logits for a requested output" +
                                  recent_llama_errors());
@@ -41,8 +41,7 @@ void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * 
     }
     for (int32_t r = 0; r < n_requests; ++r) {
         const OutputRequest & req = requests[r];
-        out[static_cast<size_t>(req.row) * n_target + req.col] =
-            static_cast<double>(logits[req.token]) - log_norm;
+        out[static_cast<size_t>(req.index)] = static_cast<double>(logits[req.token]) - log_norm;
     }
 }
 
@@ -121,7 +120,7 @@ void DecodeStream::collect(int32_t begin, int32_t end) {
     for (const auto & [index, e] : outputs_) {
         if (index >= begin && index < end) {
             fill_logprobs(llama_get_logits_ith(ctx_, index - begin), config_.n_vocab,
-                          &requests_[e->first_request], e->n_requests, config_.n_target, scores_);
+                          &requests_[e->first_request], e->n_requests, scores_);
         }
     }
 }

@@ -35,7 +35,6 @@ struct StreamConfig {
     int32_t scratch_seq;    // KV sequence of the padding rows
     Token scratch_token;
     int32_t n_vocab;
-    int32_t n_target;
 };
 
 class DecodeStream {
@@ -79,7 +78,8 @@ class DecodeStream {
 int32_t round_up(int64_t n, int32_t to);
 
 // Padding cells a leaf adds in aligned mode, at most (placement, and its share of the
-// flushes forced by the output limit); a wave's final flush adds up to kAlign more.
+// flushes forced by the output limit), given the most target tokens of a pair on it;
+// a wave's final flush adds up to kAlign more.
 int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
 
 }  // namespace pyllmattr

@@ -1,18 +1,24 @@
+// The engine's lifecycle (loading, the llama.cpp context) and its decode with
+// recovery from a full KV cache. Vocabulary and metadata: vocab.cpp; chat
+// templates: chat.cpp; scoring: scorer.cpp; generation: generator.cpp.
 #include "engine.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <limits>
 #include <mutex>
 #include <thread>
 
 #include "decode_stream.h"
+#include "engine_call.h"
 #include "llama.h"
 
 namespace pyllmattr {
 
 namespace {
+
+static_assert(static_cast<int>(FlashAttn::kAuto) == LLAMA_FLASH_ATTN_TYPE_AUTO &&
+                  static_cast<int>(FlashAttn::kOff) == LLAMA_FLASH_ATTN_TYPE_DISABLED &&
+                  static_cast<int>(FlashAttn::kOn) == LLAMA_FLASH_ATTN_TYPE_ENABLED,
+              "FlashAttn must mirror llama_flash_attn_type");
 
 void init_backend_once() {
     static std::once_flag once;
@@ -59,11 +65,25 @@ std::string load_failure(const std::string & path, const std::string & log) {
            "not know); check the file, or run with verbose=True to see llama.cpp's log" + log;
 }
 
+// Rows [begin, end) of `batch` as a batch of their own (llama_batch holds pointers).
+llama_batch slice(const llama_batch & batch, int32_t begin, int32_t end) {
+    llama_batch view = batch;
+    view.n_tokens = end - begin;
+    view.token += begin;
+    view.pos += begin;
+    view.n_seq_id += begin;
+    view.seq_id += begin;
+    view.logits += begin;
+    return view;
+}
+
 }  // namespace
+
 // ---------------------------------------------------------------- lifecycle
 
 Engine::Engine(const std::string & path, const EngineOptions & options, const InterruptFn & interrupted)
     : options_(options) {
+    LogScope log;  // llama.cpp's complaints while loading belong to this load
     init_backend_once();
     auto params = llama_model_default_params();
     params.n_gpu_layers = options.n_gpu_layers;
@@ -71,17 +91,18 @@ Engine::Engine(const std::string & path, const EngineOptions & options, const In
     params.progress_callback_user_data = const_cast<InterruptFn *>(&interrupted);
     model_ = llama_model_load_from_file(path.c_str(), params);
     if (model_ == nullptr) {
-        const std::string log = recent_llama_errors();
+        const std::string lines = recent_llama_errors();
         if (interrupted && interrupted()) {
             throw Cancelled();
         }
-        throw std::invalid_argument(load_failure(path, log));
+        throw std::invalid_argument(load_failure(path, lines));
     }
     owns_model_ = true;
     create_context();
 }
 
 Engine::Engine(llama_model * borrowed, const EngineOptions & options) : options_(options) {
+    LogScope log;
     init_backend_once();
     if (borrowed == nullptr) {
         throw std::invalid_argument("the llama_cpp.Llama object has no loaded model");
@@ -106,12 +127,12 @@ void Engine::create_context() {
     options_.n_outputs = std::max({options_.n_outputs, n_seq, 1});
     options_.n_outputs = std::min(options_.n_outputs, std::max(options_.n_batch, n_seq));
     if (options_.deterministic) {
-        if (options_.flash_attn == 0) {
+        if (options_.flash_attn == FlashAttn::kOff) {
             close();
             throw std::invalid_argument(
                 "deterministic scoring needs flash attention; use flash_attn='auto' or 'on'");
         }
-        options_.flash_attn = 1;
+        options_.flash_attn = FlashAttn::kOn;
         options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
     }
     if (options_.n_threads <= 0) {
@@ -176,125 +197,48 @@ void Engine::check_open() const {
     }
 }
 
-// ---------------------------------------------------------------- vocabulary
+// ---------------------------------------------------------------- decoding
 
-std::vector<Token> Engine::tokenize(const std::string & text, bool add_special, bool parse_special) const {
-    check_open();
-    const auto len = static_cast<int32_t>(text.size());
-    std::vector<Token> tokens(text.size() + 8);
-    int32_t n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                               static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    if (n < 0 && n != std::numeric_limits<int32_t>::min()) {
-        tokens.resize(static_cast<size_t>(-n));
-        n = llama_tokenize(vocab_, text.data(), len, tokens.data(),
-                           static_cast<int32_t>(tokens.size()), add_special, parse_special);
-    }
-    if (n < 0) {
-        throw std::invalid_argument("text is too long to tokenize");
-    }
-    tokens.resize(static_cast<size_t>(n));
-    return tokens;
+void Engine::decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows) {
+    decode_rows(batch, 0, batch.n_tokens, granularity, on_rows);
 }
 
-std::string Engine::detokenize(const std::vector<Token> & tokens, bool remove_special,
-                               bool unparse_special) const {
-    check_open();
-    check_tokens(tokens, "detokenize");
-    std::string text(tokens.size() * 8 + 16, '\0');
-    const auto n_tok = static_cast<int32_t>(tokens.size());
-    int32_t n = llama_detokenize(vocab_, tokens.data(), n_tok, text.data(),
-                                 static_cast<int32_t>(text.size()), remove_special, unparse_special);
-    if (n < 0) {
-        text.resize(static_cast<size_t>(-n));
-        n = llama_detokenize(vocab_, tokens.data(), n_tok, text.data(),
-                             static_cast<int32_t>(text.size()), remove_special, unparse_special);
+// llama_decode's return codes (llama.h): 0 ok; 1 no KV slot, memory restored; 2 aborted and
+// -1 invalid batch / < -1 fatal, processed ubatches possibly left in memory (the caller's
+// CallScope clears it). Only 1 is worth a retry: a smaller batch needs fewer free cells.
+void Engine::decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
+                         const RowsDecodedFn & on_rows) {
+    llama_batch view = slice(batch, begin, end);
+    const int32_t rc = llama_decode(ctx_, view);
+    if (rc == 0) {
+        on_rows(begin, end);
+        return;
     }
-    if (n < 0) {
-        throw std::runtime_error("llama_detokenize failed with code " + std::to_string(n));
+    if (rc == 2) {
+        throw Cancelled();
     }
-    text.resize(static_cast<size_t>(n));
-    return text;
-}
-
-std::string Engine::token_piece(Token token, bool special) const {
-    check_open();
-    check_tokens({token}, "token_piece");
-    std::string piece(64, '\0');
-    int32_t n = llama_token_to_piece(vocab_, token, piece.data(), static_cast<int32_t>(piece.size()), 0, special);
-    if (n < 0) {  // the piece is -n bytes long
-        piece.resize(static_cast<size_t>(-n));
-        n = llama_token_to_piece(vocab_, token, piece.data(), static_cast<int32_t>(piece.size()), 0, special);
+    const int32_t n = end - begin;
+    const int32_t half = n / 2 / granularity * granularity;
+    if (rc == 1 && half >= granularity) {
+        // Rows are in causal order, so the second half may attend to the first.
+        decode_rows(batch, begin, begin + half, granularity, on_rows);
+        decode_rows(batch, begin + half, end, granularity, on_rows);
+        return;
     }
-    if (n < 0) {
-        throw std::runtime_error("llama_token_to_piece failed with code " + std::to_string(n));
+    if (rc == 1) {
+        recent_llama_errors();  // drop llama.cpp's "failed to find a memory slot" lines: said below
+        throw std::runtime_error(
+            "llama_decode found no free KV cache cells (code 1) even for a batch of " +
+            std::to_string(n) + " token" + (n == 1 ? "" : "s") +
+            ", after retrying with smaller batches: the context of " + std::to_string(options_.n_ctx) +
+            " cells is full. Load the model with a larger n_ctx or a smaller max_branches");
     }
-    piece.resize(static_cast<size_t>(n));
-    return piece;
-}
-
-void Engine::check_tokens(const std::vector<Token> & tokens, const char * what) const {
-    const int32_t n_vocab = llama_vocab_n_tokens(vocab_);
-    for (Token t : tokens) {
-        if (t < 0 || t >= n_vocab) {
-            throw std::invalid_argument(std::string(what) + ": token id " + std::to_string(t) +
-                                        " is outside this model's vocabulary [0, " +
-                                        std::to_string(n_vocab) + ")");
-        }
-    }
-}
-
-// ---------------------------------------------------------------- metadata
-
-// Every accessor checks that the model is open: after close() its pointers dangle.
-int32_t Engine::n_vocab() const { check_open(); return llama_vocab_n_tokens(vocab_); }
-int32_t Engine::n_ctx_train() const { check_open(); return llama_model_n_ctx_train(model_); }
-int32_t Engine::n_swa() const { check_open(); return llama_model_n_swa(model_); }
-bool Engine::is_recurrent() const {
-    check_open();
-    return llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_);
-}
-Token Engine::bos() const { check_open(); return llama_vocab_bos(vocab_); }
-Token Engine::eos() const { check_open(); return llama_vocab_eos(vocab_); }
-bool Engine::add_bos() const { check_open(); return llama_vocab_get_add_bos(vocab_); }
-bool Engine::is_eog(Token token) const {
-    check_open();
-    check_tokens({token}, "is_eog");
-    return llama_vocab_is_eog(vocab_, token);
-}
-
-std::string Engine::meta(const std::string & key) const {
-    check_open();
-    const int32_t n = llama_model_meta_val_str(model_, key.c_str(), nullptr, 0);
-    if (n < 0) {
-        return "";
-    }
-    std::string value(static_cast<size_t>(n) + 1, '\0');
-    llama_model_meta_val_str(model_, key.c_str(), value.data(), value.size());
-    value.resize(static_cast<size_t>(n));
-    return value;
-}
-
-std::string Engine::description() const {
-    check_open();
-    char buf[256];
-    llama_model_desc(model_, buf, sizeof(buf));
-    return buf;
-}
-
-std::string Engine::flash_attn_mode() const {
-    return llama_flash_attn_type_name(static_cast<llama_flash_attn_type>(options_.flash_attn));
-}
-
-Strategy Engine::sharing_strategy() const {
-    if (is_recurrent()) {
-        return Strategy::kIndependent;  // a recurrent state cannot be shared by position
-    }
-    if (n_swa() > 0) {
-        // A sliding-window cache may reuse cells of a kept prefix that lie outside
-        // the window of the sequence that owns them: never keep prefixes across waves.
-        return Strategy::kTriePerWave;
-    }
-    return Strategy::kTrie;
+    throw std::runtime_error(
+        "llama_decode failed with code " + std::to_string(rc) +
+        (rc == -1 ? " (llama.cpp rejected the batch as invalid; this is a pyllmattr bug, please report it)"
+                  : " (fatal error in llama.cpp's compute graph; the model stays usable, but check the "
+                    "back end, e.g. memory on a GPU)") +
+        recent_llama_errors());
 }
 
 uintptr_t llama_symbol_address() {

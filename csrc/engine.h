@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "llama_log.h"
 #include "schedule.h"
 
 struct llama_model;
@@ -48,6 +49,9 @@ struct CallControl {
 // are available (at index - begin).
 using RowsDecodedFn = std::function<void(int32_t begin, int32_t end)>;
 
+// llama_flash_attn_type's values (engine.cpp checks them against llama.h).
+enum class FlashAttn : int32_t { kAuto = -1, kOff = 0, kOn = 1 };
+
 struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
@@ -55,7 +59,7 @@ struct EngineOptions {
     int32_t max_branches = 8;     // leaves per wave (KV sequences); at most 255
     int32_t n_threads = 0;        // 0: hardware concurrency
     int32_t n_gpu_layers = 0;
-    int32_t flash_attn = -1;      // llama_flash_attn_type: -1 auto, 0 off, 1 on
+    FlashAttn flash_attn = FlashAttn::kAuto;
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
     bool deterministic = false;   // batch-invariant layout (decode_stream.h); forces flash attention
 };
@@ -69,11 +73,12 @@ struct ScoreStats {
     int64_t n_padding = 0;  // scratch rows decoded to keep the layout batch-invariant
     int32_t n_unique = 0;
     double seconds = 0.0;
-    std::string strategy;
+    Strategy strategy = Strategy::kTrie;  // what the call used
 };
 
 struct ScoreResult {
-    std::vector<double> logprobs;  // row-major (n_sequences, n_target)
+    std::vector<double> logprobs;  // every input's scores, concatenated
+    std::vector<int64_t> offsets;  // input i's scores are logprobs[offsets[i], offsets[i + 1])
     ScoreStats stats;
 };
 
@@ -113,13 +118,14 @@ class Engine {
     // log p(target[j] | sequence, target[:j]) for every sequence and j.
     ScoreResult score(const std::vector<std::vector<Token>> & sequences,
                       const std::vector<Token> & target, Strategy strategy, const CallControl & control);
+    // log p(targets[i][j] | sequences[i], targets[i][:j]) for every pair i and j: the
+    // trie spans prompt + target, so a prompt with several targets is decoded once.
+    ScoreResult score_pairs(const std::vector<std::vector<Token>> & sequences,
+                            const std::vector<std::vector<Token>> & targets, Strategy strategy,
+                            const CallControl & control);
 
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
-
-    // For tests: lets the planner use `cells` more KV cells than the context has, which
-    // makes llama_decode really run out of cells and exercises the recovery from it.
-    void set_plan_slack(int32_t cells) { plan_slack_ = cells; }
 
     // The GGUF file's chat template ("" when it has none), and a conversation rendered
     // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
@@ -142,21 +148,27 @@ class Engine {
     bool is_eog(Token token) const;
     std::string meta(const std::string & key) const;  // "" when absent
     std::string description() const;
-    std::string flash_attn_mode() const;
+    // The options in effect: as given, then adjusted to what llama.cpp and the
+    // deterministic layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
     const EngineOptions & options() const { return options_; }
 
   private:
+    friend struct EngineTesting;
+
     void create_context();
     void check_open() const;
-    void check_tokens(const std::vector<Token> & tokens, const char * what) const;
+    void check_tokens(const std::vector<Token> & tokens, const std::string & what) const;
     bool supports_partial_memory();
     // Decodes `batch`; when llama.cpp finds no free KV cells it retries in halves (sizes
     // multiples of `granularity`) before giving up. Throws Cancelled or std::runtime_error.
     void decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows);
     void decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
                      const RowsDecodedFn & on_rows);
-    void check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
-                    int32_t overhead) const;
+    // Every pair is non-empty and fits the context with `overhead(its target length)`
+    // cells to spare; messages name "score_pairs: pair i" or "score: sequence i".
+    void check_fits(const Pairs & pairs, bool named_pairs, const std::function<int32_t(int32_t)> & overhead) const;
+    ScoreResult run_scoring(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control);
+    static ScoreResult gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores);
 
     llama_model * model_ = nullptr;
     bool owns_model_ = false;
@@ -166,14 +178,17 @@ class Engine {
     // The running call's control, polled by llama.cpp's abort callback.
     std::atomic<const CallControl *> active_control_{nullptr};
     int partial_memory_ = -1;  // -1 unknown, 0/1: can the cache drop part of a sequence?
-    int32_t plan_slack_ = 0;
+    int32_t plan_slack_ = 0;   // EngineTesting only
     mutable std::mutex mutex_;  // one call at a time per context
 };
 
-// Recent llama.cpp error and warning lines, for exception messages.
-std::string recent_llama_errors();
-void install_llama_log();
-void set_llama_verbose(bool verbose);
+// Test-only hooks, bound as _core.testing; nothing else calls them.
+struct EngineTesting {
+    // Lets the planner use `cells` more KV cells than the context has, which makes
+    // llama_decode really run out of cells and exercises the recovery from it.
+    static void set_plan_slack(Engine & engine, int32_t cells) { engine.plan_slack_ = cells; }
+};
+
 // Address of a libllama function as this extension resolved it: compared with
 // llama-cpp-python's to prove both use one libllama before sharing a model.
 uintptr_t llama_symbol_address();

@@ -1,63 +1,84 @@
-// llama.cpp log routing: quiet by default, but the last warnings and errors are
-// kept so that exceptions can say what llama.cpp complained about.
+#include "llama_log.h"
+
+#include <atomic>
 #include <cstdio>
-#include <deque>
-#include <mutex>
-#include <string>
 
 #include "llama.h"
 
 namespace pyllmattr {
 namespace {
 
-std::mutex g_log_mutex;
-std::deque<std::string> g_recent;
-std::string g_line;
-ggml_log_level g_line_level = GGML_LOG_LEVEL_NONE;
-bool g_verbose = false;
 constexpr size_t kKeptLines = 8;
+std::atomic<bool> g_verbose{false};
+thread_local LogSink * t_sink = nullptr;
 
 void on_log(ggml_log_level level, const char * text, void * /*user_data*/) {
-    std::lock_guard<std::mutex> lock(g_log_mutex);
-    if (g_verbose) {
+    if (g_verbose.load()) {
+        static std::mutex print_mutex;
+        std::lock_guard<std::mutex> lock(print_mutex);
         fputs(text, stderr);
     }
-    if (level != GGML_LOG_LEVEL_CONT) {
-        g_line_level = level;
+    // Lines logged outside an engine call (or on llama.cpp's worker threads) belong
+    // to no call's message.
+    if (t_sink != nullptr) {
+        t_sink->add(static_cast<int>(level), text);
     }
-    g_line += text;
-    if (g_line.empty() || g_line.back() != '\n') {
-        return;
-    }
-    if (g_line_level == GGML_LOG_LEVEL_ERROR || g_line_level == GGML_LOG_LEVEL_WARN) {
-        g_line.pop_back();
-        g_recent.push_back(g_line);
-        if (g_recent.size() > kKeptLines) {
-            g_recent.pop_front();
-        }
-    }
-    g_line.clear();
 }
 
 }  // namespace
+
+void LogSink::add(int level, const char * text) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (level != GGML_LOG_LEVEL_CONT) {
+        line_level_ = level;
+    }
+    line_ += text;
+    if (line_.empty() || line_.back() != '\n') {
+        return;
+    }
+    if (line_level_ == GGML_LOG_LEVEL_ERROR || line_level_ == GGML_LOG_LEVEL_WARN) {
+        line_.pop_back();
+        recent_.push_back(line_);
+        if (recent_.size() > kKeptLines) {
+            recent_.pop_front();
+        }
+    }
+    line_.clear();
+}
+
+std::string LogSink::take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::string joined;
+    for (const auto & line : recent_) {
+        joined += "\n  llama.cpp: " + line;
+    }
+    recent_.clear();
+    return joined;
+}
+
+LogScope::LogScope() {
+    if (t_sink == nullptr) {
+        t_sink = &sink_;
+        installed_ = true;
+    }
+}
+
+LogScope::~LogScope() {
+    if (installed_) {
+        t_sink = nullptr;
+    }
+}
+
+std::string recent_llama_errors() {
+    return t_sink == nullptr ? std::string() : t_sink->take();
+}
 
 void install_llama_log() {
     llama_log_set(on_log, nullptr);
 }
 
 void set_llama_verbose(bool verbose) {
-    std::lock_guard<std::mutex> lock(g_log_mutex);
-    g_verbose = verbose;
-}
-
-std::string recent_llama_errors() {
-    std::lock_guard<std::mutex> lock(g_log_mutex);
-    std::string joined;
-    for (const auto & line : g_recent) {
-        joined += "\n  llama.cpp: " + line;
-    }
-    g_recent.clear();
-    return joined;
+    g_verbose.store(verbose);
 }
 
 }  // namespace pyllmattr

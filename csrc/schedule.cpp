@@ -15,33 +15,79 @@ int32_t common_prefix(const std::vector<Token> & a, const std::vector<Token> & b
     return static_cast<int32_t>(i);
 }
 
-// Full sequences (sequence + target), deduplicated unless every input must be
-// scored on its own. Fills the index maps of `plan`.
-std::vector<std::vector<Token>> unique_full_sequences(
-        const std::vector<std::vector<Token>> & sequences,
-        const std::vector<Token> & target, bool dedupe, Plan & plan) {
-    const int32_t n = static_cast<int32_t>(sequences.size());
+// Token p of pair i's full sequence.
+Token full_token(const Pairs & pairs, size_t i, size_t p) {
+    const auto & prompt = pairs.prompts[i];
+    return p < prompt.size() ? prompt[p] : pairs.target(i)[p - prompt.size()];
+}
+
+// Compares the full sequences of pairs a and b lexicographically (<0, 0, >0),
+// without building them.
+int compare_full(const Pairs & pairs, size_t a, size_t b) {
+    const size_t len_a = pairs.full_length(a);
+    const size_t len_b = pairs.full_length(b);
+    const size_t n = std::min(len_a, len_b);
+    for (size_t p = 0; p < n; ++p) {
+        const Token x = full_token(pairs, a, p);
+        const Token y = full_token(pairs, b, p);
+        if (x != y) {
+            return x < y ? -1 : 1;
+        }
+    }
+    return len_a == len_b ? 0 : (len_a < len_b ? -1 : 1);
+}
+
+// A distinct pair: which leaf (distinct full sequence) it reads, and where its
+// target starts on it.
+struct Row {
+    int32_t leaf;
+    int32_t prompt_len;
+    int32_t n_target;
+};
+
+// The leaves (distinct full sequences, sorted unless every input must be scored
+// on its own) and the distinct pairs on them. Fills the index maps of `plan`.
+std::vector<std::vector<Token>> unique_full_sequences(const Pairs & pairs, bool dedupe, Plan & plan,
+                                                      std::vector<Row> & rows) {
+    const auto n = static_cast<int32_t>(pairs.size());
     std::vector<int32_t> order(n);
     std::iota(order.begin(), order.end(), 0);
     if (dedupe) {
-        // Sorting the prompts sorts the full sequences too: they share a suffix.
+        // Identical full sequences become neighbours, ordered by where their target starts.
         std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
-            return sequences[a] < sequences[b];
+            const int c = compare_full(pairs, a, b);
+            return c != 0 ? c < 0 : pairs.prompts[a].size() < pairs.prompts[b].size();
         });
     }
     std::vector<std::vector<Token>> full;
     plan.unique_of_input.assign(n, -1);
+    int32_t previous = -1;
     for (int32_t i : order) {
-        if (!dedupe || full.empty() || sequences[i] != sequences[plan.input_of_unique.back()]) {
-            std::vector<Token> seq = sequences[i];
+        plan.n_naive += static_cast<int64_t>(pairs.full_length(i));
+        const auto prompt_len = static_cast<int32_t>(pairs.prompts[i].size());
+        const bool same_full = dedupe && previous >= 0 && compare_full(pairs, previous, i) == 0;
+        if (same_full && rows.back().prompt_len == prompt_len) {
+            plan.unique_of_input[i] = static_cast<int32_t>(rows.size()) - 1;
+            continue;
+        }
+        if (!same_full) {
+            std::vector<Token> seq = pairs.prompts[i];
+            const auto & target = pairs.target(i);
             seq.insert(seq.end(), target.begin(), target.end());
             full.push_back(std::move(seq));
-            plan.input_of_unique.push_back(i);
         }
-        plan.unique_of_input[i] = static_cast<int32_t>(full.size()) - 1;
-        plan.n_naive += static_cast<int64_t>(sequences[i].size() + target.size());
+        rows.push_back({static_cast<int32_t>(full.size()) - 1, prompt_len,
+                        static_cast<int32_t>(pairs.target(i).size())});
+        plan.input_of_unique.push_back(i);
+        plan.unique_of_input[i] = static_cast<int32_t>(rows.size()) - 1;
+        previous = i;
     }
-    plan.n_unique = static_cast<int32_t>(full.size());
+    plan.n_unique = static_cast<int32_t>(rows.size());
+    plan.n_leaves = static_cast<int32_t>(full.size());
+    plan.row_offset.assign(rows.size() + 1, 0);
+    for (size_t r = 0; r < rows.size(); ++r) {
+        plan.row_offset[r + 1] = plan.row_offset[r] + rows[r].n_target;
+    }
     return full;
 }
 
@@ -70,16 +116,39 @@ void emit_leaf(const std::vector<std::vector<Token>> & full, const std::vector<i
     }
 }
 
+// Extra cells each leaf may take: the overhead of its longest target.
+std::vector<int32_t> leaf_overheads(const std::vector<Row> & rows, int32_t n_leaves, const PlanLimits & limits) {
+    std::vector<int32_t> longest(n_leaves, 0);
+    for (const Row & row : rows) {
+        longest[row.leaf] = std::max(longest[row.leaf], row.n_target);
+    }
+    std::vector<int32_t> overhead(n_leaves, 0);
+    if (limits.leaf_overhead) {
+        for (int32_t k = 0; k < n_leaves; ++k) {
+            overhead[k] = limits.leaf_overhead(longest[k]);
+        }
+    }
+    return overhead;
+}
+
 }  // namespace
 
-Plan make_plan(const std::vector<std::vector<Token>> & sequences,
-               const std::vector<Token> & target,
-               Strategy strategy,
-               const PlanLimits & limits) {
+const char * strategy_name(Strategy strategy) {
+    switch (strategy) {
+        case Strategy::kTrie: return "trie";
+        case Strategy::kTriePerWave: return "trie-per-wave";
+        case Strategy::kIndependent: return "independent";
+    }
+    return "?";
+}
+
+Plan make_plan(const Pairs & pairs, Strategy strategy, const PlanLimits & limits) {
     Plan plan;
     const bool sharing = strategy != Strategy::kIndependent;
-    const auto full = unique_full_sequences(sequences, target, sharing, plan);
-    const int32_t n = plan.n_unique;
+    std::vector<Row> rows;
+    const auto full = unique_full_sequences(pairs, sharing, plan, rows);
+    const int32_t n = plan.n_leaves;
+    const std::vector<int32_t> overhead = leaf_overheads(rows, n, limits);
 
     std::vector<int32_t> lcp(n, 0);  // common prefix with the previous leaf
     for (int32_t k = 1; k < n && sharing; ++k) {
@@ -103,7 +172,7 @@ Plan make_plan(const std::vector<std::vector<Token>> & sequences,
         int32_t end = first;
         while (end < n && end - first < max_slots) {
             const int32_t s = end == first ? kept : lcp[end];
-            const int64_t fresh = static_cast<int64_t>(full[end].size()) - s + limits.leaf_overhead;
+            const int64_t fresh = static_cast<int64_t>(full[end].size()) - s + overhead[end];
             if (end > first && live + fresh > limits.max_cells) {
                 break;
             }
@@ -137,18 +206,17 @@ Plan make_plan(const std::vector<std::vector<Token>> & sequences,
         OutputRequest request;
     };
     std::vector<Pending> pending;
-    const int32_t n_target = static_cast<int32_t>(target.size());
-    pending.reserve(static_cast<size_t>(n) * n_target);
-    for (int32_t leaf = 0; leaf < n; ++leaf) {
-        const int32_t prompt_len = static_cast<int32_t>(full[leaf].size()) - n_target;
-        for (int32_t j = 0; j < n_target; ++j) {
-            const int32_t p = prompt_len - 1 + j;
-            int32_t owner = leaf;
+    pending.reserve(static_cast<size_t>(plan.row_offset.back()));
+    for (size_t r = 0; r < rows.size(); ++r) {
+        const Row & row = rows[r];
+        for (int32_t j = 0; j < row.n_target; ++j) {
+            const int32_t p = row.prompt_len - 1 + j;
+            int32_t owner = row.leaf;
             while (p < start[owner]) {
                 --owner;
             }
             pending.push_back({leaf_wave[owner], leaf_base[owner] + (p - start[owner]),
-                               {leaf, j, target[j]}});
+                               {plan.row_offset[r] + j, full[row.leaf][p + 1]}});
         }
     }
     std::stable_sort(pending.begin(), pending.end(), [](const Pending & a, const Pending & b) {

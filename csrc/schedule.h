@@ -1,17 +1,20 @@
-// Decode schedule for scoring many token sequences against one target.
+// Decode schedule for scoring many (prompt, target) pairs.
 //
-// Every sequence is scored as `sequence + target`. The schedule dedupes these
-// full sequences, sorts them (lexicographic order is a depth-first walk of
-// their prefix trie) and splits the sorted run into waves. A wave decodes the
-// trie nodes that its leaves need and that are not in the KV cache yet; each
-// node is one token assigned to every KV sequence (one per leaf) below it, so
-// a shared prefix is decoded once. Between waves only the path shared with the
-// next wave is kept, which bounds live KV cells by the context size.
+// Pair i is scored as the full sequence `prompts[i] + targets[i]`. The schedule
+// dedupes these full sequences, sorts them (lexicographic order is a
+// depth-first walk of their prefix trie) and splits the sorted run into waves.
+// A wave decodes the trie nodes that its leaves need and that are not in the KV
+// cache yet; each node is one token assigned to every KV sequence (one per
+// leaf) below it, so a shared prefix is decoded once, whether it is a prompt
+// shared by several targets or a prefix shared by several prompts. Between
+// waves only the path shared with the next wave is kept, which bounds live KV
+// cells by the context size.
 //
 // This file knows nothing about llama.cpp: it only plans.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace pyllmattr {
@@ -25,11 +28,12 @@ enum class Strategy {
     kIndependent,     // every sequence decoded alone, nothing shared
 };
 
+const char * strategy_name(Strategy strategy);  // "trie", "trie-per-wave", "independent"
+
 // One output request: the log-prob of `token` at this node, stored at
-// scores[row][col].
+// scores[index] (a pair's offset plus the target position).
 struct OutputRequest {
-    int32_t row;  // index into unique full sequences
-    int32_t col;  // target position
+    int64_t index;
     Token token;
 };
 
@@ -57,29 +61,41 @@ struct Wave {
     int32_t last_slot = 0;    // slot of the wave's last leaf
 };
 
+// The pairs to score: targets.size() == prompts.size() (pair i: prompts[i] +
+// targets[i]), or 1 (one target after every prompt).
+struct Pairs {
+    const std::vector<std::vector<Token>> & prompts;
+    const std::vector<std::vector<Token>> & targets;
+
+    size_t size() const { return prompts.size(); }
+    const std::vector<Token> & target(size_t i) const { return targets.size() == 1 ? targets[0] : targets[i]; }
+    size_t full_length(size_t i) const { return prompts[i].size() + target(i).size(); }
+};
+
 struct Plan {
-    std::vector<int32_t> unique_of_input;  // input sequence -> unique row
-    std::vector<int32_t> input_of_unique;  // unique row -> one input sequence
+    std::vector<int32_t> unique_of_input;  // input pair -> unique pair (row)
+    std::vector<int32_t> input_of_unique;  // unique pair -> one input pair
+    std::vector<int64_t> row_offset;       // unique pair -> its scores' offset (n_unique + 1 entries)
     std::vector<Wave> waves;
     std::vector<OutputRequest> requests;
     int64_t n_emitted = 0;    // tokens the plan decodes
     int64_t n_trie = 0;       // distinct prefixes: the minimum any scorer must decode
     int64_t n_naive = 0;      // sum of full lengths: what scoring one by one decodes
-    int32_t n_unique = 0;
+    int32_t n_unique = 0;     // distinct pairs (identical prompt and target)
+    int32_t n_leaves = 0;     // distinct full sequences
 };
 
 struct PlanLimits {
     int32_t max_cells;   // KV cells available (the context size)
     int32_t max_slots;   // leaves per wave (KV sequence ids, the keeper excluded)
-    int32_t leaf_overhead = 0;  // extra cells a leaf may take (padding rows)
+    // Extra cells a leaf may take (padding rows), given the most target tokens of a
+    // pair on it; none when empty.
+    std::function<int32_t(int32_t n_target)> leaf_overhead = {};
     int32_t share_block = 1;    // share prefixes only in whole blocks of this many tokens
 };
 
-// Builds the plan. `sequences` must be non-empty and every full sequence must
+// Builds the plan. There must be at least one pair and every full sequence must
 // fit in `limits.max_cells` (the caller validates).
-Plan make_plan(const std::vector<std::vector<Token>> & sequences,
-               const std::vector<Token> & target,
-               Strategy strategy,
-               const PlanLimits & limits);
+Plan make_plan(const Pairs & pairs, Strategy strategy, const PlanLimits & limits);
 
 }  // namespace pyllmattr

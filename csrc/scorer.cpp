@@ -1,18 +1,18 @@
-// Engine::score and Engine::generate: executing decode plans on the context.
+// Engine::score and Engine::score_pairs: executing decode plans on the context.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <string>
 
 #include "batch.h"
 #include "decode_stream.h"
 #include "engine.h"
+#include "engine_call.h"
 #include "llama.h"
 
 namespace pyllmattr {
-
-std::string recent_llama_errors();
 
 namespace {
 
@@ -24,49 +24,12 @@ namespace {
 // 8; 250 tokens 26.1 vs 32.1 s; 32 tokens 2.32 s with 8 vs 2.66 s with 1.
 constexpr int32_t kFreeWaveCells = 256;
 
-int32_t wave_cells(const std::vector<std::vector<Token>> & sequences, int32_t n_target) {
+int32_t wave_cells(const Pairs & pairs) {
     size_t longest = 0;
-    for (const auto & s : sequences) {
-        longest = std::max(longest, s.size());
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        longest = std::max(longest, pairs.full_length(i));
     }
-    return std::max(kFreeWaveCells, static_cast<int32_t>(longest) + n_target);
-}
-
-// Clears the KV cache and publishes the call's control to the abort callback
-// when a call starts, and undoes both when it ends, however it ends: a failed
-// or aborted decode may leave part of a batch in the cache.
-struct CallScope {
-    llama_context * ctx;
-    std::atomic<const CallControl *> & active;
-    CallScope(llama_context * c, std::atomic<const CallControl *> & a, const CallControl & control)
-        : ctx(c), active(a) {
-        llama_memory_clear(llama_get_memory(ctx), false);
-        active.store(&control);
-    }
-    ~CallScope() {
-        active.store(nullptr);
-        llama_memory_clear(llama_get_memory(ctx), false);
-    }
-    CallScope(const CallScope &) = delete;
-    CallScope & operator=(const CallScope &) = delete;
-};
-
-void check_cancel(const CallControl & control) {
-    if (control.cancel != nullptr && control.cancel->load()) {
-        throw Cancelled();
-    }
-}
-
-// Rows [begin, end) of `batch` as a batch of their own (llama_batch holds pointers).
-llama_batch slice(const llama_batch & batch, int32_t begin, int32_t end) {
-    llama_batch view = batch;
-    view.n_tokens = end - begin;
-    view.token += begin;
-    view.pos += begin;
-    view.n_seq_id += begin;
-    view.seq_id += begin;
-    view.logits += begin;
-    return view;
+    return std::max(kFreeWaveCells, static_cast<int32_t>(longest));
 }
 
 const CallControl kNoControl{};
@@ -81,57 +44,18 @@ void remove_sequence(llama_memory_t mem, int32_t seq) {
     }
 }
 
-const char * strategy_name(Strategy s) {
-    switch (s) {
-        case Strategy::kTrie: return "trie";
-        case Strategy::kTriePerWave: return "trie-per-wave";
-        case Strategy::kIndependent: return "independent";
-    }
-    return "?";
-}
-
 }  // namespace
 
-void Engine::decode(llama_batch & batch, int32_t granularity, const RowsDecodedFn & on_rows) {
-    decode_rows(batch, 0, batch.n_tokens, granularity, on_rows);
-}
-
-// llama_decode's return codes (llama.h): 0 ok; 1 no KV slot, memory restored; 2 aborted and
-// -1 invalid batch / < -1 fatal, processed ubatches possibly left in memory (the caller's
-// CallScope clears it). Only 1 is worth a retry: a smaller batch needs fewer free cells.
-void Engine::decode_rows(llama_batch & batch, int32_t begin, int32_t end, int32_t granularity,
-                         const RowsDecodedFn & on_rows) {
-    llama_batch view = slice(batch, begin, end);
-    const int32_t rc = llama_decode(ctx_, view);
-    if (rc == 0) {
-        on_rows(begin, end);
-        return;
+Strategy Engine::sharing_strategy() const {
+    if (is_recurrent()) {
+        return Strategy::kIndependent;  // a recurrent state cannot be shared by position
     }
-    if (rc == 2) {
-        throw Cancelled();
+    if (n_swa() > 0) {
+        // A sliding-window cache may reuse cells of a kept prefix that lie outside
+        // the window of the sequence that owns them: never keep prefixes across waves.
+        return Strategy::kTriePerWave;
     }
-    const int32_t n = end - begin;
-    const int32_t half = n / 2 / granularity * granularity;
-    if (rc == 1 && half >= granularity) {
-        // Rows are in causal order, so the second half may attend to the first.
-        decode_rows(batch, begin, begin + half, granularity, on_rows);
-        decode_rows(batch, begin + half, end, granularity, on_rows);
-        return;
-    }
-    if (rc == 1) {
-        recent_llama_errors();  // drop llama.cpp's "failed to find a memory slot" lines: said below
-        throw std::runtime_error(
-            "llama_decode found no free KV cache cells (code 1) even for a batch of " +
-            std::to_string(n) + " token" + (n == 1 ? "" : "s") +
-            ", after retrying with smaller batches: the context of " + std::to_string(options_.n_ctx) +
-            " cells is full. Load the model with a larger n_ctx or a smaller max_branches");
-    }
-    throw std::runtime_error(
-        "llama_decode failed with code " + std::to_string(rc) +
-        (rc == -1 ? " (llama.cpp rejected the batch as invalid; this is a pyllmattr bug, please report it)"
-                  : " (fatal error in llama.cpp's compute graph; the model stays usable, but check the "
-                    "back end, e.g. memory on a GPU)") +
-        recent_llama_errors());
+    return Strategy::kTrie;
 }
 
 // Does the memory support removing part of a sequence? Recurrent states and
@@ -149,45 +73,89 @@ bool Engine::supports_partial_memory() {
     return partial_memory_ == 1;
 }
 
-void Engine::check_fits(const std::vector<std::vector<Token>> & sequences, size_t n_target,
-                        int32_t overhead) const {
-    if (sequences.empty()) {
-        throw std::invalid_argument("score: no sequences to score");
+namespace {
+
+// "score: sequence 3" or "score_pairs: pair 3", for messages about one input.
+std::string input_name(bool pairs, size_t i) {
+    return std::string(pairs ? "score_pairs: pair " : "score: sequence ") + std::to_string(i);
+}
+
+}  // namespace
+
+void Engine::check_fits(const Pairs & pairs, bool named_pairs, const std::function<int32_t(int32_t)> & overhead) const {
+    if (pairs.size() == 0) {
+        throw std::invalid_argument(named_pairs ? "score_pairs: no pairs to score" : "score: no sequences to score");
     }
-    if (n_target == 0) {
-        throw std::invalid_argument("score: the target is empty; give at least one target token");
+    if (pairs.targets.size() != 1 && pairs.targets.size() != pairs.size()) {
+        throw std::invalid_argument("score_pairs: " + std::to_string(pairs.size()) + " sequences but " +
+                                    std::to_string(pairs.targets.size()) +
+                                    " targets; give one target per sequence");
     }
-    for (size_t i = 0; i < sequences.size(); ++i) {
-        const auto & seq = sequences[i];
-        if (seq.empty()) {
-            throw std::invalid_argument("score: sequence " + std::to_string(i) +
-                                        " is empty; every sequence needs at least one token "
-                                        "(for example BOS)");
-        }
-        if (seq.size() + n_target + static_cast<size_t>(overhead) > static_cast<size_t>(options_.n_ctx)) {
+    for (size_t i = 0; i < pairs.targets.size(); ++i) {
+        if (pairs.targets[i].empty()) {
             throw std::invalid_argument(
-                "score: sequence " + std::to_string(i) + " plus the target is " +
+                named_pairs ? input_name(true, i) + ": the target is empty; give at least one target token"
+                            : "score: the target is empty; give at least one target token");
+        }
+        check_tokens(pairs.targets[i], named_pairs ? input_name(true, i) + " (target)" : "score (target)");
+    }
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        const auto & seq = pairs.prompts[i];
+        const std::string name = input_name(named_pairs, i);
+        if (seq.empty()) {
+            throw std::invalid_argument(name + " is empty; every sequence needs at least one token "
+                                               "(for example BOS)");
+        }
+        const size_t n_target = pairs.target(i).size();
+        const int32_t extra = overhead ? overhead(static_cast<int32_t>(n_target)) : 0;
+        if (seq.size() + n_target + static_cast<size_t>(extra) > static_cast<size_t>(options_.n_ctx)) {
+            throw std::invalid_argument(
+                name + (named_pairs ? "'s sequence plus its target is " : " plus the target is ") +
                 std::to_string(seq.size() + n_target) + " tokens, more than the context of " +
                 std::to_string(options_.n_ctx) +
-                (overhead > 0 ? " holds with deterministic padding (" + std::to_string(overhead) + " cells)"
-                              : std::string()) +
+                (extra > 0 ? " holds with deterministic padding (" + std::to_string(extra) + " cells)"
+                           : std::string()) +
                 "; load the model with a larger n_ctx (it was trained on " +
                 std::to_string(n_ctx_train()) + ") or shorten the prompt");
         }
-        check_tokens(seq, "score");
+        check_tokens(seq, named_pairs ? name : "score");
     }
 }
 
 ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
                           const std::vector<Token> & target, Strategy strategy, const CallControl & control) {
+    const std::vector<std::vector<Token>> targets{target};
+    return run_scoring({sequences, targets}, false, strategy, control);
+}
+
+ScoreResult Engine::score_pairs(const std::vector<std::vector<Token>> & sequences,
+                                const std::vector<std::vector<Token>> & targets, Strategy strategy,
+                                const CallControl & control) {
+    if (targets.size() != sequences.size()) {
+        throw std::invalid_argument("score_pairs: " + std::to_string(sequences.size()) + " sequences but " +
+                                    std::to_string(targets.size()) +
+                                    " targets; give one target per sequence");
+    }
+    return run_scoring({sequences, targets}, true, strategy, control);
+}
+
+ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy strategy,
+                                const CallControl & control) {
     std::lock_guard<std::mutex> lock(mutex_);
+    LogScope log;
     check_open();
     const auto started = std::chrono::steady_clock::now();
     const bool aligned = options_.deterministic;
-    const auto n_target = static_cast<int32_t>(target.size());
-    const int32_t leaf_overhead = aligned ? aligned_overhead_per_leaf(n_target, options_.n_outputs) : 0;
-    check_fits(sequences, target.size(), aligned ? leaf_overhead + kAlign : 0);
-    check_tokens(target, "score (target)");
+    const int32_t n_outputs = options_.n_outputs;
+    std::function<int32_t(int32_t)> leaf_overhead;
+    if (aligned) {
+        leaf_overhead = [n_outputs](int32_t n_target) { return aligned_overhead_per_leaf(n_target, n_outputs); };
+    }
+    std::function<int32_t(int32_t)> fits_overhead;  // a wave's final flush pads up to kAlign more
+    if (aligned) {
+        fits_overhead = [&](int32_t n_target) { return leaf_overhead(n_target) + kAlign; };
+    }
+    check_fits(pairs, named_pairs, fits_overhead);
 
     // Never share more than this model's memory allows; aligned layouts need an
     // empty cache at every wave.
@@ -200,20 +168,20 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
     }
     int32_t max_cells = options_.n_ctx - (aligned ? kAlign : 0);
     if (!aligned) {  // aligned waves restart from an empty cache: their layout is fixed
-        max_cells = std::min(max_cells, wave_cells(sequences, n_target));
+        max_cells = std::min(max_cells, wave_cells(pairs));
     }
     const PlanLimits limits{max_cells + plan_slack_, options_.max_branches, leaf_overhead,
                             aligned ? kAlign : 1};
-    const Plan plan = make_plan(sequences, target, strategy, limits);
+    const Plan plan = make_plan(pairs, strategy, limits);
 
     CallScope scope(ctx_, active_control_, control);
     llama_memory_t mem = llama_get_memory(ctx_);
     const int32_t keeper = options_.max_branches;  // also the scratch sequence of padding rows
-    std::vector<double> unique_scores(static_cast<size_t>(plan.n_unique) * n_target,
+    std::vector<double> unique_scores(static_cast<size_t>(plan.row_offset.back()),
                                       std::numeric_limits<double>::quiet_NaN());
     ScoreStats stats;
     const StreamConfig config{options_.n_batch, options_.n_outputs, aligned, keeper,
-                              bos() >= 0 ? bos() : 0, n_vocab(), n_target};
+                              bos() >= 0 ? bos() : 0, n_vocab()};
     DecodeStream stream(
         ctx_, config, plan.requests, unique_scores,
         [this](llama_batch & b, int32_t granularity, const RowsDecodedFn & on_rows) {
@@ -248,105 +216,34 @@ ScoreResult Engine::score(const std::vector<std::vector<Token>> & sequences,
         }
     }
 
-    ScoreResult result;
-    result.logprobs.resize(sequences.size() * static_cast<size_t>(n_target));
-    for (size_t i = 0; i < sequences.size(); ++i) {
-        const auto row = static_cast<size_t>(plan.unique_of_input[i]);
-        std::copy_n(unique_scores.begin() + static_cast<std::ptrdiff_t>(row * n_target), n_target,
-                    result.logprobs.begin() + static_cast<std::ptrdiff_t>(i * n_target));
-    }
+    ScoreResult result = gather_inputs(pairs, plan, unique_scores);
     stats.n_decode_calls = stream.n_decode_calls();
     stats.n_padding = stream.n_padding();
     stats.n_trie = plan.n_trie;
     stats.n_naive = plan.n_naive;
     stats.n_unique = plan.n_unique;
     stats.n_waves = static_cast<int64_t>(plan.waves.size());
-    stats.strategy = strategy_name(strategy);
+    stats.strategy = strategy;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     result.stats = stats;
     return result;
 }
 
-// ---------------------------------------------------------------- generation
-
-namespace {
-
-struct SamplerDeleter {
-    void operator()(llama_sampler * s) const { llama_sampler_free(s); }
-};
-using SamplerPtr = std::unique_ptr<llama_sampler, SamplerDeleter>;
-
-SamplerPtr make_sampler(const GenerateOptions & o) {
-    SamplerPtr chain(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-    if (o.temperature <= 0.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_greedy());
-        return chain;
+// The scores of every input pair (duplicates included), in input order.
+ScoreResult Engine::gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores) {
+    ScoreResult result;
+    result.offsets.resize(pairs.size() + 1, 0);
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        result.offsets[i + 1] = result.offsets[i] + static_cast<int64_t>(pairs.target(i).size());
     }
-    if (o.top_k > 0) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_k(o.top_k));
+    result.logprobs.resize(static_cast<size_t>(result.offsets.back()));
+    for (size_t i = 0; i < pairs.size(); ++i) {
+        const auto row = static_cast<size_t>(plan.unique_of_input[i]);
+        const int64_t from = plan.row_offset[row];
+        std::copy(unique_scores.begin() + from, unique_scores.begin() + plan.row_offset[row + 1],
+                  result.logprobs.begin() + result.offsets[i]);
     }
-    if (o.top_p < 1.0f) {
-        llama_sampler_chain_add(chain.get(), llama_sampler_init_top_p(o.top_p, 1));
-    }
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_temp(o.temperature));
-    llama_sampler_chain_add(chain.get(), llama_sampler_init_dist(o.seed));
-    return chain;
-}
-
-}  // namespace
-
-std::vector<Token> Engine::generate(const std::vector<Token> & prompt, const GenerateOptions & options,
-                                    const CallControl & control) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    check_open();
-    if (prompt.empty()) {
-        throw std::invalid_argument("generate: the prompt is empty");
-    }
-    if (options.max_new_tokens < 0) {
-        throw std::invalid_argument("generate: max_new_tokens must be >= 0");
-    }
-    if (prompt.size() >= static_cast<size_t>(options_.n_ctx)) {
-        throw std::invalid_argument("generate: the prompt (" + std::to_string(prompt.size()) +
-                                    " tokens) fills the context of " + std::to_string(options_.n_ctx) +
-                                    "; load the model with a larger n_ctx");
-    }
-    check_tokens(prompt, "generate");
-    CallScope scope(ctx_, active_control_, control);
-    const auto no_rows = [](int32_t, int32_t) {};
-    SamplerPtr sampler = make_sampler(options);
-    Batch batch(options_.n_batch, 1);
-
-    auto n_prompt = static_cast<int32_t>(prompt.size());
-    for (int32_t begin = 0; begin < n_prompt; begin += options_.n_batch) {
-        batch.clear();
-        const int32_t end = std::min(n_prompt, begin + options_.n_batch);
-        for (int32_t p = begin; p < end; ++p) {
-            batch.add(prompt[p], p, 0, 1, p == n_prompt - 1);
-        }
-        decode(batch.get(), 1, no_rows);
-        check_cancel(control);
-    }
-    std::vector<Token> generated;
-    int32_t pos = n_prompt;
-    while (static_cast<int32_t>(generated.size()) < options.max_new_tokens) {
-        const Token token = llama_sampler_sample(sampler.get(), ctx_, -1);
-        if (options.stop_at_eog && is_eog(token)) {
-            break;
-        }
-        generated.push_back(token);
-        if (static_cast<int32_t>(generated.size()) == options.max_new_tokens || pos >= options_.n_ctx) {
-            break;
-        }
-        batch.clear();
-        batch.add(token, pos++, 0, 1, true);
-        decode(batch.get(), 1, no_rows);
-        check_cancel(control);
-        if (control.progress &&
-            !control.progress(static_cast<int64_t>(generated.size()), options.max_new_tokens)) {
-            throw Cancelled();
-        }
-    }
-    return generated;
+    return result;
 }
 
 }  // namespace pyllmattr

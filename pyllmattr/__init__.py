@@ -8,11 +8,13 @@ Example:
 """
 
 from .cancel import Cancelled, CancelToken
+from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
 from .inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
+    AttributionMethod,
     FeatureAblation,
     GradientMethod,
     InputXGradient,
@@ -25,17 +27,23 @@ from .methods import (
     ShapleyValueSampling,
 )
 from .models import (
+    GGUFInfo,
     GradientModel,
     LlamaModel,
+    LocalModel,
     ScoreStats,
     ScoringModel,
     TorchModel,
     default_model_path,
+    find_models,
     load_gguf,
     load_torch,
     load_torch_gguf,
+    read_gguf_info,
     requantized_copy,
+    resolve_model,
 )
+from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
 from .summary import DatasetSummary, summarize
 
@@ -44,11 +52,14 @@ __version__ = "0.1.0"
 __all__ = [
     "GRADIENT_METHODS",
     "METHODS",
+    "AttributionMethod",
     "AttributionResult",
     "CancelToken",
     "Cancelled",
+    "Contrast",
     "DatasetSummary",
     "FeatureAblation",
+    "GGUFInfo",
     "GradientMethod",
     "GradientModel",
     "InputXGradient",
@@ -57,7 +68,11 @@ __all__ = [
     "KernelShap",
     "Lime",
     "LlamaModel",
+    "LocalModel",
+    "LogProb",
+    "Objective",
     "PerturbationMethod",
+    "Prob",
     "ProductBaselines",
     "Saliency",
     "ScoreStats",
@@ -68,10 +83,14 @@ __all__ = [
     "TextTokenInput",
     "TorchModel",
     "attribute_dataset",
+    "builtin_chat_templates",
     "default_model_path",
+    "find_models",
     "load_gguf",
     "load_torch",
     "load_torch_gguf",
+    "read_gguf_info",
     "requantized_copy",
     "summarize",
+    "resolve_model",
 ]

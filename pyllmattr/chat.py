@@ -8,14 +8,18 @@ text is tokenized with special-token parsing off (text like ``<|im_end|>`` typed
 by a user stays plain text, as in a chat application).
 
 Any model object with ``apply_chat_template(messages, add_assistant=True) -> str``
-and ``tokenize(text, add_special, parse_special)`` works (llama.cpp models render
-with llama.cpp's built-in template rules; a PyTorch model can use its tokenizer's
-``apply_chat_template``).
+and ``tokenize(text, add_special, parse_special)`` works. llama.cpp models render
+with llama.cpp's built-in template rules (no Jinja: a template's default system
+prompt is not added); PyTorch models (``pla.load_torch``, ``pla.load_torch_gguf``)
+render with their Hugging Face tokenizer's template, which runs the Jinja code and
+may add such a default. Gradient methods see the same frame: its tokens are outside
+every feature, so integrated gradients' baselines keep them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,20 +45,29 @@ class ChatFrame:
     prefix_ids: list[int]
     suffix_ids: list[int]
 
+    def wrap_ids(self, user_ids: list[int]) -> list[int]:
+        """The chat prompt around the user's message tokens."""
+        return self.prefix_ids + list(user_ids) + self.suffix_ids
+
     def wrap(self, encoding: Encoding) -> Encoding:
         """An encoding of the user's text (without BOS) turned into one of the chat prompt."""
         inner = encoding.render
-        prefix, suffix = self.prefix_ids, self.suffix_ids
+        shift = len(self.prefix_ids)
 
         def render(mask: Any, rng: Any) -> list[int]:
-            return prefix + inner(mask, rng) + suffix
+            return self.wrap_ids(inner(mask, rng))
 
+        positions = encoding.feature_positions
         return Encoding(
             labels=encoding.labels,
-            reference_ids=prefix + encoding.reference_ids + suffix,
+            reference_ids=self.wrap_ids(encoding.reference_ids),
             segments=[(self.prefix_text, None), *encoding.segments, (self.suffix_text, None)],
             feature_tokens=encoding.feature_tokens,
             render=render,
+            # Gradient methods sum token attributions into features by position.
+            feature_positions=None
+            if positions is None
+            else [[p + shift for p in tokens] for tokens in positions],
         )
 
 
@@ -79,13 +92,18 @@ def chat_options(chat: Any) -> dict[str, Any] | None:
 
 def chat_frame(model: Any, system: str | None = None, template: str | None = None) -> ChatFrame:
     """Render the model's chat template around a placeholder and split it there."""
-    if not hasattr(model, "apply_chat_template"):
-        raise ValueError(f"chat=True needs a model with a chat template; {model!r} has none")
     messages = [{"role": "user", "content": _USER_MARK}]
     if system is not None:
         messages.insert(0, {"role": "system", "content": system})
-    kwargs = {"template": template} if template is not None else {}
-    text = model.apply_chat_template(messages, add_assistant=True, **kwargs)
+    try:
+        text = _render(model, messages, template)
+    except ValueError as exc:
+        if "template" not in str(exc) or not builtin_chat_templates():
+            raise
+        raise ValueError(
+            f"{exc} (chat={{'template': NAME}} in Python, --chat-template NAME|FILE on the "
+            f"command line); llama.cpp's built-in templates: {', '.join(builtin_chat_templates())}"
+        ) from None
     if text.count(_USER_MARK) != 1:
         raise ValueError(
             "the chat template does not place the user's message verbatim in the prompt; "
@@ -93,16 +111,60 @@ def chat_frame(model: Any, system: str | None = None, template: str | None = Non
         )
     before, after = text.split(_USER_MARK)
     prefix_ids = model.tokenize(before, add_special=True, parse_special=True)
-    bos = getattr(model, "bos_token_id", None)
+    bos = model.bos_token_id
     if bos is not None and prefix_ids[:2] == [bos, bos]:
         prefix_ids = prefix_ids[1:]  # the template wrote BOS and the tokenizer added another
     suffix_ids = model.tokenize(after, add_special=False, parse_special=True)
     return ChatFrame(before, after, prefix_ids, suffix_ids)
 
 
+@functools.cache
+def builtin_chat_templates() -> tuple[str, ...]:
+    """The names of llama.cpp's built-in chat templates (``chat={"template": name}``).
+
+    Example:
+        >>> "chatml" in pla.builtin_chat_templates()
+        True
+    """
+    import ctypes
+
+    try:
+        from llama_cpp import llama_cpp as lib
+
+        count = lib.llama_chat_builtin_templates(None, 0)
+        names = (ctypes.c_char_p * count)()
+        lib.llama_chat_builtin_templates(names, count)
+    except (ImportError, AttributeError, OSError):  # a llama-cpp-python without the call
+        return ()
+    return tuple(sorted(name.decode() for name in names))
+
+
 def encode(inp: InterpretableInput, model: Any, chat: dict[str, Any] | None) -> Encoding:
     """``inp.encode(model)``, inside the chat template when ``chat`` is given."""
     if chat is None:
         return inp.encode(model)
-    frame = chat_frame(model, chat.get("system"), chat.get("template"))
+    return encode_in_frame(inp, model, chat_frame(model, chat.get("system"), chat.get("template")))
+
+
+def encode_in_frame(inp: InterpretableInput, model: Any, frame: ChatFrame | None) -> Encoding:
+    """``inp.encode(model)`` inside ``frame`` (rendered once for a whole batch), if any."""
+    if frame is None:
+        return inp.encode(model)
     return frame.wrap(inp.encode(model, add_special=False))
+
+
+def _render(model: Any, messages: list[dict[str, str]], template: str | None) -> str:
+    """The conversation rendered by the model's chat template, ending with the
+    assistant's turn opening."""
+    if callable(getattr(model, "apply_chat_template", None)):
+        kwargs = {"template": template} if template is not None else {}
+        return model.apply_chat_template(messages, add_assistant=True, **kwargs)
+    # A PyTorch model without its own apply_chat_template: its Hugging Face tokenizer's.
+    # (Stopgap until TorchModel renders chats itself; it has the same signature then.)
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+        kwargs = {"chat_template": template} if template is not None else {}
+        return tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **kwargs
+        )
+    raise ValueError(f"chat=True needs a model with a chat template; {model!r} has none")

@@ -11,6 +11,8 @@
   missing.
 - a callable ``progress(done, total)``: called after every llama.cpp decode with the
   number of tokens decoded so far and the number to decode; return ``False`` to cancel.
+  The counts are of the whole job: an ``attribute_batch`` scored in several engine
+  calls reports one rising count (see :class:`JobProgress`).
 
 tqdm is optional (``pip install 'pyllmattr[cli]'`` or ``'pyllmattr[demo]'``).
 """
@@ -68,6 +70,48 @@ def check_progress(progress: Any) -> None:
             "progress must be None (auto), True, False or a callable(done, total), "
             f"got {progress!r}"
         )
+
+
+class JobProgress:
+    """One ``(done, total)`` count over the scoring calls (chunks) of one job.
+
+    Each call reports its own decoded-token counts; this adds the finished calls'
+    tokens to ``done`` and estimates the calls still to come from their naive token
+    counts, scaled by the sharing seen so far, so ``done`` only rises and ends equal to
+    ``total``. With one call the counts are the engine's own.
+
+    Example:
+        >>> seen = []
+        >>> job = JobProgress(lambda d, t: seen.append((d, t)), naive_tokens=[100, 100])
+        >>> job.callback()(50, 50); job.call_done(50); job.callback()(20, 40)
+        >>> seen
+        [(50, 100), (70, 90)]
+    """
+
+    def __init__(self, report: ProgressCallback | None, naive_tokens: list[int]) -> None:
+        self.report = report
+        self.naive = naive_tokens
+        self.calls_done = 0
+        self.decoded = 0  # tokens the finished calls decoded
+
+    def callback(self) -> ProgressCallback | None:
+        """The ``progress`` to hand to the next call (None when nobody listens)."""
+        if self.report is None:
+            return None
+        report, index, decoded = self.report, self.calls_done, self.decoded
+        naive_so_far = sum(self.naive[: index + 1])
+        naive_later = sum(self.naive[index + 1 :])
+
+        def update(done: int, total: int) -> bool | None:
+            expected_later = round(naive_later * (decoded + total) / max(naive_so_far, 1))
+            return report(decoded + done, decoded + total + expected_later)
+
+        return update
+
+    def call_done(self, n_decoded: int) -> None:
+        """A call finished after decoding ``n_decoded`` tokens."""
+        self.calls_done += 1
+        self.decoded += int(n_decoded)
 
 
 class _Bar:

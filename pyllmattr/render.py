@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from typing import Any
 
 import numpy as np
@@ -132,10 +133,9 @@ def to_html(result: Any) -> str:
         if quiet[feature]:
             title += f" (within the noise floor ±{result.noise_floor:.4f})"
             css, extra = "pla-feature pla-below-noise", "outline:1px dashed #888;"
-        spans.append(
-            f'<span class="{css}" data-feature="{feature}" title="{html.escape(title)}" '
-            f'style="background:{_color(value, limit)};{extra}">{escaped}</span>'
-        )
+        attrs = f'data-feature="{feature}" title="{html.escape(title)}"'
+        style = f"background:{_color(value, limit)};{extra}"
+        spans += _feature_spans(text, css, attrs, style)
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
@@ -145,6 +145,28 @@ def to_html(result: Any) -> str:
         '<span style="color:#2166ac">blue</span> raises the target, '
         '<span style="color:#b2182b">red</span> lowers it; hover for values</div></div>'
     )
+
+
+# Whitespace around a feature, and line breaks inside it, are drawn as plain text: a
+# highlight (or a dashed outline) on them would box a blank line or a lone space.
+_SPACE_RUNS = re.compile(r"^\s+|\s*\n\s*|\s+$")
+
+
+def _feature_spans(text: str, css: str, attrs: str, style: str) -> list[str]:
+    """A feature's text as highlighted spans of its visible runs, whitespace between them."""
+    if not text.strip():  # a whitespace token: addressable (hover), never highlighted
+        return [f'<span class="{css} pla-space" {attrs}>{html.escape(text)}</span>']
+    out, at = [], 0
+    for match in [*_SPACE_RUNS.finditer(text), None]:
+        start, end = (match.start(), match.end()) if match else (len(text), len(text))
+        if start > at:
+            out.append(
+                f'<span class="{css}" {attrs} style="{style}">{html.escape(text[at:start])}</span>'
+            )
+        if end > start:
+            out.append(html.escape(text[start:end]))
+        at = end
+    return out
 
 
 def _target_html(result: Any) -> str:

@@ -33,6 +33,14 @@ class AttributionResult:
     integration error (``seq_completeness_gap`` for the whole target); raise
     ``n_steps`` when it is large.
 
+    With a contrast (``attribute(..., contrast=" B")``) the attributed quantity is
+    log p(target) - log p(contrast): ``contrast_tokens``, ``contrast_ids`` and
+    ``contrast_logprob`` (``contrast_token_logprobs`` per token) describe the contrast
+    under the unperturbed prompt. ``token_attr_of`` says what the rows of
+    ``token_attr`` attribute: ``"difference"`` (target token t minus contrast token t,
+    when both have the same length) or ``"target"`` (the target's own tokens: always
+    without a contrast, and with a contrast of another length).
+
     Example:
         >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
         >>> fig, ax = result.plot_token_attr()  # doctest: +SKIP
@@ -59,6 +67,11 @@ class AttributionResult:
     stats: dict[str, Any] = field(default_factory=dict)
     completeness_gap: np.ndarray | None = None
     seq_completeness_gap: float | None = None
+    contrast_tokens: list[str] | None = None
+    contrast_ids: list[int] | None = None
+    contrast_logprob: float | None = None
+    contrast_token_logprobs: np.ndarray | None = None
+    token_attr_of: str = "target"
 
     @property
     def prompt(self) -> str:
@@ -67,6 +80,18 @@ class AttributionResult:
     @property
     def target(self) -> str:
         return "".join(self.output_tokens)
+
+    @property
+    def contrast(self) -> str | None:
+        """The contrast's text, or None without a contrast."""
+        return None if self.contrast_tokens is None else "".join(self.contrast_tokens)
+
+    @property
+    def quantity(self) -> str:
+        """What ``seq_attr`` attributes, in words (tables and plots say it)."""
+        if self.contrast_tokens is not None:
+            return f"log p(target) - log p(contrast {self.contrast!r})"
+        return "p(target)" if self.attr_target == "prob" else "log p(target)"
 
     def below_noise(self) -> np.ndarray:
         """Boolean mask of features whose ``seq_attr`` is within the noise floor."""
@@ -122,6 +147,7 @@ class AttributionResult:
             "token_attr_std",
             "token_noise_floor",
             "completeness_gap",
+            "contrast_token_logprobs",
         }
         kwargs = {}
         for f in fields(cls):

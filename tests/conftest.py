@@ -1,8 +1,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
 from pathlib import Path
 
 import pytest
@@ -17,24 +16,42 @@ PALM_COAST = (
 )
 
 
-@contextmanager
-def python_thread_ticks() -> Iterator[list[int]]:
-    """Counts, in ``ticks[0]``, the loop turns another Python thread gets while the body
-    runs: it only advances while nobody holds the GIL for long."""
-    ticks = [0]
-    done = threading.Event()
+class PythonThreadWatch:
+    """A Python thread that notes the time whenever it gets to run (at most once a
+    millisecond), to tell whether a call let it run: a call that held the GIL would
+    keep it from running for the call's whole duration.
 
-    def count() -> None:
-        while not done.is_set():
-            ticks[0] += 1
+    Example:
+        >>> with PythonThreadWatch() as watch:  # doctest: +SKIP
+        ...     start = time.monotonic(); model.score(sequences, target); end = time.monotonic()
+        >>> watch.longest_pause(start, end) < (end - start) / 2  # doctest: +SKIP
+    """
 
-    counter = threading.Thread(target=count)
-    counter.start()
-    try:
-        yield ticks
-    finally:
-        done.set()
-        counter.join()
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last = 0.0
+        while not self._done.is_set():
+            now = time.monotonic()
+            if now - last >= 1e-3:
+                self.times.append(now)
+                last = now
+
+    def __enter__(self) -> PythonThreadWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def longest_pause(self, start: float, end: float) -> float:
+        """The longest stretch of [start, end] in which the thread did not run."""
+        marks = [start, *(t for t in self.times if start < t < end), end]
+        return max(b - a for a, b in zip(marks, marks[1:], strict=False))
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ IM_START, IM_END = "<|im_start|>", "<|im_end|>"
 
 
 class Recorder:
-    """Delegates to a model and keeps the sequences of every score call."""
+    """Delegates to a model and keeps the sequences of every engine call."""
 
     def __init__(self, model):
         self.model, self.scored = model, []
@@ -24,6 +24,10 @@ class Recorder:
     def score(self, sequences, *args, **kwargs):
         self.scored.append([list(s) for s in sequences])
         return self.model.score(sequences, *args, **kwargs)
+
+    def score_pairs(self, sequences, *args, **kwargs):
+        self.scored.append([list(s) for s in sequences])
+        return self.model.score_pairs(sequences, *args, **kwargs)
 
 
 def special_ids(model):

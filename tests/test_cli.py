@@ -13,6 +13,7 @@ import pytest
 
 import pyllmattr as pla
 from pyllmattr.cli.parser import build_parser
+from pyllmattr.cli.table import format_result
 
 PROMPT = "Dave lives in Palm Coast, FL and is a"
 
@@ -145,3 +146,28 @@ def test_number_options_name_the_range_they_expect(capsys):
         assert expected in capsys.readouterr().err
     args = parser.parse_args(["attribute", "--prompt", "hi", "--seed", "0", "--threads", "3"])
     assert (args.seed, args.threads) == (0, 3)
+
+
+def test_a_repeated_word_is_marked_by_its_own_value_against_the_noise_floor():
+    # by="word" over "the cat saw the dog": two features labelled "the", one far above
+    # the noise floor and one within it; each row's mark must be its own feature's.
+    result = pla.AttributionResult(
+        seq_attr=np.array([2.0, 0.5, -0.3, 0.05, 0.2]),
+        token_attr=None,
+        input_features=["the", "cat", "saw", "the", "dog"],
+        output_tokens=[" fled"],
+        target_logprob=-1.0,
+        target_token_logprobs=np.array([-1.0]),
+        method="FeatureAblation",
+        noise_floor=0.1,
+    )
+    lines = format_result(result).splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["rank", "feature"])
+    rows = [line.split()[:3] for line in lines[header + 1 : header + 6]]
+    assert rows == [
+        ["1", "the", "+2.0000"],
+        ["2", "cat", "+0.5000"],
+        ["3", "saw", "-0.3000"],
+        ["4", "dog", "+0.2000"],
+        ["5", "the", "+0.0500~"],
+    ]

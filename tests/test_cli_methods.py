@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from test_torch_optional import run_without_torch
 
 import pyllmattr as pla
 from pyllmattr.cli import main
+from pyllmattr.cli.commands import needs_torch
 
 
-class GradientMethod(pla.FeatureAblation):
-    """Stands for a method that needs a PyTorch model (like integrated gradients)."""
-
-    name = "test-gradients"
-    needs_gradients = True
-
-
-def test_every_registered_method_is_a_choice(monkeypatch, capsys):
-    monkeypatch.setitem(pla.METHODS, GradientMethod.name, GradientMethod)
+def test_every_registered_method_is_a_choice(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["attribute", "--help"])
     assert exit_.value.code == 0
@@ -25,28 +19,23 @@ def test_every_registered_method_is_a_choice(monkeypatch, capsys):
         assert name in help_text
 
 
-def test_a_gradient_method_without_the_torch_back_end_fails_clearly(monkeypatch, capsys):
-    monkeypatch.setitem(pla.METHODS, GradientMethod.name, GradientMethod)
-    monkeypatch.delattr(pla, "load_torch_gguf", raising=False)
-    code = main(["attribute", "--prompt", "Hi there", "--method", GradientMethod.name])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert err == (
-        "pyllmattr: error: --method test-gradients needs the PyTorch back end "
-        "(pla.load_torch_gguf), which this installation of pyllmattr does not have\n"
+def test_exactly_the_gradient_methods_load_the_pytorch_back_end():
+    torch_methods = {name for name, cls in pla.METHODS.items() if needs_torch(cls)}
+    assert torch_methods == set(pla.GRADIENT_METHODS)
+    assert {"integrated-gradients", "saliency"} <= torch_methods
+    assert "feature-ablation" not in torch_methods
+
+
+def test_a_gradient_method_without_the_torch_extra_fails_clearly():
+    done = run_without_torch(
+        """
+        from pyllmattr.cli import main
+        code = main(["attribute", "--prompt", "Hi there", "--method", "integrated-gradients"])
+        assert "torch" not in sys.modules
+        print(code)
+        """
     )
-
-
-def test_a_gradient_method_loads_the_gguf_with_the_torch_loader(monkeypatch, capsys):
-    loaded = []
-
-    def load_torch_gguf(path):
-        loaded.append(path)
-        return pla.load_gguf(path, n_ctx=512, n_threads=2)  # any model with the interface
-
-    monkeypatch.setitem(pla.METHODS, GradientMethod.name, GradientMethod)
-    monkeypatch.setattr(pla, "load_torch_gguf", load_torch_gguf, raising=False)
-    args = ["attribute", "--prompt", "Hi there", "--target", " friend"]
-    assert main([*args, "--method", GradientMethod.name, "--no-progress"]) == 0
-    assert loaded == [pla.default_model_path()]
-    assert "GradientMethod" in capsys.readouterr().out
+    assert done.stdout.strip() == "1", done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("pyllmattr: error: ")
+    assert 'pip install "pyllmattr[torch]"' in line

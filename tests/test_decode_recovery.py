@@ -1,8 +1,9 @@
 """Recovering from llama_decode failures without taking the process down.
 
 A KV cache too full for a batch is provoked for real: the planner is told
-(through a test-only hook) that the cache has more cells than it has, so waves
-overcommit it and llama_decode really returns 1. The engine then retries the
+(through the test-only hook pyllmattr._testing.set_plan_slack) that the cache
+has more cells than it has, so waves overcommit it and llama_decode really
+returns 1. The engine then retries the
 batch in halves down to one token (a whole 64-token tile in deterministic
 mode) and reports a clear error; the cache is cleared and the model stays
 usable. Each scenario runs in a child process: before the engine capped its
@@ -19,18 +20,19 @@ OVERCOMMIT = """
 import json
 import numpy as np
 import pyllmattr as pla
+from pyllmattr._testing import set_plan_slack
 model = pla.load_gguf({path!r}, n_ctx=64, n_threads=1, max_branches=16, deterministic={det})
 # 16 sequences of 30 tokens that share nothing: one wave of 16 leaves needs 512 cells,
 # and llama.cpp gave the context {{n_ctx}} cells.
 sequences = [[100 + i] + list(range(1000, 1029)) for i in range(16)]
 fresh = model.score(sequences[:1], [5, 6])
-model._engine._set_plan_slack(4096)
+set_plan_slack(model, 4096)
 try:
     model.score(sequences, [5, 6])
     error = None
 except RuntimeError as exc:
     error = str(exc)
-model._engine._set_plan_slack(0)
+set_plan_slack(model, 0)
 after = model.score(sequences[:1], [5, 6])
 everything = model.score(sequences, [5, 6])  # within the real cache: scored in waves
 print(json.dumps({{

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -17,11 +18,16 @@ RED = 0.85 * np.array([178, 24, 43]) + 0.15 * 255
 
 
 def browser() -> str:
+    """The browser's path. Missing, the test is skipped on a developer's machine and
+    fails in CI (``CI=true``, set by .ci/run), where a skip would pass unnoticed."""
     for name in BROWSERS:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no chromium binary found (Debian: apt-get install chromium); .ci/run installs it")
+    reason = "no chromium binary found (Debian: apt-get install chromium); .ci/run installs it"
+    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason}; in CI (CI={os.environ['CI']}) the browser check must run")
+    pytest.skip(reason)
 
 
 def screenshot(page, png, tmp_path) -> np.ndarray:

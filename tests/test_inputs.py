@@ -26,6 +26,21 @@ def test_from_text_renders_back_byte_for_byte(tiny, by, n):
     assert rendered(inp, tiny) == TEXT
 
 
+@pytest.mark.parametrize("baselines", [None, "___"])
+@pytest.mark.parametrize("by", ["word", "sentence", "paragraph"])
+def test_from_text_is_the_constructor_on_one_slot_per_unit(by, baselines):
+    inp = pla.TextTemplateInput.from_text(TEXT, by=by, baselines=baselines)
+    units = list(inp.values.values())
+    assert "".join(units) == TEXT.strip()
+    values = {f"u{i}": unit for i, unit in enumerate(units)}
+    if baselines is None:
+        base = dict.fromkeys(values, "")
+    else:
+        base = {k: unit[: len(unit) - len(unit.lstrip())] + "___" for k, unit in values.items()}
+    template = "".join(f"{{{k}}}" for k in values) + "\n"
+    assert vars(inp) == vars(pla.TextTemplateInput(template, values, base))
+
+
 def test_from_text_removes_a_word_with_its_space(tiny):
     inp = pla.TextTemplateInput.from_text("Dave lives in Palm Coast.")
     assert inp.labels == ["Dave", "lives", "in", "Palm", "Coast."]

@@ -30,24 +30,39 @@ def one_thread(tiny_path):
         yield model
 
 
-def test_200_attributions_keep_rss_flat(one_thread):
+def growth_per_round(rounds: int, work) -> list[int]:
+    """RSS growth over each of ``rounds`` runs of ``work()``, after one warm-up run.
+
+    The allocator grows its pools in steps now and then (a new arena, a trimmed
+    heap), so one round can grow without any leak; a leak grows every round.
+    """
+    work()  # warm-up: allocator pools, caches, lazily created buffers
+    out = []
+    for _ in range(rounds):
+        gc.collect()
+        before = rss()
+        work()
+        gc.collect()
+        out.append(rss() - before)
+    return out
+
+
+def test_300_attributions_keep_rss_flat(one_thread):
     inp = pla.TextTemplateInput(
         "{name} lives in {city} and is a {job}.",
         {"name": "Dave", "city": "Palm Coast", "job": "lawyer"},
         baselines={"name": "Sarah", "city": "Seattle", "job": "doctor"},
     )
     method = pla.FeatureAblation(one_thread)
-    for _ in range(20):  # warm-up: allocator pools, caches, lazily created buffers
-        method.attribute(inp, target=" golf")
-    gc.collect()
-    before = rss()
-    for _ in range(200):
-        result = method.attribute(inp, target=" golf")
-    gc.collect()
-    growth = rss() - before
-    assert np.isfinite(result.seq_attr).all()
-    # A leak of one llama.cpp batch or logits row per attribution would exceed this.
-    assert growth < 8 * MB, f"RSS grew by {growth / MB:.1f} MB over 200 attributions"
+
+    def hundred_attributions() -> None:
+        for _ in range(100):
+            assert np.isfinite(method.attribute(inp, target=" golf").seq_attr).all()
+
+    growth = growth_per_round(3, hundred_attributions)
+    # Leaking one llama.cpp logits row per attribution (200 KB on this model) grows
+    # each round by 20 MB, one batch by more; the allocator's steps are once-off.
+    assert min(growth) < 4 * MB, f"RSS grew by {[g / MB for g in growth]} MB per 100"
 
 
 def load_score_free(path, how: str) -> None:
@@ -65,18 +80,15 @@ def load_score_free(path, how: str) -> None:
 
 
 def test_loading_and_freeing_models_returns_their_memory(tiny_path):
-    ways = ["close", "twice", "with", "del"]
-    for how in ways:  # warm-up
-        load_score_free(tiny_path, how)
-    gc.collect()
-    before = rss()
-    for _ in range(5):
-        for how in ways:
-            load_score_free(tiny_path, how)
-    gc.collect()
-    growth = rss() - before
-    # One leaked model is about 40 MB here (25 MB of weights, a 12.6 MB logits buffer).
-    assert growth < 16 * MB, f"RSS grew by {growth / MB:.1f} MB over 20 load/free cycles"
+    def every_way_twice() -> None:
+        for _ in range(2):
+            for how in ["close", "twice", "with", "del"]:
+                load_score_free(tiny_path, how)
+
+    growth = growth_per_round(3, every_way_twice)
+    # One leaked model is about 40 MB here (25 MB of weights, a 12.6 MB logits
+    # buffer): a way of freeing that leaks grows every round by 80 MB.
+    assert min(growth) < 16 * MB, f"RSS grew by {[g / MB for g in growth]} MB per 8 cycles"
 
 
 def test_closing_twice_and_closed_state(tiny_path):

@@ -30,7 +30,7 @@ def f_of(model, inp, masks, target):
 
 
 class CountingModel:
-    """Delegates to a model and counts score calls."""
+    """Delegates to a model and counts engine calls (score and score_pairs)."""
 
     def __init__(self, model):
         self.model, self.score_calls = model, 0
@@ -41,6 +41,10 @@ class CountingModel:
     def score(self, *args, **kwargs):
         self.score_calls += 1
         return self.model.score(*args, **kwargs)
+
+    def score_pairs(self, *args, **kwargs):
+        self.score_calls += 1
+        return self.model.score_pairs(*args, **kwargs)
 
 
 def exact_shapley(f, n):

@@ -1,12 +1,16 @@
 """The decode plan: what the scorer decodes, counted without a model."""
 
-from pyllmattr._native import _core
+from pyllmattr._testing import plan_stats
 
-TRIE, PER_WAVE, INDEPENDENT = 0, 1, 2
+TRIE, PER_WAVE, INDEPENDENT = "trie", "trie-per-wave", "independent"
 
 
 def plan(sequences, target, strategy=TRIE, max_cells=1000, max_slots=64):
-    return _core.plan_stats(sequences, target, strategy, max_cells, max_slots)
+    return plan_pairs(sequences, [target] * len(sequences), strategy, max_cells, max_slots)
+
+
+def plan_pairs(sequences, targets, strategy=TRIE, max_cells=1000, max_slots=64):
+    return plan_stats(sequences, targets, strategy, max_cells, max_slots)
 
 
 def test_shared_prefixes_are_counted_once():
@@ -56,3 +60,25 @@ def test_slot_limit_splits_waves():
     stats = plan(sequences, [3], max_slots=4)
     assert stats["n_waves"] == 3
     assert stats["n_emitted"] == stats["n_trie"] == 1 + 10 * 2
+
+
+def test_a_prompt_with_several_targets_is_one_branch_point():
+    # [1,2,3] then [7,8] | [9] | [6,5,4]: 3 prompt tokens + 2 + 1 + 3 target tokens.
+    stats = plan_pairs([[1, 2, 3]] * 3, [[7, 8], [9], [6, 5, 4]])
+    assert stats["n_trie"] == stats["n_emitted"] == 3 + 6
+    assert stats["n_naive"] == 3 * 3 + 6
+    assert stats["n_leaves"] == stats["n_unique"] == 3
+
+
+def test_the_trie_spans_prompt_and_target():
+    # [1,2]+[3] is a prefix of [1]+[2,3,4]: one leaf's path holds both.
+    stats = plan_pairs([[1, 2], [1]], [[3], [2, 3, 4]])
+    assert stats["n_trie"] == stats["n_emitted"] == 4
+    assert stats["n_leaves"] == 2
+
+
+def test_one_full_sequence_split_two_ways_is_one_leaf_and_two_rows():
+    stats = plan_pairs([[1, 2], [1, 2, 3], [1, 2]], [[3, 4], [4], [3, 4]])
+    assert stats["n_leaves"] == 1
+    assert stats["n_unique"] == 2
+    assert stats["n_trie"] == stats["n_emitted"] == 4

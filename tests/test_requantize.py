@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import llama_cpp
 import numpy as np
 import pytest
 
@@ -67,7 +68,6 @@ def test_unwritable_cache_folder_is_a_clear_error(tiny_path: Path, tmp_path: Pat
 
 
 def test_requantize_needs_a_path_not_a_llama_cpp_object(tiny_path: Path) -> None:
-    llama_cpp = pytest.importorskip("llama_cpp")
     llm = llama_cpp.Llama(str(tiny_path), n_ctx=64, verbose=False)
     try:
         with pytest.raises(ValueError, match="requantize needs the .gguf path"):

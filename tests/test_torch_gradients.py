@@ -233,9 +233,70 @@ def test_sampled_baselines_are_averaged_over_trials(smollm2_torch):
 
 def test_gradient_results_round_trip_through_json(smollm2_torch):
     result = pla.IntegratedGradients(smollm2_torch).attribute(ALIGNED, target=TARGET, n_steps=4)
-    back = pla.AttributionResult.from_json(result.to_json())
+    text = result.to_json()
+    json.loads(text, parse_constant=reject_non_standard_json)  # no NaN or Infinity in it
+    back = pla.AttributionResult.from_json(text)
+    assert back.to_dict() == result.to_dict()  # every field, the arrays included
+    np.testing.assert_array_equal(back.token_attr, result.token_attr)
     np.testing.assert_array_equal(back.completeness_gap, result.completeness_gap)
     assert back.seq_completeness_gap == result.seq_completeness_gap
     assert back.settings["n_steps"] == 4
-    assert "completeness gap" in result._repr_html_()
-    json.loads(result.to_json())
+    assert "completeness gap" in back._repr_html_()
+
+
+def reject_non_standard_json(constant: str):
+    raise AssertionError(f"to_json wrote {constant}, which strict JSON parsers reject")
+
+
+# ---------------------------------------------------------------- chat
+
+
+def test_integrated_gradients_work_inside_the_chat_template(smollm2_torch):
+    tm = smollm2_torch
+    result = pla.IntegratedGradients(tm).attribute(ALIGNED, target=" lawyer", n_steps=16, chat=True)
+    rendered = tm.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "John lives in Chicago and is a"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert result.prompt == rendered
+    assert result.input_features == ["John", "Chicago"]  # only the user's text
+    assert result.settings["chat"] is True
+    # The baselines line up inside the frame: completeness holds as without chat.
+    change = result.target_logprob - result.baseline_logprob
+    assert result.seq_attr.sum() == pytest.approx(change, abs=1e-3)
+    alone = tm.score([tm.tokenize(rendered, parse_special=True)], " lawyer")[0]
+    assert result.target_logprob == pytest.approx(alone.sum(), abs=1e-4)
+
+
+def test_a_chat_baseline_text_is_the_users_message_in_the_same_frame(smollm2_torch):
+    ig = pla.IntegratedGradients(smollm2_torch)
+    from_input = ig.attribute(ALIGNED, target=" lawyer", n_steps=4, chat=True)
+    from_text = ig.attribute(
+        ALIGNED, target=" lawyer", n_steps=4, chat=True, baselines="Mary lives in Boston and is a"
+    )
+    np.testing.assert_allclose(from_text.seq_attr, from_input.seq_attr, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", [pla.Saliency, pla.InputXGradient])
+def test_point_gradients_attribute_only_the_users_tokens_inside_the_chat_template(
+    smollm2_torch, method
+):
+    tm = smollm2_torch
+    inp = pla.TextTokenInput(PROMPT, tm)
+    result = method(tm).attribute(inp, target=" lawyer", chat={"system": "Be brief."})
+    user_ids = tm.tokenize(PROMPT, add_special=False)
+    assert result.input_features == [tm.token_to_str(t) for t in user_ids]
+    assert result.prompt.startswith("<|im_start|>system\nBe brief.<|im_end|>\n")
+    # Feature i is the gradient at user token i, wherever the frame puts it.
+    frame_ids = tm.tokenize(result.prompt, parse_special=True)
+    offset = next(i for i in range(len(frame_ids)) if frame_ids[i : i + len(user_ids)] == user_ids)
+    embeds = tm.embed(frame_ids)[None].clone().requires_grad_(True)
+    logprob = tm.target_logprobs(embeds, tm.tokenize(" lawyer", add_special=False)).sum()
+    (grad,) = torch.autograd.grad(logprob, embeds)
+    grad = grad[0, offset : offset + len(user_ids)]
+    if method is pla.Saliency:
+        expected = grad.norm(dim=-1).numpy()
+    else:
+        expected = (embeds[0, offset : offset + len(user_ids)] * grad).sum(dim=-1).detach().numpy()
+    np.testing.assert_allclose(result.seq_attr, expected, rtol=1e-4, atol=1e-6)

@@ -41,12 +41,13 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     options = _method_options(args, method_cls, parser)
     _check_outputs(args, parser)
     prompt = _read_prompt(args, parser)
-    chat = {"system": args.system} if args.system is not None else args.chat
+    chat = _chat_settings(args, parser)
     with _load_model(args, method_cls) as model:
         inp = _make_input(pla, prompt, args, model)
         result = method_cls(model).attribute(
             inp,
             target=args.target,
+            contrast=args.contrast,
             gen_args=None if args.target is not None else {"max_new_tokens": args.max_new_tokens},
             seed=args.seed,
             progress=args.progress,
@@ -56,6 +57,27 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(format_result(result, top=args.top))
     _write_outputs(result, args)
     return 0
+
+
+def _chat_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    """``chat=`` of the attribution: False, True or {"system": ..., "template": ...}."""
+    from ..chat import builtin_chat_templates
+
+    settings = {}
+    if args.system is not None:
+        settings["system"] = args.system
+    if args.chat_template is not None:
+        file = Path(args.chat_template).expanduser()
+        if file.is_file():
+            settings["template"] = file.read_text(encoding="utf-8")
+        elif args.chat_template in builtin_chat_templates():
+            settings["template"] = args.chat_template
+        else:
+            parser.error(
+                f"--chat-template {args.chat_template}: no such file, and not one of llama.cpp's "
+                f"built-in templates: {', '.join(builtin_chat_templates())}"
+            )
+    return settings or args.chat
 
 
 def _method_options(
@@ -94,26 +116,23 @@ def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
     return text
 
 
-def _needs_torch(method_cls: Any) -> bool:
-    from ..methods import PerturbationMethod
+def needs_torch(method_cls: Any) -> bool:
+    """Whether ``--method`` needs the PyTorch back end: gradient methods do, perturbation
+    methods run on llama.cpp."""
+    from ..methods import GradientMethod
 
-    return bool(getattr(method_cls, "needs_gradients", False)) or not issubclass(
-        method_cls, PerturbationMethod
-    )
+    return issubclass(method_cls, GradientMethod)
 
 
 def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
     import pyllmattr as pla
 
-    path = pla.default_model_path() if args.model == "default" else Path(args.model)
-    if _needs_torch(method_cls):
-        load_torch_gguf = getattr(pla, "load_torch_gguf", None)
-        if load_torch_gguf is None:
-            raise ValueError(
-                f"--method {args.method} needs the PyTorch back end (pla.load_torch_gguf), "
-                "which this installation of pyllmattr does not have"
-            )
-        model = load_torch_gguf(path)
+    from ..models.refs import resolve_cli_model
+
+    path = resolve_cli_model(args.model)
+    if needs_torch(method_cls):
+        # Without the torch extra this raises an ImportError naming it (exit status 1).
+        model = pla.load_torch_gguf(path)
     else:
         model = pla.load_gguf(
             path,
@@ -155,6 +174,24 @@ def _save_heatmap(result: Any, path: str) -> None:
     fig, _ = result.plot_token_attr()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from ..serve import serve as run_server
+
+    run_server(
+        args.model,
+        args.host,
+        args.port,
+        allow_remote=args.allow_remote,
+        open_browser=args.open,
+        n_threads=args.threads,
+        n_ctx=args.n_ctx,
+    )
+    return 0
 
 
 # ---------------------------------------------------------------- demo

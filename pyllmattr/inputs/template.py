@@ -73,20 +73,14 @@ class TextTemplateInput(InterpretableInput):
             check_text(baselines, "from_text: the baseline")
         lead, units, trail = units_with_leading_space(text, by)
         values = {f"u{i}": unit for i, unit in enumerate(units)}
-        parts: list[Any] = [_literal(lead)] if lead else []
-        parts += [("slot", key) for key in values]
-        if trail:
-            parts.append(_literal(trail))
+        # The text becomes a template (literal braces escaped) with one slot per unit,
+        # so the constructor checks and normalizes it like any other template.
+        template = _escape(lead) + "".join(f"{{{key}}}" for key in values) + _escape(trail)
         if baselines is None:
             base = dict.fromkeys(values, "")
         else:
             base = {k: _leading_space(v) + baselines for k, v in values.items()}
-        inp = cls.__new__(cls)
-        inp.keys, inp.values = _normalize_values(values)
-        inp.template, inp.parts = text, parts
-        inp.baselines = _normalize_baselines(base, inp.keys)
-        inp.feature_of_slot, inp.n_features = _normalize_mask(None, inp.keys)
-        return inp
+        return cls(template, values, base)
 
     @property
     def labels(self) -> list[str]:
@@ -164,6 +158,11 @@ def _literal(text: str) -> tuple[str, str]:
     return ("text", text)
 
 
+def _escape(text: str) -> str:
+    """``text`` as literal template text: braces doubled, as str.format reads them."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
 def _leading_space(text: str) -> str:
     return text[: len(text) - len(text.lstrip())]
 
@@ -191,6 +190,7 @@ def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
         raise ValueError("template must be a string with {} or {name} slots, or a callable")
     check_text(template, "the template")
     named = not isinstance(keys[0], int)
+    known = set(keys)
     parts: list[tuple[str, Any]] = []
     auto = 0
     numbering: set[str] = set()
@@ -218,13 +218,14 @@ def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
             raise ValueError(
                 f"template {template!r} mixes {{}} and numbered slots like {{0}}; use one kind"
             )
-        if named != isinstance(key, str) or key not in keys:
+        if named != isinstance(key, str) or key not in known:
             raise ValueError(
                 f"template slot {{{field}}} has no value; values has "
                 f"{'keys ' + str(keys) if named else str(len(keys)) + ' items'}"
             )
         parts.append(("slot", key))
-    unused = [k for k in keys if ("slot", k) not in parts]
+    used = {item for kind, item in parts if kind == "slot"}
+    unused = [k for k in keys if k not in used]
     if unused:
         raise ValueError(f"values {unused} have no slot in the template {template!r}")
     return parts

@@ -6,6 +6,7 @@ need a PyTorch model (``pla.load_torch`` / ``pla.load_torch_gguf``).
 
 from __future__ import annotations
 
+from ..pipeline import AttributionMethod
 from .base import PerturbationMethod
 from .feature_ablation import FeatureAblation
 from .gradient import GradientMethod
@@ -29,7 +30,7 @@ class UnknownMethodError(KeyError, ValueError):
 class _Methods(dict):
     """Method classes by CLI name; an unknown name raises with the valid ones."""
 
-    def __missing__(self, name: object) -> type[PerturbationMethod]:
+    def __missing__(self, name: object) -> type[AttributionMethod]:
         raise UnknownMethodError(f"unknown attribution method {name!r}; use one of {sorted(self)}")
 
 
@@ -47,6 +48,7 @@ METHODS: dict[str, type] = _Methods(
 
 __all__ = [
     "GRADIENT_METHODS",
+    "AttributionMethod",
     "METHODS",
     "FeatureAblation",
     "GradientMethod",

@@ -1,40 +1,33 @@
-"""The shared machinery of the gradient methods: gradients of every target token's
-log-probability with respect to the prompt's input embeddings, on a PyTorch model.
-
-One forward per chunk of embedding points teacher-forces the whole target, so all
-target positions share it; then one backward per target token runs through the
-retained graph (reverse mode costs one backward per output row; a token's
-attribution is exact and needs its own row). With ``attr_target="log_prob"`` the
-whole target's gradient is the sum of the token gradients (the log-probabilities
-add up), so it costs no backward of its own.
-"""
-
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..cancel import Cancelled
-from ..inputs.base import Encoding, InterpretableInput
-from ..progress import check_progress, progress_callback
-from ..results import AttributionResult
-from .base import ATTR_TARGETS, build_result, check_positive_int, resolve_target, to_outputs
+from ..inputs.base import Encoding
+from ..models.interface import GradientModel
+from ..objectives import Objective
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import check_positive_int, naming_input
+from ..progress import progress_callback
 
 AGGREGATES = ("sum", "l2")
 # Tokens (batch x sequence length) per gradient forward when internal_batch_size is None.
 DEFAULT_GRADIENT_TOKENS = 1024
 
 
-class GradientMethod:
+class GradientMethod(AttributionMethod):
     """Base of the gradient methods: attribute through gradients of the input embeddings.
 
-    A subclass defines ``name``, ``defaults`` and ``trial(...)``; this
-    class resolves the input and the target, reports progress, and sums per-token
-    attributions into features.
+    A subclass defines ``name``, ``defaults`` and ``trial(job, weights, rng, ticker,
+    options)``; this class runs the trials of every job of the pipeline, reports
+    progress over all of them, and sums per-token attributions into features.
+    ``attribute_batch`` runs the inputs one after the other (PyTorch batches the
+    path points of one input), through the same pipeline as ``attribute``.
 
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
@@ -45,80 +38,12 @@ class GradientMethod:
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init__(self, model: Any) -> None:
-        if not hasattr(model, "target_logprobs"):
-            raise ValueError(
-                f"{type(self).__name__} needs gradients, which llama.cpp does not provide: "
-                "load the model with pla.load_torch(hf_model, tokenizer), or the same GGUF "
-                "file with pla.load_torch_gguf(path)"
-            )
-        self.model = model
-
-    def attribute(
-        self,
-        inp: InterpretableInput,
-        target: str | Sequence[int] | None = None,
-        attr_target: str = "log_prob",
-        gen_args: Mapping[str, Any] | None = None,
-        num_trials: int = 1,
-        seed: int | None = None,
-        progress: Any = None,
-        cancel: Any = None,
-        chat: Any = False,
-        **options: Any,
-    ) -> AttributionResult:
-        """Attribute the target's (log-)probability to the input's features.
-
-        ``target=None`` generates it greedily (``gen_args``). Per-token attributions
-        are summed over each feature's tokens. ``num_trials > 1`` repeats with a
-        newly sampled baseline (``ProductBaselines``) and reports mean and spread.
-        ``progress`` works as for perturbation methods (None: a bar on long runs in
-        terminals and notebooks, True, False, or ``progress(done, total)`` counting
-        embedding points; returning False cancels, as does ``cancel.cancel()``, both
-        raising :class:`pyllmattr.Cancelled`). Chat templates (``chat=``) are not
-        supported by gradient methods yet.
-        """
-        started = time.perf_counter()
-        options = self._check_options(options)
-        check_progress(progress)
-        if chat:
-            raise ValueError(
-                f"{type(self).__name__} does not support chat= yet; put the chat template "
-                "into the prompt yourself (model.apply_chat_template) or use a perturbation method"
-            )
-        if attr_target not in ATTR_TARGETS:
-            raise ValueError(f"attr_target must be one of {ATTR_TARGETS}, got {attr_target!r}")
-        check_positive_int("num_trials", num_trials)
-        if not isinstance(inp, InterpretableInput):
-            raise ValueError(
-                "inp must be a pla.TextTokenInput or pla.TextTemplateInput, "
-                f"got {type(inp).__name__}"
-            )
-        encoding = inp.encode(self.model)
-        target_ids = resolve_target(self.model, encoding.reference_ids, target, gen_args)
-        n_tokens = len(encoding.reference_ids) + len(target_ids)
-        if n_tokens > self.model.n_ctx:
-            raise ValueError(
-                f"the prompt and target ({n_tokens} tokens) exceed the model's context of "
-                f"{self.model.n_ctx} tokens; shorten the prompt or the target"
-            )
-        weights = feature_weights(encoding)
-        rng = np.random.default_rng(seed)
-        trials = []
-        with progress_callback(progress, type(self).__name__) as report:
-            ticker = Ticker(report, cancel, num_trials * self.n_points(options))
-            for _ in range(num_trials):  # a loop, not a comprehension: warnings' stacklevel
-                trials.append(
-                    self.trial(encoding, target_ids, attr_target, weights, rng, ticker, options)
-                )
-        stats = {
-            **ticker.stats,
-            "n_tokens": len(encoding.reference_ids) + len(target_ids) - 1,
-            "device": str(self.model.device),
-            "seconds": time.perf_counter() - started,
-        }
-        return self._result(encoding, target_ids, trials, stats, attr_target, seed, options)
+    requires: ClassVar[type] = GradientModel
+    requirement: ClassVar[str] = (
+        "gradients, which llama.cpp does not provide: load the model with "
+        "pla.load_torch(hf_model, tokenizer), or the same GGUF file with "
+        "pla.load_torch_gguf(path)"
+    )
 
     # ------------------------------------------------------------ subclass API
     def n_points(self, options: dict[str, Any]) -> int:
@@ -127,59 +52,72 @@ class GradientMethod:
 
     def trial(
         self,
-        encoding: Encoding,
-        target_ids: list[int],
-        attr_target: str,
+        job: Job,
         weights: np.ndarray,
         rng: np.random.Generator,
         ticker: Ticker,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        """One attribution: per-feature values for [whole target, each token], and extras."""
+        """One attribution: per-feature values for [whole target, each token]
+        (``"values"``), the continuations' log-probs at the prompt
+        (``"input_logprobs"``, one array each) and extras (``"gap"``,
+        ``"baseline_logprob"``)."""
         raise NotImplementedError
 
-    # ------------------------------------------------------------ helpers
-    def _check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__}.attribute got unknown option(s) {unknown}; "
-                f"its options are: {', '.join(self.defaults)}"
-            )
-        options = {**self.defaults, **options}
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         if options.get("aggregate") not in AGGREGATES:
             raise ValueError(f"aggregate must be one of {AGGREGATES}, got {options['aggregate']!r}")
+        self.n_points(options)  # validates the point count before any work
         return options
 
-    def _result(
-        self,
-        encoding: Encoding,
-        target_ids: list[int],
-        trials: list[dict[str, Any]],
-        stats: dict[str, Any],
-        attr_target: str,
-        seed: int | None,
-        options: dict[str, Any],
-    ) -> AttributionResult:
-        values = np.stack([t["values"] for t in trials])
-        reference = trials[0]["input_logprobs"]
-        result = build_result(
-            self, encoding, target_ids, reference, values, stats, attr_target, seed, options
+    # ------------------------------------------------------------ pipeline step
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        total = len(jobs) * settings.num_trials * self.n_points(settings.options)
+        with progress_callback(settings.progress, type(self).__name__) as report:
+            ticker = Ticker(report, settings.cancel, total)
+            return [self._evaluate_job(job, settings, ticker, len(jobs)) for job in jobs]
+
+    def _evaluate_job(
+        self, job: Job, settings: Settings, ticker: Ticker, n_inputs: int
+    ) -> Evaluation:
+        started = time.perf_counter()
+        ticker.start_job()
+        weights = feature_weights(job.encoding)
+        rng = np.random.default_rng(settings.seed)  # per input: as if it were alone
+        trials = []
+        with naming_input(job.index, settings.batch):
+            for _ in range(settings.num_trials):
+                trials.append(self.trial(job, weights, rng, ticker, settings.options))
+        longest = max(map(len, job.scored_targets))
+        stats = {
+            **ticker.stats,
+            "n_tokens": len(job.encoding.reference_ids) + longest - 1,
+            "device": str(self.model.device),
+            "seconds": time.perf_counter() - started,
+            "n_inputs": n_inputs,
+        }
+        has_gap = "gap" in trials[0]
+        return Evaluation(
+            values=np.stack([t["values"] for t in trials]),
+            reference=list(trials[0]["input_logprobs"]),
+            stats=stats,
+            baseline_logprob=float(np.mean([t["baseline_logprob"] for t in trials]))
+            if has_gap
+            else None,
+            completeness_gap=np.mean([t["gap"] for t in trials], axis=0) if has_gap else None,
         )
-        per_token = result.token_attr is not None
-        if "gap" in trials[0]:
-            gaps = np.mean([t["gap"] for t in trials], axis=0)
-            result.seq_completeness_gap = float(gaps[0])
-            result.completeness_gap = gaps[1:] if per_token else None
-            result.baseline_logprob = float(np.mean([t["baseline_logprob"] for t in trials]))
-        return result
 
 
 class Ticker:
-    """Progress and cancellation between gradient chunks, and what the chunks cost."""
+    """Progress and cancellation between gradient chunks over all jobs, and what the
+    current job's chunks cost."""
 
     def __init__(self, progress: Any, cancel: Any, total: int) -> None:
         self.progress, self.cancel, self.total = progress, cancel, total
+        self.done = 0  # points of the whole run
+        self.start_job()
+
+    def start_job(self) -> None:
         self.stats = {
             "n_evaluations": 0,
             "n_forward_calls": 0,
@@ -196,8 +134,8 @@ class Ticker:
         self.stats["n_forward_calls"] += 1
         self.stats["n_backward_calls"] += n_backward
         self.stats["points_per_forward"] = max(self.stats["points_per_forward"], n_points)
-        done = self.stats["n_evaluations"]
-        if self.progress is not None and self.progress(done, self.total) is False:
+        self.done += n_points
+        if self.progress is not None and self.progress(self.done, self.total) is False:
             raise Cancelled("attribution cancelled by the progress callback")
 
 
@@ -223,20 +161,24 @@ def path_gradients(
     end: Any,
     alphas: np.ndarray,
     weights: np.ndarray,
-    target_ids: list[int],
-    attr_target: str,
+    job: Job,
     per_token: bool,
     batch_size: int,
     ticker: Ticker,
 ) -> Any:
-    """sum_k weights[k] * grad f_j(start + alphas[k] * (end - start)) for every output j.
+    """sum_k weights[k] * grad f_j(start + alphas[k] * (end - start)) for every output j
+    of the job's objective.
 
     Outputs are [whole target] or, with ``per_token``, [whole target, token 1, ...,
     token T]; returns a float32 tensor (n_outputs, n_tokens, hidden size).
     """
     import torch
 
-    n_target = len(target_ids)
+    objective, continuations = job.objective, job.scored_targets
+    n_target = len(job.target_ids)
+    # The whole target's gradient is the sum of the token gradients when its output is
+    # their sum (log-probs add up): no backward of its own.
+    summed = per_token and objective.whole_is_token_sum(job.target_ids)
     total = torch.zeros((1 + n_target * per_token, *start.shape), device=start.device)
     origin, direction = start.float(), (end - start).float()
     with frozen_parameters(model.model):
@@ -248,8 +190,9 @@ def path_gradients(
             points = (origin + alpha[:, None, None] * direction).to(model.dtype)
             points.requires_grad_(True)
             with torch.enable_grad():
-                logprobs = model.target_logprobs(points, target_ids)
-                rows = _output_rows(logprobs, attr_target, per_token)
+                scored = [model.target_logprobs(points, c) for c in continuations]
+                columns = list(enumerate(objective.columns(scored, torch.exp)))
+                rows = columns[1:] if summed else columns if per_token else columns[:1]
                 for i, (row, value) in enumerate(rows):
                     # Weighting before the backward sums the chunk's points in one gradient.
                     (grad,) = torch.autograd.grad(
@@ -258,7 +201,7 @@ def path_gradients(
                     total[row] += grad.float().sum(dim=0)
             _check_finite(total, alphas[lo : lo + batch_size])
             ticker.advance(len(alpha), len(rows))
-    if per_token and attr_target == "log_prob":
+    if summed:
         total[0] = total[1:].sum(dim=0)
     return total
 
@@ -290,28 +233,23 @@ def _check_finite(total: Any, alphas: np.ndarray) -> None:
         )
 
 
-def _output_rows(logprobs: Any, attr_target: str, per_token: bool) -> list[tuple[int, Any]]:
-    """(row of the result, per-point value) pairs that need a backward each."""
-    tokens = [(1 + t, logprobs[:, t]) for t in range(logprobs.shape[1])] if per_token else []
-    if attr_target == "prob":
-        return [(0, logprobs.sum(dim=1).exp())] + [(row, v.exp()) for row, v in tokens]
-    return tokens or [(0, logprobs.sum(dim=1))]
-
-
 def aggregate(per_dimension: Any, how: str) -> np.ndarray:
     """(n_outputs, n_tokens, hidden) -> (n_outputs, n_tokens): sum or L2 norm over hidden."""
     reduced = per_dimension.sum(dim=-1) if how == "sum" else per_dimension.norm(dim=-1)
     return reduced.cpu().double().numpy()  # MPS has no float64
 
 
-def endpoint_logprobs(model: Any, embeds: list[Any], target_ids: list[int]) -> np.ndarray:
-    """Target token log-probs at whole embedding sequences, without gradients."""
+def endpoint_logprobs(model: Any, embeds: list[Any], job: Job) -> list[np.ndarray]:
+    """Each continuation's token log-probs at whole embedding sequences, without
+    gradients: one (len(embeds), len(continuation)) array per continuation."""
     import torch
 
     with torch.no_grad():
         stacked = torch.stack([e.to(model.dtype) for e in embeds])
-        logprobs = model.target_logprobs(stacked, target_ids)
-    return logprobs.cpu().double().numpy()  # MPS has no float64
+        # MPS has no float64
+        return [
+            model.target_logprobs(stacked, c).cpu().double().numpy() for c in job.scored_targets
+        ]
 
 
 def chunk_size(internal_batch_size: int | None, n_tokens: int) -> int:
@@ -321,7 +259,7 @@ def chunk_size(internal_batch_size: int | None, n_tokens: int) -> int:
     return int(internal_batch_size)
 
 
-def output_values(logprobs: np.ndarray, attr_target: str, per_token: bool) -> np.ndarray:
+def output_values(objective: Objective, logprobs: list[np.ndarray], per_token: bool) -> np.ndarray:
     """f at whole embedding sequences, as rows [whole target (, each token)] per sequence."""
-    values = to_outputs(logprobs, attr_target)
+    values = objective.outputs(logprobs)
     return values if per_token else values[:, :1]

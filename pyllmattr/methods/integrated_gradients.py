@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
-from ..inputs.base import Encoding
-from .base import check_positive_int
+from .._warnings import warn
+from ..models.interface import token_list
+from ..pipeline import Job
+from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
     Ticker,
@@ -78,41 +79,31 @@ class IntegratedGradients(GradientMethod):
 
     def trial(
         self,
-        encoding: Encoding,
-        target_ids: list[int],
-        attr_target: str,
+        job: Job,
         weights: np.ndarray,
         rng: np.random.Generator,
         ticker: Ticker,
         options: dict[str, Any],
     ) -> dict[str, Any]:
         alphas, steps = integration_points(options["method"], options["n_steps"])
-        ids = encoding.reference_ids
+        ids = job.encoding.reference_ids
         inputs = self.model.embed(ids)
-        baseline = baseline_embeddings(self.model, encoding, inputs, options["baselines"], rng)
-        batch = chunk_size(options["internal_batch_size"], len(ids) + len(target_ids) - 1)
+        baseline = baseline_embeddings(self.model, job, inputs, options["baselines"], rng)
+        longest = max(map(len, job.scored_targets))
+        batch = chunk_size(options["internal_batch_size"], len(ids) + longest - 1)
         per_token = bool(options["per_token"])
         grads = path_gradients(
-            self.model,
-            baseline,
-            inputs,
-            alphas,
-            steps,
-            target_ids,
-            attr_target,
-            per_token,
-            batch,
-            ticker,
+            self.model, baseline, inputs, alphas, steps, job, per_token, batch, ticker
         )
         per_dimension = (inputs - baseline).float() * grads
-        logprobs = endpoint_logprobs(self.model, [inputs, baseline], target_ids)
-        f_input, f_baseline = output_values(logprobs, attr_target, per_token)
+        logprobs = endpoint_logprobs(self.model, [inputs, baseline], job)
+        f_input, f_baseline = output_values(job.objective, logprobs, per_token)
         gap = aggregate(per_dimension, "sum").sum(axis=1) - (f_input - f_baseline)
         _warn_on_gap(gap, f_input - f_baseline, options["n_steps"], options["method"])
         return {
             "values": aggregate(per_dimension, options["aggregate"]) @ weights,
-            "input_logprobs": logprobs[0],
-            "baseline_logprob": float(logprobs[1].sum()),
+            "input_logprobs": [lp[0] for lp in logprobs],
+            "baseline_logprob": float(logprobs[0][1].sum()),
             "gap": gap,
         }
 
@@ -137,9 +128,14 @@ def integration_points(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarra
 
 
 def baseline_embeddings(
-    model: Any, encoding: Encoding, inputs: Any, baselines: Any, rng: np.random.Generator
+    model: Any, job: Job, inputs: Any, baselines: Any, rng: np.random.Generator
 ) -> Any:
-    """The path's start: the prompt's embeddings with feature tokens at their baseline."""
+    """The path's start: the prompt's embeddings with feature tokens at their baseline.
+
+    A baseline text or list of ids is the user's part of the prompt: with ``chat=`` it
+    goes inside the same chat frame as the prompt, so both have the same length.
+    """
+    encoding = job.encoding
     ids = encoding.reference_ids
     in_feature = np.zeros(len(ids), dtype=bool)
     for tokens in encoding.feature_positions or []:
@@ -150,16 +146,17 @@ def baseline_embeddings(
         keep = torch.as_tensor(~in_feature, device=inputs.device)[:, None]
         return inputs * keep.to(inputs.dtype)
     if isinstance(baselines, (int, np.integer)) and not isinstance(baselines, bool):
-        token = model._token_list([baselines], "baselines")[0]
+        token = token_list([baselines], model.n_vocab, "baselines")[0]
         chosen = np.where(in_feature, token, np.asarray(ids, dtype=np.int64))
         return model.embed(chosen)
     if baselines is None:
         base_ids = encoding.render(np.zeros(encoding.n_features, dtype=bool), rng)
         source = "the input's baselines render"
     elif isinstance(baselines, str):
-        base_ids, source = model.tokenize(baselines), "the baseline text tokenizes"
+        base_ids, source = job.tokenize_prompt(model, baselines), "the baseline text tokenizes"
     elif isinstance(baselines, (list, tuple, np.ndarray)):
-        base_ids, source = model._token_list(baselines, "baselines"), "the baseline ids are"
+        user_ids = token_list(baselines, model.n_vocab, "baselines")
+        base_ids, source = job.prompt_ids(user_ids), "the baseline ids are"
     else:
         raise ValueError(
             "baselines must be None (the input's baselines), a token id, 'zero', a text "
@@ -198,9 +195,8 @@ def _check_aligned(
 def _warn_on_gap(gap: np.ndarray, change: np.ndarray, n_steps: int, method: str) -> None:
     worst = int(np.argmax(np.abs(gap) - GAP_TOLERANCE * np.maximum(np.abs(change), 1.0)))
     if abs(gap[worst]) > GAP_TOLERANCE * max(abs(change[worst]), 1.0):
-        warnings.warn(
+        warn(
             f"integrated gradients: the attributions miss f(input) - f(baseline) = "
             f"{change[worst]:.4f} by {gap[worst]:+.4f} (output {worst}, {method}, "
-            f"n_steps={n_steps}); raise n_steps for a closer approximation",
-            stacklevel=4,
+            f"n_steps={n_steps}); raise n_steps for a closer approximation"
         )

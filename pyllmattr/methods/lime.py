@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
+from .._warnings import warn
 from .base import PerturbationMethod, check_positive_int
 
 
@@ -108,12 +108,11 @@ def warn_if_underdetermined(method: Any, n_samples: int, n_unknowns: int) -> Non
     """Fewer samples than unknowns: the least-squares fit has many exact solutions and
     returns the smallest, which says more about the samples drawn than about the model."""
     if isinstance(n_samples, int) and 0 < n_samples < n_unknowns:
-        warnings.warn(
+        warn(
             f"{type(method).__name__}: {n_samples} samples for {n_unknowns} unknowns leave the "
             "linear fit underdetermined, so the attributions mostly reflect which samples "
             "were drawn; use n_samples of a few times the number of features, or fewer, "
-            "coarser features (e.g. sentences)",
-            stacklevel=5,  # here <- check_design <- attribute <- its lock wrapper <- caller
+            "coarser features (e.g. sentences)"
         )
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..inputs.base import Encoding
+from ..pipeline import Job
 from .gradient import (
     GradientMethod,
     Ticker,
@@ -21,33 +21,21 @@ class _PointGradient(GradientMethod):
 
     def trial(
         self,
-        encoding: Encoding,
-        target_ids: list[int],
-        attr_target: str,
+        job: Job,
         weights: np.ndarray,
         rng: np.random.Generator,
         ticker: Ticker,
         options: dict[str, Any],
     ) -> dict[str, Any]:
-        inputs = self.model.embed(encoding.reference_ids)
+        inputs = self.model.embed(job.encoding.reference_ids)
         one = np.ones(1)
         # A path of one point at its end (alpha = 1): the gradient at x itself.
-        grads = path_gradients(
-            self.model,
-            inputs * 0,
-            inputs,
-            one,
-            one,
-            target_ids,
-            attr_target,
-            bool(options["per_token"]),
-            1,
-            ticker,
-        )
+        per_token = bool(options["per_token"])
+        grads = path_gradients(self.model, inputs * 0, inputs, one, one, job, per_token, 1, ticker)
         per_dimension = self.per_dimension(inputs.float(), grads, options)
         return {
             "values": aggregate(per_dimension, options["aggregate"]) @ weights,
-            "input_logprobs": endpoint_logprobs(self.model, [inputs], target_ids)[0],
+            "input_logprobs": [lp[0] for lp in endpoint_logprobs(self.model, [inputs], job)],
         }
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:

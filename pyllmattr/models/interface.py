@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +63,8 @@ class ScoringModel(Protocol):
     n_ctx: int
     n_vocab: int
     deterministic: bool
+    # True only where scores cannot depend on batch layout (then no noise floor is measured).
+    scores_are_exact: bool
 
     @property
     def bos_token_id(self) -> int | None: ...
@@ -154,51 +156,42 @@ def check_pairs(sequences: Sequence[Any], targets: Sequence[Any]) -> None:
         raise ValueError("score_pairs: no pairs given; pass at least one (sequence, target)")
 
 
-def group_by_target(targets: Sequence[list[int]]) -> dict[tuple[int, ...], list[int]]:
-    """Indices of the pairs that share each distinct target, in first-seen order."""
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, target in enumerate(targets):
-        groups.setdefault(tuple(target), []).append(i)
-    return groups
+def pair_target(model: ScoringModel, target: Any, i: int) -> list[int]:
+    """The token ids of pair ``i``'s target (text is tokenized without special tokens),
+    or a ValueError naming the pair."""
+    what = f"score_pairs: the target of pair {i}"
+    if isinstance(target, str):
+        ids = model.tokenize(target, add_special=False)
+    else:
+        ids = token_list(target, model.n_vocab, what)
+    if not ids:
+        raise ValueError(f"{what} is empty (or tokenizes to nothing); give at least one token")
+    return ids
 
 
-def merge_stats(parts: Sequence[ScoreStats], seconds: float) -> ScoreStats:
-    """The stats of several score calls made for one score_pairs call."""
-    return ScoreStats(
-        n_decoded=sum(p.n_decoded for p in parts),
-        n_trie=sum(p.n_trie for p in parts),
-        n_naive=sum(p.n_naive for p in parts),
-        n_decode_calls=sum(p.n_decode_calls for p in parts),
-        n_waves=sum(p.n_waves for p in parts),
-        n_padding=sum(p.n_padding for p in parts),
-        n_unique=sum(p.n_unique for p in parts),
-        seconds=seconds,
-        strategy=parts[0].strategy,
-    )
+def trie_size(sequences: Iterable[Sequence[int]]) -> int:
+    """Distinct non-empty prefixes of ``sequences``: the nodes of their prefix trie.
+
+    Sorted, the distinct sequences walk the trie depth first, so each adds its length
+    minus its common prefix with the one before (one pass over the sorted sequences,
+    not a set of every prefix).
+
+    Example:
+        >>> trie_size([[1, 2, 3], [1, 2, 4], [1, 2, 3]])
+        4
+    """
+    total, previous = 0, ()
+    for seq in sorted({tuple(s) for s in sequences}):
+        total += len(seq) - common_prefix(previous, seq)
+        previous = seq
+    return total
 
 
-def score_pairs_grouped(
-    model: Any,
-    sequences: Sequence[TokenIds],
-    targets: Sequence[TokenIds | str],
-    share_prefix: bool = True,
-    **kwargs: Any,
-) -> Any:
-    """score_pairs as one ``model.score`` call per distinct target (correct on any back end;
-    shares nothing across targets). Returns what score_pairs returns."""
-    import time
-
-    started = time.perf_counter()
-    check_pairs(sequences, targets)
-    return_stats = kwargs.pop("return_stats", False)
-    target_ids = [model._target_list(t) for t in targets]
-    out: list[Any] = [None] * len(sequences)
-    parts = []
-    for target, rows in group_by_target(target_ids).items():
-        scores, stats = model.score(
-            [sequences[i] for i in rows], list(target), share_prefix, return_stats=True, **kwargs
-        )
-        parts.append(stats)
-        for row, i in enumerate(rows):
-            out[i] = scores[row]
-    return (out, merge_stats(parts, time.perf_counter() - started)) if return_stats else out
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """Length of the longest common prefix of ``a`` and ``b``."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,26 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .gguf_file import check_gguf_file
 from .interface import (
     ProgressCallback,
     ScoreStats,
     TokenIds,
-    score_pairs_grouped,
+    check_pairs,
+    pair_target,
     token_list,
 )
+from .refs import resolve_model
 from .requantize import requantized_copy
 
-# Strategy codes understood by the engine (csrc/schedule.h), weakest last.
-_STRATEGIES = {"trie": 0, "trie-per-wave": 1, "independent": 2}
-_FLASH_ATTN = {"auto": -1, "off": 0, "on": 1, None: -1, False: 0, True: 1}
-_GGUF_MAGIC = b"GGUF"
+# The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
+_STRATEGIES = {s.label: s for s in _core.Strategy.__members__.values()}
+_FLASH_ATTN = {
+    **_core.FlashAttn.__members__,
+    None: _core.FlashAttn.auto,
+    False: _core.FlashAttn.off,
+    True: _core.FlashAttn.on,
+}
 # Leaves per wave. Measured on SmolLM2 Q4_1, 2 threads: leave-one-out over 106 tokens took
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. Deterministic waves restart from an empty cache, so they stay large.
@@ -120,13 +128,24 @@ class LlamaModel:
     @property
     def deterministic(self) -> bool:
         """Loaded with ``deterministic=True``: scores do not depend on batch layout."""
-        return self._engine.deterministic
+        return self._engine.options.deterministic
+
+    @property
+    def n_gpu_layers(self) -> int:
+        """Layers offloaded to a GPU back end (0: everything on the CPU; -1: all)."""
+        return self._engine.options.n_gpu_layers
+
+    @property
+    def scores_are_exact(self) -> bool:
+        """Whether a prompt's scores are guaranteed not to depend on what it is batched
+        with: deterministic mode on llama.cpp's CPU back end (GPU kernels are not covered,
+        so there the noise floor is measured)."""
+        return self.deterministic and self.n_gpu_layers == 0
 
     @property
     def sharing(self) -> str:
         """How ``share_prefix=True`` shares work on this model's memory type."""
-        codes = {v: k for k, v in _STRATEGIES.items()}
-        return codes[self._engine.sharing_strategy]
+        return self._engine.sharing_strategy.label
 
     def metadata(self, key: str) -> str | None:
         """A GGUF metadata value as a string, or None when the key is absent."""
@@ -232,20 +251,14 @@ class LlamaModel:
         """
         seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
         target_ids = self._target_list(target)
-        if strategy is None:
-            strategy = "trie" if share_prefix else "independent"
-        if strategy not in _STRATEGIES:
-            raise ValueError(
-                f"score: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}"
-            )
         scores, stats = self._engine.score(
             seqs,
             target_ids,
-            _STRATEGIES[strategy],
+            _strategy_code(strategy, share_prefix, "score"),
             progress,
             cancel._flag if cancel is not None else None,
         )
-        return (scores, ScoreStats(**stats)) if return_stats else scores
+        return (scores, _score_stats(stats)) if return_stats else scores
 
     def score_pairs(
         self,
@@ -256,25 +269,38 @@ class LlamaModel:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         return_stats: bool = False,
+        strategy: str | None = None,
     ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
         """Score every sequence with its own target: one array per (sequence, target) pair.
 
         Entry ``[t]`` of array ``i`` is ``log p(targets[i][t] | sequences[i] +
-        targets[i][:t])``. Equals one :meth:`score` call per pair; prompts that appear
-        with several targets, and prefixes shared across pairs, are decoded once.
+        targets[i][:t])``; a target is token ids or text (tokenized without special
+        tokens). Equals one :meth:`score` call per pair, made in one engine call: the
+        prefix trie spans prompt + target, so identical pairs are scored once, a prompt
+        that appears with several targets is decoded once, and so are prefixes shared
+        across pairs. Options as in :meth:`score`; ``stats`` count over all pairs.
 
         Example:
-            >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+            >>> prompt = model.tokenize("The capital of France is")  # doctest: +SKIP
+            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+            >>> pairs[0].shape  # doctest: +SKIP
+            (1,)
         """
-        return score_pairs_grouped(
-            self,
-            sequences,
-            targets,
-            share_prefix,
-            progress=progress,
-            cancel=cancel,
-            return_stats=return_stats,
+        check_pairs(sequences, targets)
+        seqs = [
+            self._token_list(s, f"score_pairs: the sequence of pair {i}")
+            for i, s in enumerate(sequences)
+        ]
+        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
+        flat, offsets, stats = self._engine.score_pairs(
+            seqs,
+            target_ids,
+            _strategy_code(strategy, share_prefix, "score_pairs"),
+            progress,
+            cancel._flag if cancel is not None else None,
         )
+        scores = np.split(flat, offsets[1:-1])
+        return (scores, _score_stats(stats)) if return_stats else scores
 
     def generate(
         self,
@@ -294,14 +320,17 @@ class LlamaModel:
             seed = int(np.random.SeedSequence().entropy % (2**32 - 1))
         if not 0 <= int(seed) < 2**32:
             raise ValueError("generate: seed must be in [0, 2**32)")
+        options = _core.GenerateOptions(
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_k=int(top_k),
+            top_p=float(top_p),
+            seed=int(seed),
+            stop_at_eog=bool(stop_at_eos),
+        )
         return self._engine.generate(
             self._token_list(prompt_ids, "generate: prompt"),
-            int(max_new_tokens),
-            float(temperature),
-            int(top_k),
-            float(top_p),
-            int(seed),
-            bool(stop_at_eos),
+            options,
             progress,
             cancel._flag if cancel is not None else None,
         )
@@ -319,21 +348,18 @@ class LlamaModel:
         return token_list(ids, self.n_vocab, what)
 
 
-def _check_gguf_file(path: Path) -> None:
-    if not path.exists():
-        raise ValueError(
-            f"model file not found: {path}; pass the path of a .gguf file "
-            "(pyllmattr.default_model_path() gives the demo model)"
-        )
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; pass the path of a .gguf file inside it")
-    with open(path, "rb") as f:
-        magic = f.read(4)
-    if magic != _GGUF_MAGIC:
-        raise ValueError(
-            f"{path} is not a GGUF file (it starts with {magic!r}, not b'GGUF'); convert the model "
-            "with llama.cpp's convert_hf_to_gguf.py or download a .gguf build of it"
-        )
+def _score_stats(native: Any) -> ScoreStats:
+    """The engine's stats (``_core.ScoreStats``) as the backend-neutral dataclass."""
+    values = {f.name: getattr(native, f.name) for f in fields(ScoreStats)}
+    return ScoreStats(**{**values, "strategy": native.strategy.label})
+
+
+def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> Any:
+    if strategy is None:
+        strategy = "trie" if share_prefix else "independent"
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"{caller}: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
+    return _STRATEGIES[strategy]
 
 
 def _engine_options(
@@ -345,7 +371,7 @@ def _engine_options(
     flash_attn: Any,
     kv_precision: str,
     deterministic: bool,
-) -> dict[str, int]:
+) -> Any:
     for name, value, low in (
         ("n_ctx", n_ctx, 8),
         ("n_batch", n_batch, 1),
@@ -364,7 +390,7 @@ def _engine_options(
         n_threads = os.cpu_count() or 1
     if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
-    return dict(
+    return _core.EngineOptions(
         n_ctx=int(n_ctx),
         n_batch=int(n_batch),
         n_outputs=int(n_outputs),
@@ -394,7 +420,9 @@ def load_gguf(
 ) -> LlamaModel:
     """Load a GGUF model for scoring and generation.
 
-    ``path`` is a .gguf file, or an existing ``llama_cpp.Llama`` whose loaded
+    ``path`` is a .gguf file, a model reference (``ollama:NAME[:TAG]``,
+    ``lmstudio:PUBLISHER/MODEL[/FILE]``, ``hf:ORG/REPO[/FILE]``: see
+    :func:`pyllmattr.resolve_model`), or an existing ``llama_cpp.Llama`` whose loaded
     weights are reused (no second copy in memory; ``n_gpu_layers`` then comes
     from that object). ``n_ctx`` is the number of KV cache cells: the longest
     prompt plus target, and the working space shared by sequences scored together.
@@ -438,11 +466,12 @@ def load_gguf(
         return _from_llama_cpp(path, options)
     if not isinstance(n_gpu_layers, (int, np.integer)):
         raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    file = Path(os.fspath(path)).expanduser()
-    _check_gguf_file(file)
+    file = resolve_model(path)  # a path, or ollama:/lmstudio:/hf: (pyllmattr/models/refs.py)
+    check_gguf_file(file)
     if requantize is not None:
-        file = requantized_copy(file, requantize, cache_dir, options["n_threads"])
-    engine = _core.Engine(str(file), n_gpu_layers=int(n_gpu_layers), **options)
+        file = requantized_copy(file, requantize, cache_dir, options.n_threads)
+    options.n_gpu_layers = int(n_gpu_layers)
+    engine = _core.Engine(str(file), options)
     return LlamaModel(engine, file)
 
 
@@ -450,7 +479,7 @@ def _is_llama_cpp_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
 
 
-def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
+def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
     import ctypes
 
     from llama_cpp import llama_cpp as lib
@@ -465,6 +494,8 @@ def _from_llama_cpp(llm: Any, options: dict[str, int]) -> LlamaModel:
     pointer = ctypes.cast(llm._model.model, ctypes.c_void_p).value
     if not pointer:
         raise ValueError("this llama_cpp.Llama has no loaded model (was it closed?)")
-    engine = _core.Engine.from_model_pointer(pointer, **options)
+    # The weights' placement is the borrowed model's: report its GPU layers.
+    options.n_gpu_layers = int(getattr(getattr(llm, "model_params", None), "n_gpu_layers", 0))
+    engine = _core.Engine.from_model_pointer(pointer, options)
     model_path = getattr(llm, "model_path", None)
     return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)

@@ -13,12 +13,14 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .._native import _core
+from .gguf_file import check_gguf_file
 
-# Conversion target -> llama_ftype (llama.h). Q8_0 and F16 are near-lossless for a
-# Q4/Q5 source; Q4_0 trades fidelity for the fastest CPU kernel.
-REQUANTIZE_TYPES: dict[str, int] = {"q8_0": 7, "f16": 1, "q4_0": 2}
+# Conversion targets by name (the engine's FileType, csrc/quantize.h). Q8_0 and F16 are
+# near-lossless for a Q4/Q5 source; Q4_0 trades fidelity for the fastest CPU kernel.
+REQUANTIZE_TYPES: dict[str, Any] = dict(_core.FileType.__members__)
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -48,15 +50,13 @@ def requantized_copy(
         >>> fast = pla.requantized_copy(pla.default_model_path(), "q8_0")  # doctest: +SKIP
         >>> model = pla.load_gguf(fast)  # doctest: +SKIP
     """
-    from .llama import _check_gguf_file
-
     key = to.lower() if isinstance(to, str) else to
     if key not in REQUANTIZE_TYPES:
         raise ValueError(
             f"requantize: unknown type {to!r}; choose one of {', '.join(REQUANTIZE_TYPES)}"
         )
     source = Path(os.fspath(path)).expanduser().resolve()
-    _check_gguf_file(source)
+    check_gguf_file(source)
     folder = cache_folder(cache_dir)
     target = folder / f"{source.stem}.{_source_key(source)}.{key.upper()}.gguf"
     if target.exists():
@@ -78,7 +78,7 @@ def _source_key(source: Path) -> str:
     return hashlib.sha256(f"{source}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
 
 
-def _convert(source: Path, target: Path, ftype: int, n_threads: int) -> None:
+def _convert(source: Path, target: Path, ftype: Any, n_threads: int) -> None:
     # Write to a temporary file and rename, so that concurrent or interrupted
     # conversions never leave a half-written model under the cached name.
     fd, partial = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)

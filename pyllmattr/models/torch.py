@@ -14,7 +14,15 @@ from typing import Any
 import numpy as np
 
 from ..cancel import Cancelled, CancelToken
-from .interface import ProgressCallback, ScoreStats, TokenIds, score_pairs_grouped, token_list
+from .interface import (
+    ProgressCallback,
+    ScoreStats,
+    TokenIds,
+    check_pairs,
+    pair_target,
+    token_list,
+    trie_size,
+)
 from .torch_vocab import Sampler, Vocabulary
 
 INSTALL_HINT = 'pip install "pyllmattr[torch]"'
@@ -59,6 +67,7 @@ class TorchModel:
     """
 
     deterministic = False  # batch shapes change float rounding (about 1e-6)
+    scores_are_exact = False
     sharing = "none"
 
     def __init__(
@@ -230,37 +239,13 @@ class TorchModel:
         :class:`pyllmattr.Cancelled`. ``share_prefix`` and ``strategy`` are accepted for
         compatibility with :meth:`LlamaModel.score` and change nothing here.
         """
-        started = time.perf_counter()
         seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
         target_ids = self._target_list(target)
         if not seqs:
             raise ValueError("score: no sequences given; pass at least one token sequence")
-        for i, seq in enumerate(seqs):
-            if not seq:
-                raise ValueError(f"score: sequence {i} is empty; give at least one token")
-            if len(seq) + len(target_ids) > self.n_ctx:
-                raise ValueError(
-                    f"score: sequence {i} ({len(seq)} tokens) plus the target "
-                    f"({len(target_ids)}) exceeds the model's context of {self.n_ctx} tokens"
-                )
-        unique = list(dict.fromkeys(tuple(s) for s in seqs))
-        scores, counts = self._score_unique(unique, target_ids, progress, cancel)
-        row_of = {seq: row for row, seq in enumerate(unique)}
-        out = scores[[row_of[tuple(s)] for s in seqs]]
-        if not return_stats:
-            return out
-        stats = ScoreStats(
-            n_decoded=counts["real"],
-            n_trie=_trie_size(unique, len(target_ids)),
-            n_naive=sum(len(s) + len(target_ids) for s in seqs),
-            n_decode_calls=counts["batches"],
-            n_waves=counts["batches"],
-            n_padding=counts["padding"],
-            n_unique=len(unique),
-            seconds=time.perf_counter() - started,
-            strategy="padded-batch",
-        )
-        return out, stats
+        rows, stats = self._score_pairs(seqs, [target_ids] * len(seqs), False, progress, cancel)
+        out = np.stack(rows)
+        return (out, stats) if return_stats else out
 
     def score_pairs(
         self,
@@ -271,68 +256,127 @@ class TorchModel:
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
         return_stats: bool = False,
+        strategy: str | None = None,
     ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
         """Score every sequence with its own target, as :meth:`LlamaModel.score_pairs`.
 
+        Array ``i`` holds ``log p(targets[i][t] | sequences[i] + targets[i][:t])``. Identical
+        pairs are scored once; the rest go through padded batches, each row with its own
+        target. ``share_prefix`` and ``strategy`` change nothing here.
+
         Example:
-            >>> a, b = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
+            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
         """
-        return score_pairs_grouped(
-            self,
-            sequences,
-            targets,
-            share_prefix,
-            progress=progress,
-            cancel=cancel,
-            return_stats=return_stats,
+        check_pairs(sequences, targets)
+        seqs = [
+            self._token_list(s, f"score_pairs: the sequence of pair {i}")
+            for i, s in enumerate(sequences)
+        ]
+        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
+        rows, stats = self._score_pairs(seqs, target_ids, True, progress, cancel)
+        return (rows, stats) if return_stats else rows
+
+    def _score_pairs(
+        self,
+        seqs: list[list[int]],
+        targets: list[list[int]],
+        named_pairs: bool,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> tuple[list[np.ndarray], ScoreStats]:
+        started = time.perf_counter()
+        self._check_lengths(seqs, targets, named_pairs)
+        pairs = list(zip(map(tuple, seqs), map(tuple, targets), strict=True))
+        unique = list(dict.fromkeys(pairs))
+        scores, counts = self._score_unique(unique, progress, cancel)
+        row_of = {pair: row for row, pair in enumerate(unique)}
+        rows = [scores[row_of[pair]] for pair in pairs]
+        stats = ScoreStats(
+            n_decoded=counts["real"],
+            n_trie=trie_size(p + t for p, t in unique),
+            n_naive=sum(len(p) + len(t) for p, t in pairs),
+            n_decode_calls=counts["batches"],
+            n_waves=counts["batches"],
+            n_padding=counts["padding"],
+            n_unique=len(unique),
+            seconds=time.perf_counter() - started,
+            strategy="padded-batch",
         )
+        return rows, stats
+
+    def _check_lengths(
+        self, seqs: list[list[int]], targets: list[list[int]], named_pairs: bool
+    ) -> None:
+        for i, (seq, target) in enumerate(zip(seqs, targets, strict=True)):
+            name = f"score_pairs: pair {i}" if named_pairs else f"score: sequence {i}"
+            if not seq:
+                raise ValueError(f"{name} is empty; give at least one token")
+            if len(seq) + len(target) > self.n_ctx:
+                whose, its = ("'s sequence", "its") if named_pairs else ("", "the")
+                raise ValueError(
+                    f"{name}{whose} ({len(seq)} tokens) plus {its} target ({len(target)}) "
+                    f"exceeds the model's context of {self.n_ctx} tokens"
+                )
 
     def _score_unique(
         self,
-        unique: list[tuple[int, ...]],
-        target_ids: list[int],
+        unique: list[tuple[tuple[int, ...], tuple[int, ...]]],
         progress: ProgressCallback | None,
         cancel: CancelToken | None,
-    ) -> tuple[np.ndarray, dict[str, int]]:
-        torch = self._torch
-        n_target = len(target_ids)
-        order = sorted(range(len(unique)), key=lambda i: -len(unique[i]))
-        scores = np.empty((len(unique), n_target))
-        total = sum(len(s) + n_target for s in unique)
+    ) -> tuple[list[np.ndarray], dict[str, int]]:
+        lengths = [len(p) + len(t) for p, t in unique]
+        order = sorted(range(len(unique)), key=lambda i: -lengths[i])
+        scores: list[np.ndarray] = [np.empty(0)] * len(unique)
+        total = sum(lengths)
         counts = {"real": 0, "padding": 0, "batches": 0}
-        for chunk in _length_chunks(order, unique, n_target, self.max_batch_tokens):
+        for chunk in _length_chunks(order, lengths, self.max_batch_tokens):
             _check_cancel(cancel)
-            rows = [list(unique[i]) + target_ids[:-1] for i in chunk]
-            width = max(len(r) for r in rows)
-            ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, row in enumerate(rows):  # left padding: every target ends the row
-                ids[r, width - len(row) :] = torch.tensor(row)
-                mask[r, width - len(row) :] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                out = self.model(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    position_ids=positions,
-                    use_cache=False,
-                    **self._keep(n_target),
-                )
-                logits = out.logits[:, -n_target:].float()
-                target = torch.tensor(target_ids, device=self.device).expand(len(rows), -1)
-                picked = logits.gather(-1, target[..., None])[..., 0]
-                logprobs = picked - torch.logsumexp(logits, dim=-1)
-                logprobs = logprobs.cpu().double().numpy()  # MPS has no float64
-            if not np.all(np.isfinite(logprobs)):
-                raise RuntimeError("the model produced NaN/inf logits while scoring")
-            scores[chunk] = logprobs
+            rows, padding = self._forward_pairs([unique[i] for i in chunk])
+            for i, row in zip(chunk, rows, strict=True):
+                scores[i] = row
             counts["batches"] += 1
-            counts["real"] += sum(len(r) + 1 for r in rows)
-            counts["padding"] += sum(width - len(r) for r in rows)
+            counts["real"] += sum(lengths[i] for i in chunk)
+            counts["padding"] += padding
             if progress is not None and progress(counts["real"], total) is False:
                 raise Cancelled("score was cancelled by the progress callback")
         return scores, counts
+
+    def _forward_pairs(
+        self, pairs: list[tuple[tuple[int, ...], tuple[int, ...]]]
+    ) -> tuple[list[np.ndarray], int]:
+        """Log-probs of each pair's target in one padded forward, and the padding it took."""
+        torch = self._torch
+        rows = [list(p) + list(t[:-1]) for p, t in pairs]
+        width = max(len(r) for r in rows)
+        keep = max(len(t) for _, t in pairs)
+        ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        # Left padding: every row ends at the last column, so each row's target is read
+        # from its last len(target) positions (shorter targets are left-padded too).
+        targets = torch.zeros((len(rows), keep), dtype=torch.long)
+        for r, (row, (_, target)) in enumerate(zip(rows, pairs, strict=True)):
+            ids[r, width - len(row) :] = torch.tensor(row)
+            mask[r, width - len(row) :] = 1
+            targets[r, keep - len(target) :] = torch.tensor(target)
+        ids, mask, targets = ids.to(self.device), mask.to(self.device), targets.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=False,
+                **self._keep(keep),
+            )
+            logits = out.logits[:, -keep:].float()
+            picked = logits.gather(-1, targets[..., None])[..., 0]
+            # Gathering before logsumexp keeps no (batch, keep, vocab) log-softmax alive.
+            logprobs = picked - torch.logsumexp(logits, dim=-1)
+            logprobs = logprobs.cpu().double().numpy()  # MPS has no float64
+        scored = [logprobs[r, keep - len(t) :] for r, (_, t) in enumerate(pairs)]
+        if not all(np.all(np.isfinite(s)) for s in scored):
+            raise RuntimeError("the model produced NaN/inf logits while scoring")
+        return scored, sum(width - len(r) for r in rows)
 
     # ------------------------------------------------------------ generation
     def generate(
@@ -419,24 +463,13 @@ def _check_cancel(cancel: CancelToken | None) -> None:
         raise Cancelled("cancelled")
 
 
-def _length_chunks(
-    order: list[int], unique: list[tuple[int, ...]], n_target: int, budget: int
-) -> list[list[int]]:
+def _length_chunks(order: list[int], lengths: list[int], budget: int) -> list[list[int]]:
     """Consecutive rows (longest first) whose padded size stays within ``budget`` tokens."""
     chunks: list[list[int]] = []
     for i in order:
         # rows come longest first: a chunk's first row sets its padded width
-        if chunks and (len(chunks[-1]) + 1) * (len(unique[chunks[-1][0]]) + n_target) <= budget:
+        if chunks and (len(chunks[-1]) + 1) * lengths[chunks[-1][0]] <= budget:
             chunks[-1].append(i)
         else:
             chunks.append([i])
     return chunks
-
-
-def _trie_size(unique: list[tuple[int, ...]], n_target: int) -> int:
-    """Distinct prefixes of sequence + target: what a prefix-sharing scorer would decode."""
-    prefixes = set()
-    for seq in unique:
-        for end in range(1, len(seq) + 1):
-            prefixes.add(seq[:end])
-    return len(prefixes) + len(unique) * max(n_target - 1, 0)

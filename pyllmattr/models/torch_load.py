@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
-from .llama import _check_gguf_file
+from .gguf_file import check_gguf_file
+from .refs import resolve_model
 from .torch import DEFAULT_BATCH_TOKENS, INSTALL_HINT, TorchModel, require_torch
 
 
@@ -41,6 +41,7 @@ def load_torch_gguf(
 ) -> TorchModel:
     """Load a GGUF file into PyTorch through transformers' GGUF support (dequantized).
 
+    ``path`` is a .gguf file or a model reference, as in :func:`pyllmattr.load_gguf`.
     The weights are dequantized to ``dtype`` (float32 by default; the GGUF's
     quantization is not kept), so the model needs about 4 bytes per parameter.
     ``device`` defaults to CUDA, then MPS, when present, else the CPU.
@@ -58,8 +59,8 @@ def load_torch_gguf(
         ) from exc
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    file = Path(os.fspath(path)).expanduser()
-    _check_gguf_file(file)
+    file = resolve_model(path)
+    check_gguf_file(file)
     torch_dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     if not isinstance(torch_dtype, torch.dtype):
         raise ValueError(f"dtype must be a torch dtype or its name (e.g. 'float32'), got {dtype!r}")

@@ -1,0 +1,29 @@
+"""Warnings that point at the user's line, however deep inside pyllmattr they are raised."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside the pyllmattr package.
+
+    A fixed ``stacklevel`` breaks whenever the call chain changes (a new wrapper, a
+    batch entry point); walking the frames does not. (Python 3.12's
+    ``skip_file_prefixes`` does the same; this also runs on 3.10.)
+
+    Example:
+        >>> warn("n_samples is small")  # doctest: +SKIP
+    """
+    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of warn()
+    while frame is not None and _inside_package(frame.f_code.co_filename):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _inside_package(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR)
