@@ -30,15 +30,8 @@ class Item:
 def _attribute_many(
     method: Any, inputs: Sequence[Any], targets: Sequence[Any], **options: Any
 ) -> list[AttributionResult]:
-    """``method.attribute_batch`` where the method has it (every perturbation of every
-    input in one scoring call), otherwise one ``attribute`` call per input."""
-    batch = getattr(method, "attribute_batch", None)
-    if batch is not None:
-        return list(batch(list(inputs), targets=list(targets), **options))
-    return [
-        method.attribute(inp, target=target, **options)
-        for inp, target in zip(inputs, targets, strict=True)
-    ]
+    """``method.attribute_batch``: every perturbation of every input in one scoring call."""
+    return list(method.attribute_batch(list(inputs), targets=list(targets), **options))
 
 
 def run_chunk(
