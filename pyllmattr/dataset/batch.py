@@ -76,7 +76,8 @@ def _one_by_one(
     items = {}
     for job, inp in built:
         try:
-            (result,) = _attribute_many(method, [inp], [job.target], **options)
+            # attribute, not a one-input batch: its errors do not name a batch position
+            result = method.attribute(inp, target=job.target, **options)
             items[job.index] = Item(job.index, job.id, result)
         except Cancelled:
             raise
