@@ -253,13 +253,13 @@ def ray_lines(r: dict[str, Any]) -> list[str]:
         f"Ray (`pla.attribute_dataset`, {r['n']} queries in 2 chunks of {r['chunk_size']}, wall "
         "time including model loading): in this process, one model with 2 threads, "
         f"{r['in_process']:.1f} s; on a local Ray instance (started in {r['ray_init']:.1f} s) "
-        f"with 2 actors of 1 CPU ({r['threads']} threads), {r['ray']:.1f} s; with the first "
-        f"actor exiting on its first chunk, {r['ray_dead_actor']:.1f} s, {r['restarts']} actor "
-        f"restarted, all inputs returned in order: {'yes' if r['all_inputs'] else 'NO'}. Largest "
-        f"|Δ| against the in-process attributions: {r['max_delta_ray']:.3g} (Ray), "
-        f"{r['max_delta_dead_actor']:.3g} (dead actor): the same chunks, llama.cpp batch noise "
-        "apart. On one 2-core machine Ray brings no speed; it is for clusters and for "
-        "surviving the loss of a worker.",
+        f"with 2 actors of 1 CPU each, {r['ray']:.1f} s (Ray ÷ in-process "
+        f"{r['ray'] / r['in_process']:.2f}); with the first actor exiting on its first chunk, "
+        f"{r['ray_dead_actor']:.1f} s, {r['restarts']} actor restarted (threads per actor, "
+        f"the replacement last: {r['threads']}), all inputs returned in order: "
+        f"{'yes' if r['all_inputs'] else 'NO'}. Largest |Δ| against the in-process "
+        f"attributions: {r['max_delta_ray']:.3g} (Ray), {r['max_delta_dead_actor']:.3g} "
+        "(dead actor); the chunks are the same, so only llama.cpp's batch noise can differ.",
         "",
     ]
 
