@@ -10,14 +10,22 @@ from pyllmattr.models import REQUANTIZE_TYPES
 
 
 def test_the_options_in_effect_are_reported_by_name(tiny_path):
-    with pla.load_gguf(tiny_path, n_ctx=64, n_threads=1, deterministic=True) as model:
+    with pla.load_gguf(tiny_path, n_ctx=64, n_threads=1) as model:
         options = model._engine.options
-    assert options.deterministic
-    assert options.flash_attn == _core.FlashAttn.on  # deterministic scoring forces it
+    assert options.deterministic and not options.flash64  # the exact layout, the default
+    assert options.flash_attn == _core.FlashAttn.off  # the exact layout runs without it
     assert options.n_batch <= options.n_ctx  # llama.cpp caps the batch at the context
-    assert options.n_batch % 64 == 0  # whole deterministic tiles
-    assert options.max_branches == 64
+    assert options.max_branches == 8
     assert options.n_threads == 1
+
+
+def test_the_flash64_layout_reports_its_own_options(tiny_path):
+    with pla.load_gguf(tiny_path, n_ctx=64, n_threads=1, deterministic="flash64") as model:
+        options = model._engine.options
+    assert options.deterministic and options.flash64
+    assert options.flash_attn == _core.FlashAttn.on  # the flash64 layout forces it
+    assert options.n_batch % 64 == 0  # whole 64-cell tiles
+    assert options.max_branches == 64
 
 
 def test_strategies_have_the_names_users_give(tiny):
@@ -34,7 +42,7 @@ def test_an_unknown_strategy_names_the_known_ones(tiny):
 
 
 def test_conversion_targets_are_the_engines_file_types():
-    assert set(REQUANTIZE_TYPES) == {"f16", "q4_0", "q8_0"}
+    assert set(REQUANTIZE_TYPES) == {"f16", "q4_0", "q8_0", "q4_k_m"}
     assert all(isinstance(t, _core.FileType) for t in REQUANTIZE_TYPES.values())
 
 
