@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -183,7 +184,8 @@ class Engine {
     // cells to spare; messages name "score_pairs: pair i" or "score: sequence i".
     void check_fits(const Pairs & pairs, bool named_pairs, const std::function<int32_t(int32_t)> & overhead) const;
     ScoreResult run_scoring(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control);
-    static ScoreResult gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores);
+    static ScoreResult gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores,
+                                     ScoreStats stats, std::chrono::steady_clock::time_point started);
     // The exact layout (scorer_exact.cpp); the caller holds the lock.
     ScoreResult score_exact(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control,
                             const ExactRules & rules, int32_t max_slots, bool verified);

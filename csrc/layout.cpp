@@ -8,15 +8,6 @@
 namespace pyllmattr {
 namespace {
 
-int32_t common_prefix(const std::vector<Token> & a, const std::vector<Token> & b) {
-    const size_t n = std::min(a.size(), b.size());
-    size_t i = 0;
-    while (i < n && a[i] == b[i]) {
-        ++i;
-    }
-    return static_cast<int32_t>(i);
-}
-
 int32_t floor_to(int32_t n, int32_t block) { return n / block * block; }
 
 // Emissions come leaf by leaf; a leaf's run has consecutive positions from its start.

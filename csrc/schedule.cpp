@@ -6,7 +6,6 @@
 #include <numeric>
 
 namespace pyllmattr {
-namespace {
 
 int32_t common_prefix(const std::vector<Token> & a, const std::vector<Token> & b) {
     const size_t n = std::min(a.size(), b.size());
@@ -16,6 +15,8 @@ int32_t common_prefix(const std::vector<Token> & a, const std::vector<Token> & b
     }
     return static_cast<int32_t>(i);
 }
+
+namespace {
 
 // Token p of pair i's full sequence.
 Token full_token(const Pairs & pairs, size_t i, size_t p) {

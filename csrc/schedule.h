@@ -28,7 +28,10 @@ enum class Strategy {
     kIndependent,     // every sequence decoded alone, nothing shared
 };
 
-const char * strategy_name(Strategy strategy);  // "trie", "trie-per-wave", "independent"
+const char * strategy_name(Strategy strategy);
+
+// Length of the common prefix of two token sequences.
+int32_t common_prefix(const std::vector<Token> & a, const std::vector<Token> & b);  // "trie", "trie-per-wave", "independent"
 
 // One output request: the log-prob of `token` at this node, stored at
 // scores[index] (a pair's offset plus the target position).
@@ -70,6 +73,13 @@ struct Pairs {
     size_t size() const { return prompts.size(); }
     const std::vector<Token> & target(size_t i) const { return targets.size() == 1 ? targets[0] : targets[i]; }
     size_t full_length(size_t i) const { return prompts[i].size() + target(i).size(); }
+    size_t longest_full() const {
+        size_t longest = 0;
+        for (size_t i = 0; i < size(); ++i) {
+            longest = full_length(i) > longest ? full_length(i) : longest;
+        }
+        return longest;
+    }
 };
 
 struct Plan {

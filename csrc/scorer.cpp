@@ -16,22 +16,6 @@ namespace pyllmattr {
 
 namespace {
 
-// KV cells one wave may use. Every token of a wave attends over (and masks) all cells up to
-// the highest one in use, and on a CPU several sequences per decode buy no throughput, so a
-// wave gets the cells of its longest sequence, or the first 256 (llama.cpp pads the attended
-// range to 256 cells, so short sequences share them for free). Leave-one-out, SmolLM2 Q4_1,
-// 2 threads (bench/wave_size_probe.py): 110 tokens 21.1 s with 1 leaf per wave vs 25.9 s with
-// 8; 250 tokens 26.1 vs 32.1 s; 32 tokens 2.32 s with 8 vs 2.66 s with 1.
-constexpr int32_t kFreeWaveCells = 256;
-
-int32_t wave_cells(const Pairs & pairs) {
-    size_t longest = 0;
-    for (size_t i = 0; i < pairs.size(); ++i) {
-        longest = std::max(longest, pairs.full_length(i));
-    }
-    return std::max(kFreeWaveCells, static_cast<int32_t>(longest));
-}
-
 const CallControl kNoControl{};
 
 // Removing a whole sequence cannot fail on any memory type (llama.h); a false here
@@ -223,22 +207,23 @@ ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy 
         }
     }
 
-    ScoreResult result = gather_inputs(pairs, plan, unique_scores);
     stats.n_decode_calls = stream.n_decode_calls();
     stats.n_padding = stream.n_padding();
+    stats.strategy = strategy;
+    return gather_inputs(pairs, plan, unique_scores, stats, started);
+}
+
+// The scores of every input pair (duplicates included), in input order, and the call's
+// stats completed with the plan's counts and the time since `started`.
+ScoreResult Engine::gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores,
+                                  ScoreStats stats, std::chrono::steady_clock::time_point started) {
     stats.n_trie = plan.n_trie;
     stats.n_naive = plan.n_naive;
     stats.n_unique = plan.n_unique;
     stats.n_waves = static_cast<int64_t>(plan.waves.size());
-    stats.strategy = strategy;
     stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    result.stats = stats;
-    return result;
-}
-
-// The scores of every input pair (duplicates included), in input order.
-ScoreResult Engine::gather_inputs(const Pairs & pairs, const Plan & plan, const std::vector<double> & unique_scores) {
     ScoreResult result;
+    result.stats = stats;
     result.offsets.resize(pairs.size() + 1, 0);
     for (size_t i = 0; i < pairs.size(); ++i) {
         result.offsets[i + 1] = result.offsets[i] + static_cast<int64_t>(pairs.target(i).size());

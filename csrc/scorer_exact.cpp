@@ -16,20 +16,8 @@ namespace pyllmattr {
 
 namespace {
 
-// Without flash attention every query of a wave attends over all of the wave's cells
-// (masked or not), so a wave gets the cells of its longest sequence, or 256 (llama.cpp
-// pads the attended range to 256 cells: short sequences share those for free).
-constexpr int32_t kFreeWaveCells = 256;
 // Cells a padded decode may add (scratch rows, then fillers to the next block).
 int32_t flush_cells(const ExactRules & r) { return std::max(r.row_min, r.row_mult) + r.block; }
-
-int32_t longest_full(const Pairs & pairs) {
-    size_t longest = 0;
-    for (size_t i = 0; i < pairs.size(); ++i) {
-        longest = std::max(longest, pairs.full_length(i));
-    }
-    return static_cast<int32_t>(longest);
-}
 
 // Cells the padded decodes of a wave of `slots` leaves may add beyond what the plan counts:
 // one flush before each leaf's copy at most, one each time a decode's outputs are full, and
@@ -73,13 +61,7 @@ int32_t prefix_holder(const WaveLayout & layout, const std::vector<const std::ve
     int32_t running = std::numeric_limits<int32_t>::max();
     for (int32_t j = slot; j >= 0; --j) {
         if (j < slot) {
-            const auto & a = *fulls[j];
-            const auto & b = *fulls[j + 1];
-            int32_t i = 0;
-            while (i < static_cast<int32_t>(std::min(a.size(), b.size())) && a[i] == b[i]) {
-                ++i;
-            }
-            running = std::min(running, i);
+            running = std::min(running, common_prefix(*fulls[j], *fulls[j + 1]));
         }
         if (running < length) {
             break;
@@ -114,13 +96,13 @@ ScoreResult Engine::score_exact(const Pairs & pairs, bool named_pairs, Strategy 
     // Fewer leaves per wave when a small context cannot hold the padding of many (one
     // always fits: check_fits).
     const int32_t n_target = longest_target(pairs);
-    const int32_t longest = longest_full(pairs);
+    const auto longest = static_cast<int32_t>(pairs.longest_full());
     while (max_slots > 1 &&
            options_.n_ctx + plan_slack_ - wave_reserve(rules, max_slots, n_target, n_outputs) < longest + leaf_overhead) {
         --max_slots;
     }
     const int32_t reserve = wave_reserve(rules, max_slots, n_target, n_outputs);
-    const int32_t max_cells = std::min(options_.n_ctx - reserve, std::max(kFreeWaveCells, longest));
+    const int32_t max_cells = std::min(options_.n_ctx - reserve, wave_cells(pairs));
     PlanLimits limits{max_cells + plan_slack_, max_slots, [leaf_overhead](int32_t) { return leaf_overhead; }, 1,
                       true};
     const Plan plan = make_plan(pairs, strategy, limits);
@@ -171,17 +153,10 @@ ScoreResult Engine::score_exact(const Pairs & pairs, bool named_pairs, Strategy 
         first_leaf += n_slots;
     }
 
-    ScoreResult result = gather_inputs(pairs, plan, unique_scores);
     stats.n_decode_calls = stream.n_decode_calls();
     stats.n_padding = stream.n_padding();
-    stats.n_trie = plan.n_trie;
-    stats.n_naive = plan.n_naive;
-    stats.n_unique = plan.n_unique;
-    stats.n_waves = static_cast<int64_t>(plan.waves.size());
     stats.strategy = strategy;
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    result.stats = stats;
-    return result;
+    return gather_inputs(pairs, plan, unique_scores, stats, started);
 }
 
 // ---------------------------------------------------------------- self-check
