@@ -51,6 +51,17 @@ def test_each_level_is_one_call_over_the_candidates_the_level_above_kept(exact, 
     assert result.stats["n_evaluations"] == (1 + 3) + (1 + 2) + (1 + 2)
 
 
+def test_on_exact_scores_later_levels_reuse_the_unperturbed_prompts_score(tiny, inp):
+    assert tiny.scores_are_exact  # the default layout on the CPU back end
+    result = pla.HierarchicalAblation(tiny).attribute(
+        inp, target=TARGET, levels=("document", "sentence"), keep=1
+    )
+    refined = np.array(result.refined)
+    assert result.stats["n_evaluations"] == (1 + 3) + refined.sum()  # the prompt scored once
+    loo = pla.FeatureAblation(tiny).attribute(inp, target=TARGET).seq_attr
+    np.testing.assert_array_equal(result.seq_attr[refined], loo[refined])  # bit for bit
+
+
 def test_units_not_refined_share_their_coarse_value_flagged(exact, inp):
     result = pla.HierarchicalAblation(exact).attribute(
         inp, target=TARGET, levels=("document", "sentence"), keep=1, noise_floor=False

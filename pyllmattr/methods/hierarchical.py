@@ -114,7 +114,7 @@ class Refinement:
         """Record level ``depth``'s values and choose the next level's candidates."""
         level = self.levels[depth]
         self.records.append(staged.level_record(level, who, self.candidates, found[0]))
-        self.counts[who == "proxy"] += 1 + len(self._groups)
+        self.counts[who == "proxy"] += int(scored.reference_scored) + len(self._groups)
         if who == "target" and self.reference is None:
             self.reference = scored.reference
         for column, fine in enumerate(self._groups):

@@ -55,7 +55,8 @@ class StagedResult(AttributionResult):
 @dataclass
 class Scored:
     """One job's share of a stage: outputs [whole target, tokens] of its unperturbed
-    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0.
+    prompt (row 0) and of every mask (rows 1..), and the raw log-probs of row 0
+    (``reference_scored`` False when they were reused from an earlier stage).
 
     Example:
         >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
@@ -65,6 +66,7 @@ class Scored:
 
     outputs: np.ndarray
     reference: list[np.ndarray]
+    reference_scored: bool = True  # False: row 0 reused from an earlier stage
 
 
 class Stages:
@@ -80,6 +82,10 @@ class Stages:
     def __init__(self, model: Any, settings: Settings, who: str) -> None:
         self.model, self.settings, self.who = model, settings, who
         self.calls: list[dict[str, Any]] = []
+        # On a model whose scores do not depend on the batch, a job's unperturbed
+        # prompt scores the same in every stage: later stages reuse the first's.
+        self._references: dict[int, list[np.ndarray]] = {}
+        self._reuse = getattr(model, "scores_are_exact", False) is True
 
     def score(
         self,
@@ -90,8 +96,10 @@ class Stages:
     ) -> list[Scored]:
         """Every job's unperturbed prompt and its masks' prompts, in one score_all call."""
         sequences, targets, sizes = [], [], []
-        for job, job_masks, rng in zip(jobs, masks, rngs, strict=True):
-            prompts = [job.encoding.reference_ids, *job.encoding.sequences(job_masks, rng)]
+        known = [self._references.get(job.index) for job in jobs]
+        for job, job_masks, rng, reused in zip(jobs, masks, rngs, known, strict=True):
+            prompts = [] if reused is not None else [job.encoding.reference_ids]
+            prompts += job.encoding.sequences(job_masks, rng)
             prompts = [prompt or empty_context(self.model) for prompt in prompts]
             for prompt in prompts:  # a prompt's continuations side by side: one trie branch
                 for continuation in job.scored_targets:
@@ -107,12 +115,17 @@ class Stages:
             )
         self.calls.append({"n_evaluations": sum(sizes), "n_inputs": len(jobs), **stats})
         out, row = [], 0
-        for job, size in zip(jobs, sizes, strict=True):
+        for job, size, reused in zip(jobs, sizes, known, strict=True):
             k = len(job.scored_targets)
             mine = scores[row : row + k * size]
             row += k * size
-            scored = [np.stack(mine[i::k]) for i in range(k)]
-            out.append(Scored(job.objective.outputs(scored), [s[0] for s in scored]))
+            fresh = reused is None  # then the first k scores are the unperturbed prompt's
+            reference = [mine[i] for i in range(k)] if fresh else reused
+            masked = [mine[i::k][1:] if fresh else mine[i::k] for i in range(k)]
+            scored = [np.stack([reference[i], *masked[i]]) for i in range(k)]
+            if self._reuse:
+                self._references[job.index] = reference
+            out.append(Scored(job.objective.outputs(scored), reference, fresh))
         return out
 
     def leave_one_out(
