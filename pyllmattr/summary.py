@@ -114,7 +114,8 @@ def summarize(
     ``pyllmattr attribute-dataset`` writes them) over the same features, matched by
     name: every result must have the same feature names, in any order when the names
     are unique, in the same order otherwise. They must also come from one method and
-    one ``attr_target``. Raises ValueError naming the first result that differs.
+    one ``attr_target``, and all have a contrast or none. Raises ValueError naming the
+    first result that differs.
 
     Example:
         >>> results = pla.FeatureAblation(model).attribute_batch(inputs, targets)  # doctest: +SKIP
@@ -163,6 +164,14 @@ def _check_same_kind(first: AttributionResult, other: AttributionResult, index: 
                 f"summarize: result {index} has {name} {getattr(other, name)!r}, result 0 has "
                 f"{getattr(first, name)!r}; summarize results of one method and attr_target"
             )
+    if (first.contrast is None) != (other.contrast is None):
+        which = "has a contrast" if other.contrast is not None else "has no contrast"
+        raise ValueError(
+            f"summarize: result {index} {which} and result 0 "
+            f"{'does not' if first.contrast is None else 'does'}; a contrast attributes "
+            "log p(target) - log p(contrast), so summarize results with contrasts apart "
+            "from results without"
+        )
 
 
 def _aligned(reference: list[str], result: AttributionResult, index: int) -> np.ndarray:

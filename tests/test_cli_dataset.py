@@ -64,6 +64,24 @@ def test_every_line_gets_one_result_line_equal_to_attributing_it_alone(
     assert "6 results written" in done.stdout
 
 
+def test_a_line_with_a_contrast_gets_the_contrastive_attribution(
+    tmp_path, tiny_path, deterministic_tiny
+):
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = prompt_rows()[:2]
+    rows[0]["contrast"] = " Italy"
+    write_lines(source, rows)
+    done = attribute_dataset(tiny_path, str(source), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    got = results(out)
+    assert got["paris"].contrast == " Italy" and got["rome"].contrast is None
+    inp = pla.TextTemplateInput.from_text(PROMPTS[0][1])
+    alone = pla.FeatureAblation(deterministic_tiny).attribute(
+        inp, target=" France", contrast=" Italy"
+    )
+    np.testing.assert_array_equal(got["paris"].seq_attr, alone.seq_attr)
+
+
 def test_a_killed_run_resumes_where_it_stopped_and_drops_a_truncated_last_line(tmp_path, tiny_path):
     source, out, whole = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "whole.jsonl"
     write_lines(source, prompt_rows())

@@ -77,6 +77,25 @@ def test_a_record_target_is_used_unless_targets_overrides_it(model):
     assert pla.attribute_dataset(model, records, targets=[" Italy"])[0].target == " Italy"
 
 
+def test_per_input_contrasts_equal_attributing_each_input_alone_with_its_contrast(model):
+    contrasts = [" Italy", None, " Spain", None, " France"]
+    results = pla.attribute_dataset(
+        model, PROMPTS, targets=TARGETS, contrasts=contrasts, chunk_size=2
+    )
+    for result, prompt, target, contrast in zip(results, PROMPTS, TARGETS, contrasts, strict=True):
+        inp = pla.TextTemplateInput.from_text(prompt)
+        own = {} if contrast is None else {"contrast": contrast}
+        expected = pla.FeatureAblation(model).attribute(inp, target=target, **own)
+        assert result.contrast == contrast
+        np.testing.assert_array_equal(result.seq_attr, expected.seq_attr)
+
+
+def test_a_record_contrast_is_used_unless_contrasts_overrides_it(model):
+    records = [{"prompt": "Paris is the capital of", "target": " France", "contrast": " Italy"}]
+    assert pla.attribute_dataset(model, records)[0].contrast == " Italy"
+    assert pla.attribute_dataset(model, records, contrasts=[" Spain"])[0].contrast == " Spain"
+
+
 def test_no_target_generates_one_with_the_method_args(model):
     (result,) = pla.attribute_dataset(
         model, PROMPTS[:1], method_args={"gen_args": {"max_new_tokens": 3}}
@@ -123,6 +142,10 @@ def test_bad_arguments_are_value_errors_before_any_work(model):
         (dict(inputs=[]), "inputs is empty"),
         (dict(inputs="Paris is"), "not a single one"),
         (dict(targets=[" France"]), "1 targets for 5 inputs"),
+        (dict(contrasts=" Italy"), "contrasts must be a list with one entry per input"),
+        (dict(contrasts=[" Italy"]), "1 contrasts for 5 inputs"),
+        (dict(contrasts=[3, None, None, None, None]), 'input 0: "contrast" must be a string'),
+        (dict(method_args={"contrast": " x"}), "give targets= and contrasts="),
         (dict(method_args={"n_samples": 3}), r"FeatureAblation does not take \['n_samples'\]"),
         (dict(method_args={"target": " x"}), "give targets="),
         (dict(ray=True), "pass the model's .gguf path"),
@@ -181,6 +204,7 @@ def test_records_are_checked_without_a_model():
         ({"prompt": ""}, '"prompt" must be a non-empty string'),
         ({"prompt": "hi", "target": ""}, '"target" is empty'),
         ({"prompt": "hi", "target": 3}, '"target" must be a string or a list of token ids'),
+        ({"prompt": "hi", "contrast": ""}, '"contrast" is empty; give the alternative'),
         ({"template": "{a}", "values": {"a": "x"}, "fixed": {"b": "y"}}, r"\['b'\] are not in"),
         ({"values": {"a": "x"}}, 'needs "template"'),
         ([1, 2], "expected a JSON object, got list"),

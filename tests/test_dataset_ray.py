@@ -14,6 +14,7 @@ from test_cli import run
 import pyllmattr as pla
 from pyllmattr.dataset import make_jobs, run_jobs
 from pyllmattr.dataset.ray_runner import RayRunner
+from pyllmattr.dataset.shard import make_chunks
 
 PROMPTS = [
     "Paris is the capital of",
@@ -77,6 +78,28 @@ def test_an_actor_that_dies_loses_no_input(local_ray, tiny_path, in_process):
     assert [item.index for item in items] == [0, 1, 2, 3]
     assert_same([item.result for item in items], in_process)
     assert runner.workers[0]["worker"] not in {item.worker for item in items}
+
+
+def test_an_idle_actor_takes_over_the_waiting_chunks_of_a_slow_one(local_ray, tiny_path, tmp_path):
+    release = tmp_path / "release"  # the first actor starts no chunk before this file exists
+    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2,
+                       testing_first_actor_waits_for=str(release))  # fmt: skip
+    cities = ["Athens", "Bern", "Cairo", "Dublin", "Lima", "Oslo", "Paris", "Rome"]
+    chunks = make_chunks(make_jobs([f"{c} is the capital of" for c in cities], [" x"] * 8), 1)
+    assert [chunk[0].index for chunk in chunks] == list(range(8))  # already in prefix order
+    finished = []
+    for items in runner.run(chunks, {}, skip_errors=False):
+        finished += items
+        if len(finished) == 5:  # the second actor's shard of 4, and one taken over
+            release.touch()
+    first, second = (w["worker"] for w in runner.workers)
+    ran = {item.index: item.worker for item in finished}
+    assert sorted(ran) == list(range(8))  # every input once
+    # Shards [0, 1, 2, 3] and [4, 5, 6, 7]. The first actor holds 0 and 1 (two chunks are
+    # sent ahead) with 2 and 3 waiting; the second runs its four, then takes 3, the first
+    # shard's last, and leaves 2: a single waiting chunk stays where it is.
+    assert [i for i in range(8) if ran[i] == second] == [3, 4, 5, 6, 7]
+    assert [i for i in range(8) if ran[i] == first] == [0, 1, 2]
 
 
 def test_each_actor_gets_threads_from_its_cpus_and_one_model(local_ray, tiny_path):

@@ -106,6 +106,13 @@ def test_results_of_different_methods_are_not_averaged():
         pla.summarize(results)
 
 
+def test_results_with_and_without_a_contrast_are_not_averaged():
+    contrastive = result_with(["x"], [1])
+    contrastive.contrast_tokens, contrastive.contrast_ids = [" y"], [7]
+    with pytest.raises(ValueError, match="result 1 has a contrast and result 0 does not"):
+        pla.summarize([result_with(["x"], [1]), contrastive])
+
+
 def test_something_that_is_not_a_result_is_a_value_error():
     with pytest.raises(ValueError, match="result 0 is a str"):
         pla.summarize(["not a result"])

@@ -45,6 +45,7 @@ def attribute_dataset(
     targets: Sequence[Any] | None = None,
     ray: bool | str | None = False,
     *,
+    contrasts: Sequence[Any] | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     load_args: Mapping[str, Any] | None = None,
     method_args: Mapping[str, Any] | None = None,
@@ -62,7 +63,9 @@ def attribute_dataset(
     ``TextTokenInput`` objects, prompt strings (their ``features``: word, sentence,
     paragraph or token) or records as in ``pyllmattr attribute-dataset`` files.
     ``targets`` (one per input; None entries and ``targets=None`` generate them
-    greedily, unless a record has its own). ``method``: a name of ``pla.METHODS`` or a
+    greedily, unless a record has its own). ``contrasts`` (one per input, text or
+    token ids; None entries: the record's "contrast", or none) attribute
+    log p(target) - log p(contrast) for those inputs. ``method``: a name of ``pla.METHODS`` or a
     class; ``method_args``: keyword arguments of its ``attribute`` (``attr_target``,
     ``gen_args``, ``seed``, ``n_samples``, ...); ``load_args``: of ``pla.load_gguf``.
 
@@ -80,7 +83,7 @@ def attribute_dataset(
         ...     "Rome is the capital of"], targets=[" France", " Italy"])  # doctest: +SKIP
         >>> pla.summarize(results)  # doctest: +SKIP
     """
-    jobs = make_jobs(inputs, targets, features=features)
+    jobs = make_jobs(inputs, targets, contrasts=contrasts, features=features)
     items = run_jobs(
         model_path,
         jobs,
@@ -148,8 +151,8 @@ def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[
     reserved = sorted(RESERVED & set(args))
     if reserved:
         raise ValueError(
-            f"method_args {reserved}: give targets= (one per input), progress= and cancel= "
-            "to attribute_dataset itself (per-input contrasts are not supported yet)"
+            f"method_args {reserved}: give targets= and contrasts= (one per input), "
+            "progress= and cancel= to attribute_dataset itself"
         )
     params = inspect.signature(cls.attribute).parameters
     allowed = {n for n, p in params.items() if p.kind is not p.VAR_KEYWORD} - {"self"}

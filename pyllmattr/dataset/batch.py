@@ -28,10 +28,15 @@ class Item:
 
 
 def _attribute_many(
-    method: Any, inputs: Sequence[Any], targets: Sequence[Any], **options: Any
+    method: Any, built: Sequence[tuple[Job, Any]], **options: Any
 ) -> list[AttributionResult]:
     """Every perturbation of every input in one chunked scoring call."""
-    return list(method.attribute_batch(list(inputs), targets=list(targets), **options))
+    inputs = [inp for _, inp in built]
+    targets = [job.target for job, _ in built]
+    contrasts = [job.contrast for job, _ in built]
+    if any(c is not None for c in contrasts):
+        options["contrasts"] = contrasts
+    return list(method.attribute_batch(inputs, targets=targets, **options))
 
 
 def run_chunk(
@@ -58,9 +63,7 @@ def run_chunk(
             items[job.index] = _failed(job, exc, skip_errors)
     if built:
         try:
-            results = _attribute_many(
-                method, [inp for _, inp in built], [job.target for job, _ in built], **options
-            )
+            results = _attribute_many(method, built, **options)
             for (job, _), result in zip(built, results, strict=True):
                 items[job.index] = Item(job.index, job.id, result)
         except Cancelled:
@@ -77,7 +80,8 @@ def _one_by_one(
     for job, inp in built:
         try:
             # attribute, not a batch of one: its errors need no "inputs[0]" prefix
-            result = method.attribute(inp, target=job.target, **options)
+            contrast = {} if job.contrast is None else {"contrast": job.contrast}
+            result = method.attribute(inp, target=job.target, **contrast, **options)
             items[job.index] = Item(job.index, job.id, result)
         except Cancelled:
             raise

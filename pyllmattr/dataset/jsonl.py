@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..results import AttributionResult
-from .records import Job, parse_record, prefix_text
+from .records import Job, parse_record, prefix_text, record_contrast
 
 
 @dataclass
@@ -126,7 +126,7 @@ def _job(line: str, number: int, features: str, template: str | None) -> Job:
     else:
         job_id = number
     inp, target = parse_record(record, features=features, template=template)
-    return Job(number, job_id, inp, target, prefix_text(inp))
+    return Job(number, job_id, inp, target, prefix_text(inp), record_contrast(record))
 
 
 def _id_key(job_id: Any) -> tuple[str, Any]:

@@ -2,7 +2,11 @@
 
 Each actor loads the model once with ``n_threads`` set from the CPUs Ray gave it,
 and runs its shard (a run of whole chunks, see :mod:`pyllmattr.dataset.shard`) one
-chunk after another. Results come back as chunks finish. When an actor dies
+chunk after another, with :data:`IN_FLIGHT` chunks sent ahead. An actor that has run
+its shard takes over the last waiting chunk of the actor with the most waiting (at
+least :data:`STEAL_MIN_WAITING`), so a slow actor is relieved by idle ones while
+balanced runs keep every shard, and its shared prefixes, on one actor. Results come
+back as chunks finish. When an actor dies
 (``ray.exceptions.RayActorError``: its process was killed, its node went away), the
 chunks it had not finished go to a new actor, so no input is lost; a chunk that
 takes down :data:`MAX_RESTARTS` actors fails the run.
@@ -13,6 +17,7 @@ Ray is an optional dependency (``pip install 'pyllmattr[ray]'``), imported lazil
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,8 @@ from .records import Job, portable
 from .shard import make_shards
 
 MAX_RESTARTS = 3
+IN_FLIGHT = 2  # chunks sent to an actor at once: one running, one ready to start
+STEAL_MIN_WAITING = 2  # an idle actor takes a chunk from a shard with this many waiting
 RAY_EXTRA = "Ray is not installed: pip install 'pyllmattr[ray]' (or pip install ray)"
 
 
@@ -85,8 +92,10 @@ def init_ray(ray: Any, **kwargs: Any) -> None:
 class DatasetWorker:
     """What runs inside one Ray actor: one model, one method, chunk after chunk.
 
-    ``testing_exit_on_first_chunk`` is a testing seam: the actor's process exits
-    (``os._exit``) when it receives its first chunk, as a crashed or killed worker would.
+    Testing seams: with ``testing_exit_on_first_chunk`` the actor's process exits
+    (``os._exit``) when it receives its first chunk, as a crashed or killed worker would;
+    with ``testing_wait_for`` (a file path) it starts no chunk before that file exists
+    (at most :data:`TESTING_WAIT_S` seconds), as a slow worker would.
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class DatasetWorker:
         method: str | type,
         load_args: dict[str, Any],
         testing_exit_on_first_chunk: bool = False,
+        testing_wait_for: str | None = None,
     ) -> None:
         import ray
 
@@ -106,6 +116,7 @@ class DatasetWorker:
         self.method = cls(self._model_context.__enter__())
         self.name = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
         self.exit_on_first_chunk = testing_exit_on_first_chunk
+        self.wait_for = testing_wait_for
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.name, "n_threads": self.n_threads}
@@ -113,6 +124,8 @@ class DatasetWorker:
     def run(self, chunk: list[Job], options: dict[str, Any], skip_errors: bool) -> list[Item]:
         if self.exit_on_first_chunk:
             os._exit(1)
+        if self.wait_for is not None:
+            _wait_for_file(self.wait_for)
         items = run_chunk(self.method, chunk, options, skip_errors=skip_errors)
         for item in items:
             item.worker = self.name
@@ -123,8 +136,9 @@ class RayRunner:
     """Runs the chunks of a dataset on ``actors`` Ray actors of ``cpus_per_actor`` CPUs.
 
     ``actors=None`` uses as many as the cluster's CPUs allow (at most one per chunk).
-    ``testing_exit_first_actor`` makes the first actor exit on its first chunk (see
-    :class:`DatasetWorker`); its replacement runs normally.
+    ``testing_exit_first_actor`` makes the first actor exit on its first chunk,
+    ``testing_first_actor_waits_for`` makes it wait for a file before each chunk (see
+    :class:`DatasetWorker`); a replacement runs normally.
 
     Example:
         >>> ray, _ = connect(True)  # doctest: +SKIP
@@ -141,6 +155,7 @@ class RayRunner:
         actors: int | None = None,
         cpus_per_actor: float = 1,
         testing_exit_first_actor: bool = False,
+        testing_first_actor_waits_for: str | None = None,
     ) -> None:
         if hasattr(model, "score"):
             raise ValueError(
@@ -155,7 +170,10 @@ class RayRunner:
         self.model = model if model == "default" else str(model_file(model))
         self.ray, self.method = ray, method
         self.load_args, self.actors, self.cpus = dict(load_args), actors, cpus_per_actor
-        self.testing_exit_first_actor = testing_exit_first_actor
+        self.testing_first_actor = {
+            "testing_exit_on_first_chunk": testing_exit_first_actor,
+            "testing_wait_for": testing_first_actor_waits_for,
+        }
         self.restarts = 0
         self.workers: list[dict[str, Any]] = []  # describe() of every actor started
 
@@ -172,8 +190,8 @@ class RayRunner:
         actor_class = self.ray.remote(num_cpus=self.cpus)(DatasetWorker)
         handles: list[Any] = []
         try:
-            crash = [self.testing_exit_first_actor and slot == 0 for slot in range(len(shards))]
-            handles += self._start(actor_class, crash)
+            seams = [self.testing_first_actor if slot == 0 else {} for slot in range(len(shards))]
+            handles += self._start(actor_class, seams)
             work = (chunks, shards, options, skip_errors, cancel)
             yield from self._collect(actor_class, handles, *work)
         finally:
@@ -187,11 +205,12 @@ class RayRunner:
         cpus = self.ray.cluster_resources().get("CPU", 1)
         return max(1, min(int(cpus // self.cpus), n_chunks))
 
-    def _start(self, actor_class: Any, crash: list[bool]) -> list[Any]:
-        """New actors (one per entry of ``crash``), waited for until their models are
-        loaded, so a model that cannot load fails the run at once with the actor's error."""
+    def _start(self, actor_class: Any, seams: list[dict[str, Any]]) -> list[Any]:
+        """New actors (one per entry of ``seams``, their testing arguments), waited for
+        until their models are loaded, so a model that cannot load fails the run at once
+        with the actor's error."""
         handles = [
-            actor_class.remote(self.model, self.method, self.load_args, flag) for flag in crash
+            actor_class.remote(self.model, self.method, self.load_args, **seam) for seam in seams
         ]
         try:
             self.workers += self.ray.get([handle.describe.remote() for handle in handles])
@@ -212,17 +231,21 @@ class RayRunner:
         cancel: Any,
     ) -> Iterator[list[Item]]:
         ray = self.ray
-        remaining = [list(shard) for shard in shards]  # chunks not finished, in run order
+        waiting = [list(shard) for shard in shards]  # chunks of each actor not sent yet
+        running: list[list[int]] = [[] for _ in shards]  # sent, not finished, in order
         pending: dict[Any, tuple[int, int]] = {}  # object ref -> (slot, chunk)
         failures = [0] * len(chunks)
 
-        def submit(slot: int) -> None:
-            for c in remaining[slot]:
-                ref = handles[slot].run.remote(chunks[c], options, skip_errors)
-                pending[ref] = (slot, c)
+        def feed(slot: int) -> None:
+            while len(running[slot]) < IN_FLIGHT:
+                if not waiting[slot] and not _take_over(waiting, slot):
+                    return
+                c = waiting[slot].pop(0)
+                pending[handles[slot].run.remote(chunks[c], options, skip_errors)] = (slot, c)
+                running[slot].append(c)
 
         for slot in range(len(shards)):
-            submit(slot)
+            feed(slot)
         while pending:
             if cancel is not None and cancel.cancelled:
                 raise Cancelled("attribute_dataset was cancelled")
@@ -234,13 +257,15 @@ class RayRunner:
                 try:
                     items = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    self._replace(actor_class, handles, slot, remaining[slot], failures, exc)
+                    self._replace(actor_class, handles, slot, running[slot], failures, exc)
                     for other, (s, _) in list(pending.items()):
                         if s == slot:
                             del pending[other]
-                    submit(slot)
+                    waiting[slot][:0], running[slot] = running[slot], []
+                    feed(slot)
                     continue
-                remaining[slot].remove(c)
+                running[slot].remove(c)
+                feed(slot)
                 yield items
 
     def _replace(
@@ -252,7 +277,8 @@ class RayRunner:
         failures: list[int],
         exc: BaseException,
     ) -> None:
-        """A new actor in ``slot``; the chunk that was running there is blamed."""
+        """A new actor in ``slot``; the chunk that was running there (the first of
+        ``unfinished``, as an actor runs its calls in order) is blamed."""
         running = unfinished[0]
         failures[running] += 1
         if failures[running] >= MAX_RESTARTS:
@@ -262,11 +288,33 @@ class RayRunner:
             ) from exc
         self.ray.kill(handles[slot])
         self.restarts += 1
-        (handles[slot],) = self._start(actor_class, [False])
+        (handles[slot],) = self._start(actor_class, [{}])
+
+
+def _take_over(waiting: list[list[int]], slot: int) -> bool:
+    """Give ``slot`` the last waiting chunk of the shard with the most waiting, if it has
+    at least STEAL_MIN_WAITING (the last: the victim keeps its run of shared prefixes)."""
+    others = [s for s in range(len(waiting)) if s != slot]
+    if not others:
+        return False
+    victim = max(others, key=lambda s: len(waiting[s]))
+    if len(waiting[victim]) < STEAL_MIN_WAITING:
+        return False
+    waiting[slot].append(waiting[victim].pop())
+    return True
+
+
+TESTING_WAIT_S = 120.0
+
+
+def _wait_for_file(path: str) -> None:
+    deadline = time.monotonic() + TESTING_WAIT_S
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _portable_job(job: Job) -> Job:
-    return Job(job.index, job.id, portable(job.input), job.target, job.prefix)
+    return Job(job.index, job.id, portable(job.input), job.target, job.prefix, job.contrast)
 
 
 def _cause(exc: BaseException) -> str:

@@ -3,7 +3,7 @@
 A record is either a prompt::
 
     {"id": 1, "prompt": "Dave lives in Palm Coast, FL and is a", "target": " lawyer",
-     "features": "word", "baseline": "_"}
+     "features": "word", "baseline": "_", "contrast": " doctor"}
 
 or a template::
 
@@ -11,7 +11,8 @@ or a template::
      "baselines": {...}, "mask": {...}, "fixed": {...}, "target": " Rome"}
 
 ``features`` (token, word, sentence or paragraph), ``baseline``, ``baselines``,
-``mask``, ``fixed`` and ``target`` are optional. ``fixed`` fills template slots with
+``mask``, ``fixed``, ``target`` and ``contrast`` (attribute log p(target) -
+log p(contrast), as ``attribute(..., contrast=)``) are optional. ``fixed`` fills template slots with
 text that is not a feature (a query after few-shot examples), so results over many
 queries share their features. Everything is checked without a model; a token input
 is tokenized on the worker that runs it.
@@ -29,8 +30,8 @@ import numpy as np
 from ..inputs import InterpretableInput, ProductBaselines, TextTemplateInput, TextTokenInput
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph")
-PROMPT_KEYS = {"id", "prompt", "target", "features", "baseline"}
-TEMPLATE_KEYS = {"id", "template", "values", "baselines", "mask", "fixed", "target"}
+PROMPT_KEYS = {"id", "prompt", "target", "contrast", "features", "baseline"}
+TEMPLATE_KEYS = {"id", "template", "values", "baselines", "mask", "fixed", "target", "contrast"}
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,15 @@ class TokenSpec:
 
 @dataclass
 class Job:
-    """One input of a dataset: its position, id, input (or TokenSpec) and target."""
+    """One input of a dataset: its position, id, input (or TokenSpec), target and
+    contrast (None: attribute log p(target) alone)."""
 
     index: int
     id: Any
     input: InterpretableInput | TokenSpec
     target: str | list[int] | None = None
     prefix: str = ""  # the unperturbed prompt's text, for keeping shared prefixes together
+    contrast: str | list[int] | None = None
 
     def build(self, model: Any) -> InterpretableInput:
         return self.input.build(model) if isinstance(self.input, TokenSpec) else self.input
@@ -66,6 +69,7 @@ def parse_record(
     """The input and target of one record; ValueError says what is wrong with it.
 
     ``template`` is used by template records that have no "template" of their own.
+    A record's "contrast" is read by :func:`record_contrast`.
 
     Example:
         >>> inp, target = parse_record({"prompt": "Dave lives in Palm Coast", "target": " FL"})
@@ -75,6 +79,7 @@ def parse_record(
     if not isinstance(record, Mapping):
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
     target = _target(record.get("target"))
+    record_contrast(record)  # checked here too, so a bad line fails before any work
     if "prompt" in record:
         _check_keys(record, PROMPT_KEYS, "a prompt record")
         return _prompt_input(record, features), target
@@ -87,38 +92,62 @@ def parse_record(
     )
 
 
+def record_contrast(record: Any) -> str | list[int] | None:
+    """A record's "contrast" (text or token ids), or None; ValueError if malformed.
+
+    Example:
+        >>> record_contrast({"prompt": "The sky is", "target": " blue", "contrast": " red"})
+        ' red'
+    """
+    if not isinstance(record, Mapping):
+        return None
+    return _target(record.get("contrast"), "contrast")
+
+
 def make_jobs(
     inputs: Sequence[Any],
     targets: Sequence[Any] | None = None,
     *,
+    contrasts: Sequence[Any] | None = None,
     features: str = "word",
     ids: Sequence[Any] | None = None,
 ) -> list[Job]:
     """Jobs from Python inputs: InterpretableInputs, prompt strings or records.
 
-    ``targets`` (one per input) overrides the records' own; None entries generate.
+    ``targets`` and ``contrasts`` (one per input) override the records' own; None
+    entries generate the target / keep the record's contrast (or none).
     """
     if isinstance(inputs, (str, Mapping, InterpretableInput)):
         raise ValueError("inputs must be a list of inputs, prompts or records, not a single one")
     inputs = list(inputs)
     if not inputs:
         raise ValueError("inputs is empty: give at least one input to attribute")
-    if targets is not None:
-        targets = list(targets)
-        if len(targets) != len(inputs):
-            raise ValueError(f"{len(targets)} targets for {len(inputs)} inputs; give one each")
+    targets = _one_each("targets", targets, len(inputs))
+    contrasts = _one_each("contrasts", contrasts, len(inputs))
     check_features(features)
     jobs = []
     for i, item in enumerate(inputs):
         try:
             inp, own_target = _python_input(item, features)
-            target = own_target if targets is None or targets[i] is None else targets[i]
-            target = _target(target)
+            target = _target(own_target if targets[i] is None else targets[i])
+            contrast = record_contrast(item) if contrasts[i] is None else contrasts[i]
+            contrast = _target(contrast, "contrast")
         except ValueError as exc:
             raise ValueError(f"input {i}: {exc}") from exc
         job_id = ids[i] if ids is not None else i
-        jobs.append(Job(i, job_id, inp, target, prefix_text(inp)))
+        jobs.append(Job(i, job_id, inp, target, prefix_text(inp), contrast))
     return jobs
+
+
+def _one_each(name: str, values: Sequence[Any] | None, n_inputs: int) -> list[Any]:
+    if values is None:
+        return [None] * n_inputs
+    if isinstance(values, (str, Mapping)):
+        raise ValueError(f"{name} must be a list with one entry per input")
+    values = list(values)
+    if len(values) != n_inputs:
+        raise ValueError(f"{len(values)} {name} for {n_inputs} inputs; give one each")
+    return values
 
 
 def check_features(features: str) -> None:
@@ -228,17 +257,19 @@ def _escape(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _target(target: Any) -> str | list[int] | None:
+def _target(target: Any, name: str = "target") -> str | list[int] | None:
+    """A target or contrast: text or token ids (None: none given)."""
     if target is None:
         return None
     if isinstance(target, str):
         if not target:
-            raise ValueError('"target" is empty; give the continuation to explain, or leave it out')
+            what = "the continuation to explain" if name == "target" else "the alternative"
+            raise ValueError(f'"{name}" is empty; give {what}, or leave it out')
         return target
     if isinstance(target, Sequence) and all(
         isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in target
     ):
         if not target:
-            raise ValueError('"target" is an empty list of token ids')
+            raise ValueError(f'"{name}" is an empty list of token ids')
         return [int(t) for t in target]
-    raise ValueError('"target" must be a string or a list of token ids')
+    raise ValueError(f'"{name}" must be a string or a list of token ids')
