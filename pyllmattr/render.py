@@ -52,8 +52,8 @@ def plot_seq_attr(result: Any, ax: Any = None) -> tuple[Any, Any]:
         ax.legend(loc="best", fontsize=8)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(np.arange(len(values)), labels, rotation=60, ha="right")
-    ax.set_ylabel(f"attribution ({result.attr_target.replace('_', ' ')})")
-    ax.set_title(f"{result.method}: {short_label(result.target, 60)!r}")
+    ax.set_ylabel(f"attribution ({result.quantity})")
+    ax.set_title(f"{result.method}: {_target_words(result)}")
     return fig, ax
 
 
@@ -96,7 +96,7 @@ def plot_token_attr(result: Any, ax: Any = None) -> tuple[Any, Any]:
                 color=color,
                 style=style,
             )
-    fig.colorbar(image, ax=ax, label=f"attribution ({result.attr_target.replace('_', ' ')})")
+    fig.colorbar(image, ax=ax, label=f"attribution ({result.quantity})")
     return fig, ax
 
 
@@ -145,11 +145,33 @@ def to_html(result: Any) -> str:
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
         f"{_top_units_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
-        f"log p(target) = {result.target_logprob:.3f} · {_noise_note(result)}"
-        f"{_completeness_note(result)}"
-        '<span style="color:#2166ac">blue</span> raises the target, '
-        '<span style="color:#b2182b">red</span> lowers it; hover for values</div></div>'
+        f"{_logprob_note(result)} · {_noise_note(result)}{_completeness_note(result)}"
+        f"{_legend(result)}; hover for values</div></div>"
     )
+
+
+def _target_words(result: Any) -> str:
+    """The target, and the contrast it is attributed against (titles)."""
+    words = repr(short_label(result.target, 60))
+    if result.contrast is not None:
+        words += f" rather than {short_label(result.contrast, 40)!r}"
+    return words
+
+
+def _logprob_note(result: Any) -> str:
+    note = f"log p(target) = {result.target_logprob:.3f}"
+    if result.contrast is not None and result.contrast_logprob is not None:
+        contrast = html.escape(repr(result.contrast))
+        note += f", log p(contrast {contrast}) = {result.contrast_logprob:.3f}"
+    return note
+
+
+def _legend(result: Any) -> str:
+    blue, red = '<span style="color:#2166ac">blue</span>', '<span style="color:#b2182b">red</span>'
+    if result.contrast is not None:
+        contrast = html.escape(repr(result.contrast))
+        return f"{blue} favours the target over {contrast}, {red} favours {contrast}"
+    return f"{blue} raises the target, {red} lowers it"
 
 
 # Whitespace around a feature, and line breaks inside it, are drawn as plain text: a
@@ -216,7 +238,13 @@ def _target_html(result: Any) -> str:
             f'<span class="pla-target-token" title="{html.escape(title)}" '
             f'style="border-bottom:2px solid #555;margin-right:1px">{html.escape(token)}</span>'
         )
-    return f'<span class="pla-target">{"".join(tokens)}</span>'
+    contrast = ""
+    if result.contrast is not None:
+        contrast = (
+            '<span class="pla-contrast" style="color:#555"> rather than '
+            f"{html.escape(repr(result.contrast))}</span>"
+        )
+    return f'<span class="pla-target">{"".join(tokens)}</span>{contrast}'
 
 
 def _noise_note(result: Any) -> str:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 
@@ -85,6 +86,20 @@ def test_the_result_describes_the_contrast(exact):
     alone = exact.score([prompt], ids, share_prefix=False)[0]
     assert result.contrast_logprob == pytest.approx(alone.sum(), abs=1e-4)
     assert result.quantity == f"log p(target) - log p(contrast {LONGER!r})"
+
+
+def test_the_html_view_and_plots_say_the_target_is_attributed_against_the_contrast(exact):
+    result = pla.FeatureAblation(exact).attribute(
+        template_input(), target=TARGET, contrast=SAME_LENGTH
+    )
+    view = result.to_html()
+    assert "rather than &#x27; chess&#x27;" in view
+    assert f"log p(contrast &#x27; chess&#x27;) = {result.contrast_logprob:.3f}" in view
+    assert "favours the target over &#x27; chess&#x27;" in view
+    matplotlib.use("Agg")
+    _, ax = result.plot_seq_attr()
+    assert ax.get_ylabel() == "attribution (log p(target) - log p(contrast ' chess'))"
+    assert ax.get_title() == "FeatureAblation: 'golf' rather than 'chess'"  # labels are trimmed
 
 
 def test_contrast_token_ids_work_like_the_text(exact):
