@@ -91,7 +91,11 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert status == 200
     methods = {m["name"]: m["options"] for m in config["methods"]}
     assert methods["shapley-sampling"] == {"n_samples": 25}
+    assert methods["hierarchical"] == {"keep": 3, "unrefined": "split"}
     assert "integrated-gradients" not in methods  # PyTorch models only
+    modes = {m["name"]: m["modes"] for m in config["methods"]}
+    assert modes["feature-ablation"] == ["prompt", "context"]
+    assert modes["hierarchical"] == modes["context-cite"] == ["context"]
     assert "chatml" in config["chat_templates"]
 
 
@@ -145,6 +149,14 @@ def test_bad_input_is_a_400_that_says_what_to_do(client):
         "has no option 'n_steps'": {"prompt": PROMPT, "options": {"n_steps": 3}},
         "unknown model": {"prompt": PROMPT, "model": "/etc/passwd"},
         "values: give a value": {"features": "template", "template": "{a} b"},
+        "choose the context mode": {"prompt": PROMPT, "method": "hierarchical"},
+        "leave the baseline empty": {
+            "mode": "context",
+            "context": "A. B.",
+            "question": "Q?",
+            "method": "context-cite",
+            "baseline": "_",
+        },
     }
     for message, body in cases.items():
         status, answer = client.json("/api/runs", body)
@@ -214,3 +226,21 @@ def test_a_context_and_question_attribute_the_context_only(client):
         "He plays golf.",
     ]
     assert result.prompt == body["context"] + "\n\n" + body["question"]
+
+
+def test_a_context_method_runs_on_the_context_as_the_library_runs_it(client, smollm2):
+    context = "Dave lives in Palm Coast. He is a lawyer.\n\nHe plays golf. He reads history."
+    body = {
+        "mode": "context", "context": context, "question": "What does Dave play?",
+        "features": "sentence", "target": " golf", "method": "hierarchical",
+        "options": {"keep": 1},
+    }  # fmt: skip
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    inp = pla.ContextInput(context, body["question"], template="{context}\n\n{query}")
+    expected = pla.HierarchicalAblation(smollm2).attribute(inp, target=" golf", keep=1)
+    got = run["result"]
+    assert got["input_features"] == expected.input_features
+    np.testing.assert_array_equal(got["seq_attr"], expected.seq_attr)
+    assert got["refined"] == expected.refined and False in got["refined"]
+    assert 'class="pla-top-units"' in run["html"]

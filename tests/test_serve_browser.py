@@ -159,3 +159,29 @@ def test_a_busy_model_is_reported_on_the_page(page, server):
     client.json(f"/api/runs/{first}/cancel", {})
     assert client.wait(first)["state"] == "cancelled"
     assert not page.js("document.getElementById('run').disabled")
+
+
+def test_the_context_methods_are_offered_for_a_context_and_show_the_top_units(page, server):
+    offered = "[...document.querySelectorAll('#method option')].map(o => o.value)"
+    assert "hierarchical" not in page.js(offered)  # the prompt mode
+    page.click('input[name="mode"][value="context"]')
+    assert {"hierarchical", "context-cite"} <= set(page.js(offered))
+    page.type("#context", PARAGRAPHS)
+    page.type("#question", "What does Dave play?")
+    page.type("#target", " golf")
+    page.choose("#method", "hierarchical")
+    before = history_length(page)
+    page.click("#run")
+    page.wait_for(
+        f"document.querySelectorAll('#history li').length > {before} "
+        "|| !document.getElementById('error').hidden"
+    )
+    assert page.js("document.getElementById('error').hidden")
+    run_id = int(page.js("document.getElementById('result').dataset.run"))
+    result = api_result(server, run_id)["result"]
+    assert result["method"] == "HierarchicalAblation"
+    units = page.js("document.querySelectorAll('#highlight .pla-top-units tr').length")
+    assert units == 1 + min(5, len(result["input_features"]))  # a header, then the top units
+    page.click('input[name="mode"][value="prompt"]')
+    assert "hierarchical" not in page.js(offered)
+    assert page.js("document.getElementById('method').value") == "feature-ablation"

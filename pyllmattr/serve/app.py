@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from .. import render
 from ..chat import builtin_chat_templates
-from .requests import FEATURES, method_options, parse_job, perturbation_methods
+from .requests import FEATURES, method_modes, method_options, page_methods, parse_job
 from .runs import Busy, Runs
 from .security import SECURITY_HEADERS, Guard
 
@@ -132,8 +132,13 @@ async def _static(request: Request) -> Response:
 def _config(state: AppState):
     async def config(request: Request) -> Response:
         methods = [
-            {"name": name, "class": cls.__name__, "options": method_options(cls)}
-            for name, cls in perturbation_methods().items()
+            {
+                "name": name,
+                "class": cls.__name__,
+                "options": method_options(cls),
+                "modes": method_modes(name),
+            }
+            for name, cls in page_methods().items()
         ]
         return json_response(
             {

@@ -14,14 +14,26 @@ from ..inputs.split import units_with_leading_space
 
 FEATURES = ("token", "word", "sentence", "paragraph", "template")
 CONTEXT_UNITS = ("sentence", "paragraph", "word")
+CONTEXT_METHODS = ("hierarchical", "context-cite")  # they need a context: its units nest
+CONTEXT_TEMPLATE = "{context}\n\n{query}"  # the question after the context, as in the page
 MAX_TEXT = 200_000  # characters of a prompt, context or template: far above any n_ctx
 
 
-def perturbation_methods() -> dict[str, type]:
-    """The methods the page offers: every perturbation method (they run on llama.cpp)."""
+def page_methods() -> dict[str, type]:
+    """The methods the page offers: every perturbation method, and the context methods
+    in the context mode (all run on llama.cpp)."""
     from ..methods import METHODS, PerturbationMethod
 
-    return {name: cls for name, cls in METHODS.items() if issubclass(cls, PerturbationMethod)}
+    return {
+        name: cls
+        for name, cls in METHODS.items()
+        if issubclass(cls, PerturbationMethod) or name in CONTEXT_METHODS
+    }
+
+
+def method_modes(name: str) -> list[str]:
+    """The page modes a method works in."""
+    return ["context"] if name in CONTEXT_METHODS else ["prompt", "context"]
 
 
 def method_options(cls: type) -> dict[str, Any]:
@@ -58,6 +70,10 @@ class Job:
 
         text = self.text
         baseline = text.get("baseline")
+        if text["mode"] == "context" and self.method in CONTEXT_METHODS:
+            return pla.ContextInput(
+                text["context"], text["question"], template=CONTEXT_TEMPLATE, by=self.features
+            )
         if text["mode"] == "context":
             return context_input(text["context"], text["question"], self.features, baseline)
         if self.features == "template":
@@ -75,12 +91,19 @@ def parse_job(data: Any, default_model: str) -> Job:
     """Check a request (a dict from JSON) and return the job it asks for."""
     if not isinstance(data, Mapping):
         raise ValueError("the request must be a JSON object")
-    methods = perturbation_methods()
+    methods = page_methods()
     method = _choice(data, "method", list(methods), "feature-ablation")
     mode = _choice(data, "mode", ["prompt", "context"], "prompt")
     features = _choice(
         data, "features", list(CONTEXT_UNITS if mode == "context" else FEATURES), "word"
     )
+    if mode not in method_modes(method):
+        raise ValueError(
+            f"{method} attributes the units of a context: choose the context mode "
+            "(a context and a question)"
+        )
+    if method in CONTEXT_METHODS and data.get("baseline") is not None:
+        raise ValueError(f"{method} removes context units: leave the baseline empty")
     target = _text(data, "target", required=False)
     return Job(
         model=_text(data, "model", required=False) or default_model,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .requests import Job, perturbation_methods
+from .requests import Job, page_methods
 
 MAX_LOADED_MODELS = 2
 MAX_KEPT_RUNS = 100  # finished runs kept for the page's downloads; the oldest go first
@@ -182,7 +182,7 @@ class Runs:
             if not target:
                 raise ValueError("the model generated no target (it stopped at once); give one")
         run.state, run.done, run.total = "scoring", 0, 0
-        method = perturbation_methods()[job.method](model)
+        method = page_methods()[job.method](model)
         return method.attribute(
             inp,
             target=target,

@@ -58,12 +58,23 @@ function updateForm() {
     features.replaceChildren(...wanted.map((f) => el("option", { value: f, text: f })));
     features.value = wanted.includes(keep) ? keep : (mode === "context" ? "sentence" : "word");
   }
+  offerMethods(mode);
   const template = mode === "prompt" && features.value === "template";
   $("prompt-fields").hidden = mode !== "prompt" || template;
   $("context-fields").hidden = mode !== "context";
   $("template-fields").hidden = !template;
   $("max-new-tokens-label").hidden = $("target").value !== "";
   renderOptions();
+}
+
+// The context methods (hierarchical, context-cite) are offered in the context mode only.
+function offerMethods(mode) {
+  const select = $("method");
+  const offered = state.config.methods.filter((m) => m.modes.includes(mode));
+  const keep = select.value;
+  if ([...select.options].map((o) => o.value).join() === offered.map((m) => m.name).join()) return;
+  select.replaceChildren(...offered.map((m) => el("option", { value: m.name, text: `${m.name} (${m.class})` })));
+  select.value = offered.some((m) => m.name === keep) ? keep : "feature-ablation";
 }
 
 function renderOptions() {
@@ -305,7 +316,6 @@ async function start() {
         `${m.reference} — ${m.architecture ?? "?"} ${m.parameters ?? ""} ${m.quantization ?? ""} · ctx ${m.context ?? "?"}`,
     })));
     $("model").value = models.default;
-    $("method").replaceChildren(...config.methods.map((m) => el("option", { value: m.name, text: `${m.name} (${m.class})` })));
     $("chat-template").append(...config.chat_templates.map((t) => el("option", { value: t, text: t })));
   } catch (e) {
     showError(`cannot reach the pyllmattr server: ${e.message}`);
