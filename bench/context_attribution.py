@@ -324,6 +324,7 @@ def measure(args: argparse.Namespace) -> None:
             record["n_documents"] = len(spec["documents"])
             record["prompt_tokens"] = len(case.encoding.reference_ids)
             record["support"] = case.support()
+            record["layout"] = models["target"].layout.name
             out.write(json.dumps(record) + "\n")
             out.flush()
             print(
@@ -370,9 +371,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render:
-        from context_report import render
+        from context_report import identity_lines, render
 
-        text = render(args.render)
+        text = render(args.render) + "".join(f"\n{line}\n" for line in identity_lines(args.render))
         if args.markdown:
             args.markdown.write_text(text, encoding="utf-8")
         print(text)

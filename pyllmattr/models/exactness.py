@@ -29,6 +29,8 @@ class Layout:
         Layout(exact=True, flash64=False, guaranteed=True)
         >>> resolve_layout(None, n_gpu_layers=-1).guaranteed
         False
+        >>> resolve_layout("flash64", n_gpu_layers=0).name
+        'flash64'
     """
 
     exact: bool  # the exact layout: flash attention off, cells placed in SIMD-width blocks
@@ -39,6 +41,11 @@ class Layout:
     def deterministic(self) -> bool:
         """The engine runs a batch-invariant layout (whether or not it is guaranteed here)."""
         return self.exact or self.flash64
+
+    @property
+    def name(self) -> str:
+        """``"exact"``, ``"flash64"`` or ``"fast"``, as benchmarks and the CLI name them."""
+        return "exact" if self.exact else "flash64" if self.flash64 else "fast"
 
 
 def resolve_layout(deterministic: Deterministic, n_gpu_layers: int) -> Layout:
