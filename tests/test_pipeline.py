@@ -115,10 +115,11 @@ def test_a_gradient_attribution_holds_the_models_lock_too(smollm2_torch):
     )
     assert held == [True]
     assert lock_is_free_elsewhere(smollm2_torch)
+    assert attribution_lock(smollm2_torch) is smollm2_torch.attribution_lock  # public, too
 
 
 def test_the_lock_of_a_llama_model_is_the_one_close_waits_for(exact):
-    assert attribution_lock(exact) is attribution_lock(exact)
+    assert attribution_lock(exact) is exact.attribution_lock
     with attribution_lock(exact):
         assert not lock_is_free_elsewhere(exact)
 

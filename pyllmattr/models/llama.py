@@ -93,6 +93,12 @@ class LlamaModel:
     def closed(self) -> bool:
         return self._engine.closed
 
+    @property
+    def attribution_lock(self) -> threading.RLock:
+        """Held by an attribution for all its engine calls (and by ``close()``): hold it
+        to run several calls of your own together, between other threads' attributions."""
+        return self._attribution_lock
+
     def __enter__(self) -> LlamaModel:
         return self
 

@@ -6,6 +6,7 @@ and the llama.cpp path work without them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,10 +101,19 @@ class TorchModel:
         self._n_ctx = n_ctx
         self._vocab = Vocabulary(tokenizer, self.n_vocab)
         self._torch = torch
+        # Held by an attribution for all its forwards and backwards: another thread's
+        # gradients must not interleave with them.
+        self._attribution_lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Nothing to free explicitly (PyTorch frees the weights with the object)."""
+
+    @property
+    def attribution_lock(self) -> threading.RLock:
+        """Held by an attribution for all its forwards and backwards: hold it to run
+        several calls of your own together, between other threads' attributions."""
+        return self._attribution_lock
 
     def __enter__(self) -> TorchModel:
         return self

@@ -49,12 +49,11 @@ def attribution_lock(model: Any) -> Any:
     """The lock that keeps one attribution's calls on ``model`` together: attributions
     from several threads run one after the other, and ``close()`` waits for them.
 
-    llama.cpp models have one (``close()`` takes it too); for other models (PyTorch,
-    whose forward passes are not safe to interleave with another attribution's
-    gradients) the pipeline keeps one per model object.
+    Both back ends have one (``model.attribution_lock``; llama.cpp's ``close()`` takes
+    it too); for other models (a ScoringModel of your own) the pipeline keeps one per
+    model object.
     """
-    # TODO(engine): a public ScoringModel.attribution_lock on both back ends.
-    lock = getattr(model, "_attribution_lock", None)
+    lock = getattr(model, "attribution_lock", None)
     if lock is not None:
         return lock
     with _FALLBACK_GUARD:
