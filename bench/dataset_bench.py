@@ -234,6 +234,13 @@ def markdown(raw: dict[str, Any]) -> str:
         ["", f"![time against queries]({raw['plot_link']})", ""] if raw.get("plot_link") else [""]
     )
     lines += target_lines(sizes)
+    lines += [
+        "*Captum default* runs Captum's default mode, which scores the target through the "
+        "model's KV cache; with transformers 5.x its values differ from its own single-pass "
+        "mode's (r above; `python bench/captum_cache_check.py` shows it on one query), so "
+        "the row times that mode as it runs here, not a correct one.",
+        "",
+    ]
     if raw.get("ray"):
         lines += ray_lines(raw["ray"], meta.get("scores_are_exact", False))
     lines.append(END)
