@@ -20,25 +20,10 @@ from pathlib import Path
 
 import numpy as np
 from context_attribution import TEMPLATE, load_cases, metrics
+from runners import trie_size
 
 import pyllmattr as pla
 from pyllmattr import chat
-
-
-def trie_size(sequences: list[list[int]]) -> int:
-    """Distinct prefixes of the sequences: sorted, each adds what it does not share with
-    its predecessor."""
-    ordered = sorted({tuple(s) for s in sequences})
-    total, previous = 0, ()
-    for seq in ordered:
-        shared = 0
-        for a, b in zip(seq, previous, strict=False):
-            if a != b:
-                break
-            shared += 1
-        total += len(seq) - shared
-        previous = seq
-    return total
 
 
 def sweep(spec: dict, rows: dict, model: object, keeps: list[int]) -> list[dict]:
@@ -58,9 +43,9 @@ def sweep(spec: dict, rows: dict, model: object, keeps: list[int]) -> list[dict]
     def prompt(removed: np.ndarray) -> list[int]:
         present = np.ones(n, dtype=bool)
         present[removed] = False
-        return encoding.render(present, None) + answer
+        return encoding.render(present, None)
 
-    level1 = trie_size([encoding.reference_ids + answer] + [prompt(doc_of == k) for k in range(d)])
+    level1 = trie_size([encoding.reference_ids] + [prompt(doc_of == k) for k in range(d)], answer)
     out = []
     for keep in keeps:
         kept = order[:keep]
@@ -69,7 +54,7 @@ def sweep(spec: dict, rows: dict, model: object, keeps: list[int]) -> list[dict]
         for k in set(range(d)) - set(kept.tolist()):
             share = split[doc_of == k].sum() / sizes[k]
             values[doc_of == k] = share
-        level2 = trie_size([prompt(np.array([s])) for s in np.flatnonzero(fine)])
+        level2 = trie_size([prompt(np.array([s])) for s in np.flatnonzero(fine)], answer)
         row = {"keep": keep, "decoded": level1 + level2, **metrics(list(values), reference)}
         out.append(row)
     return out
