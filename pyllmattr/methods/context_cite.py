@@ -96,14 +96,13 @@ class ContextCite(AttributionMethod):
             fit_surrogate(m, s.outputs[1:], opts["alpha"], len(sj.target_ids), opts["folds"])
             for m, s, sj in zip(masks, scored, samplers, strict=True)
         ]
-        who = "proxy" if proxy is not None else "target"
         if proxy is None:
             return [
                 surrogate_evaluation(w, fit, s.reference, target, opts["n_samples"])
                 for (w, fit), s in zip(fits, scored, strict=True)
             ]
         weights = [w[0] for w, _ in fits]
-        return rescore(jobs, weights, [f for _, f in fits], opts, rngs, (target, cheap), who)
+        return rescore(jobs, weights, [f for _, f in fits], opts, rngs, (target, cheap))
 
 
 class LogitProb(Objective):
@@ -205,33 +204,18 @@ def rescore(
     opts: dict[str, Any],
     rngs: list[np.random.Generator],
     stages: tuple[staged.Stages, staged.Stages | None],
-    who: str,
 ) -> list[Evaluation]:
     """Leave-one-out on the target model for the proxy's ``keep`` strongest features."""
     survivors = [np.argsort(-w, kind="stable")[: opts["keep"]] for w in proxy_weights]
     groups = [[np.array([f]) for f in s] for s in survivors]
     target = stages[0]
     drops, scored = target.leave_one_out(jobs, groups, rngs, "ContextCite rescoring")
-    out = []
-    for job, w, fit, keep, drop, s in zip(
-        jobs, proxy_weights, fits, survivors, drops, scored, strict=True
-    ):
-        n = job.encoding.n_features
-        values = np.zeros((1 + len(job.target_ids), n))
-        values[0] = w
-        values[:, keep] = drop
-        computed_by, refined = ["proxy"] * n, [False] * n
-        for f in keep:
-            computed_by[f], refined[f] = "target", True
-        record = {
-            "levels": [
-                staged.level_record("features", who, range(n), w),
-                staged.level_record("features", "target", keep, drop[0]),
-            ],
-            "computed_by": computed_by,
-            "refined": refined,
-            "fit": {**fit, "model": who},
-        }
-        counts = (1 + len(keep), 1 + opts["n_samples"])
-        out.append(staged.evaluation(values, s.reference, counts, stages, record))
-    return out
+    return [
+        staged.rescored_evaluation(
+            job, w, keep, drop, s, (1 + len(keep), 1 + opts["n_samples"]), stages,
+            {"fit": {**fit, "model": "proxy"}},
+        )
+        for job, w, fit, keep, drop, s in zip(
+            jobs, proxy_weights, fits, survivors, drops, scored, strict=True
+        )
+    ]  # fmt: skip

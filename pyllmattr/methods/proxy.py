@@ -30,23 +30,10 @@ def proxy_feature_ablation(model: Any, jobs: list[Job], settings: Settings) -> l
     survivors = [np.sort(np.argsort(-np.abs(f[0]), kind="stable")[:keep]) for f in first]
     groups = [[np.array([f]) for f in s] for s in survivors]
     rescored, scored = target.leave_one_out(jobs, groups, rngs, "target: the proxy's top")
-    out = []
-    for job, f, keep_f, again, s in zip(jobs, first, survivors, rescored, scored, strict=True):
-        n = job.encoding.n_features
-        values = np.zeros((1 + len(job.target_ids), n))
-        values[0] = f[0]
-        values[:, keep_f] = again
-        computed_by, refined = ["proxy"] * n, [False] * n
-        for i in keep_f:
-            computed_by[i], refined[i] = "target", True
-        record = {
-            "levels": [
-                staged.level_record("features", "proxy", range(n), f[0]),
-                staged.level_record("features", "target", keep_f, again[0]),
-            ],
-            "computed_by": computed_by,
-            "refined": refined,
-        }
-        counts = (1 + len(keep_f), 1 + n)
-        out.append(staged.evaluation(values, s.reference, counts, (target, cheap), record))
-    return out
+    return [
+        staged.rescored_evaluation(
+            job, f[0], keep_f, again, s, (1 + len(keep_f), 1 + job.encoding.n_features),
+            (target, cheap),
+        )
+        for job, f, keep_f, again, s in zip(jobs, first, survivors, rescored, scored, strict=True)
+    ]  # fmt: skip

@@ -237,6 +237,38 @@ def evaluation(
     )  # fmt: skip
 
 
+def rescored_evaluation(
+    job: Job,
+    coarse: np.ndarray,
+    keep: np.ndarray,
+    drops: np.ndarray,
+    scored: Scored,
+    counts: tuple[int, int],
+    stages: tuple[Stages, Stages | None],
+    extra: dict[str, Any] | None = None,
+) -> Evaluation:
+    """A job whose features carry the proxy's values ``coarse`` (whole target), except
+    the ``keep`` features, rescored by leave-one-out on the target model (``drops``:
+    (1 + T, len(keep)), ``scored`` that stage). ``extra`` adds StagedResult fields."""
+    n = job.encoding.n_features
+    values = np.zeros((1 + len(job.target_ids), n))
+    values[0] = coarse
+    values[:, keep] = drops
+    computed_by, refined = ["proxy"] * n, [False] * n
+    for f in keep:
+        computed_by[f], refined[f] = "target", True
+    record = {
+        "levels": [
+            level_record("features", "proxy", range(n), coarse),
+            level_record("features", "target", keep, drops[0]),
+        ],
+        "computed_by": computed_by,
+        "refined": refined,
+        **(extra or {}),
+    }
+    return evaluation(values, scored.reference, counts, stages, record)
+
+
 def level_record(level: str, model: str, units: Any, values: np.ndarray) -> dict[str, Any]:
     return {
         "level": level,
