@@ -15,18 +15,14 @@ from __future__ import annotations
 import dataset_job
 import torch
 from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from torch_gguf import TorchGGUF
 
 import pyllmattr as pla
 
 
 def main() -> None:
-    torch.set_num_threads(2)
-    path = pla.default_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path.parent), gguf_file=path.name, dtype=torch.float32
-    ).eval()
+    side = TorchGGUF(pla.default_model_path(), threads=2)
+    tokenizer, model = side.tokenizer, side.model
     ((a, b),) = dataset_job.queries(1)
     inp = TextTemplateInput(
         dataset_job.template(a, b), dataset_job.slot_values(), baselines=[""] * 8

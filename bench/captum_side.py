@@ -8,7 +8,6 @@ would pass an empty ``input_ids`` to the model).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from captum.attr import (
 )
 from jobs import CAPTUM_DEFAULT
 from runners import Runner
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from torch_gguf import TorchGGUF
 
 from pyllmattr.inputs.split import units_with_leading_space
 
@@ -117,15 +116,8 @@ class CaptumRunner(Runner):
     budgeted = True
 
     def setup(self) -> None:
-        torch.set_num_threads(self.threads)
-        path = Path(self.model_path)
-        folder, name = str(path.parent), path.name
-        self.tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch.float32
-        ).eval()
-        self.decoded = 0
-        self.model.get_input_embeddings().register_forward_hook(self._count_tokens)
+        self.side = TorchGGUF(self.model_path, self.threads)
+        self.tokenizer, self.model = self.side.tokenizer, self.side.model
         w = self.workload
         method = METHODS[w["method"]](self.model)
         self.attr = MirroredLLMAttribution(method, self.tokenizer, w["empty_ids"])
@@ -134,9 +126,6 @@ class CaptumRunner(Runner):
         self.in_tokens = self.config == CAPTUM_DEFAULT
         self._check_mirror()
         self._check_cached_path()
-
-    def _count_tokens(self, module: Any, args: tuple, output: Any) -> None:
-        self.decoded += int(args[0].numel())
 
     def _check_mirror(self) -> None:
         w = self.workload
@@ -168,9 +157,9 @@ class CaptumRunner(Runner):
         """Token by token, Captum's default KV-cache path must match its uncached path."""
         if not self.in_tokens:
             return
-        self.decoded = 0
+        self.side.decoded = 0
         cached = self.evaluate_reference(True)
-        fed, self.decoded = self.decoded, 0
+        fed, self.side.decoded = self.side.decoded, 0
         diff = np.abs(cached - self.evaluate_reference(False)).max()
         if diff > 1e-3:
             n_prompt, n_target = self.workload["prompt_tokens"], len(self.workload["target_ids"])
@@ -184,7 +173,7 @@ class CaptumRunner(Runner):
     def run(self) -> dict[str, Any]:
         w = self.workload
         torch.manual_seed(w["seed"])
-        self.decoded = self.attr.n_evaluations = self.attr.n_empty = 0
+        self.side.decoded = self.attr.n_evaluations = self.attr.n_empty = 0
         result = self.attr.attribute(
             self.inp, target=self.target, forward_in_tokens=self.in_tokens, **w["options"]
         )
@@ -193,7 +182,7 @@ class CaptumRunner(Runner):
             "seq_attr": result.seq_attr.detach().cpu().numpy().astype(float).tolist(),
             "token_attr": None if token_attr is None else token_attr.detach().numpy().tolist(),
             "stats": {
-                "n_decoded": self.decoded,
+                "n_decoded": self.side.decoded,
                 "n_evaluations": self.attr.n_evaluations,
                 "n_empty_prompts": self.attr.n_empty,
             },

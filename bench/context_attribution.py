@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch_gguf import TorchGGUF
 
 import pyllmattr as pla
 from pyllmattr.methods.lasso import spearman
@@ -165,26 +166,16 @@ def _row(values: Any, started: float, decoded: int, evaluations: int) -> dict[st
 # ------------------------------------------------------------------ peers (PyTorch)
 
 
-class Torch:
-    """The GGUF dequantized to float32 by transformers, with a decoded-token counter."""
+def warmed_up(side: TorchGGUF) -> TorchGGUF:
+    """One untimed forward pass, so the first timed peer pays no one-off start-up."""
+    import torch
 
-    def __init__(self, path: Path, threads: int) -> None:
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        torch.set_num_threads(threads)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
-        ).eval()
-        self.decoded = 0
-        self.model.get_input_embeddings().register_forward_hook(self._count)
-
-    def _count(self, module: Any, args: tuple, output: Any) -> None:
-        self.decoded += int(args[0].numel())
+    with torch.no_grad():
+        side.model(side.tokenizer("Warm-up.", return_tensors="pt")["input_ids"])
+    return side
 
 
-def run_captum(case: Case, torch_side: Torch) -> dict[str, Any]:
+def run_captum(case: Case, torch_side: TorchGGUF) -> dict[str, Any]:
     """Captum 0.9 FeatureAblation, single pass, over the same sentence prompts."""
     import torch
     from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
@@ -210,7 +201,7 @@ def run_captum(case: Case, torch_side: Torch) -> dict[str, Any]:
     return row
 
 
-def run_cc_package(case: Case, torch_side: Torch, n_samples: int) -> dict[str, Any]:
+def run_cc_package(case: Case, torch_side: TorchGGUF, n_samples: int) -> dict[str, Any]:
     """The context-cite package: its masks, scoring loop and Lasso, on our prompt ids."""
     from context_cite import ContextCiter
     from context_cite.context_partitioner import BaseContextPartitioner
@@ -301,6 +292,8 @@ def measure(args: argparse.Namespace) -> None:
         models["proxy"] = pla.load_gguf(proxy_path, n_ctx=4096, n_threads=args.threads)
     if any(m.endswith("f16") for m in methods):  # dequantized, as the PyTorch peers run
         models["f16"] = pla.load_gguf(path, n_ctx=4096, n_threads=args.threads, requantize="f16")
+    for model in models.values():  # untimed: the first scoring call runs the layout's self-check
+        model.score([model.tokenize("Warm-up.")], " ok")
     torch_side = None
     out = open(args.out, "a", encoding="utf-8")  # noqa: SIM115 (rows are flushed one by one)
     for spec in load_cases(args.cases, args.ids):
@@ -309,7 +302,7 @@ def measure(args: argparse.Namespace) -> None:
         rows: dict[str, dict[str, Any]] = {}
         for name in methods:
             if name in ("captum-1pass",) or name.startswith("cc-package"):
-                torch_side = torch_side or Torch(path, args.threads)
+                torch_side = torch_side or warmed_up(TorchGGUF(path, args.threads))
                 row = (
                     run_captum(case, torch_side)
                     if name == "captum-1pass"

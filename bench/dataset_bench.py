@@ -35,6 +35,7 @@ from typing import Any
 
 import dataset_job
 import numpy as np
+from torch_gguf import TorchGGUF
 
 import pyllmattr as pla
 
@@ -108,20 +109,11 @@ class Captum:
     def __init__(self, path: Path, threads: int) -> None:
         import torch
         from captum.attr import FeatureAblation, LLMAttribution
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        torch.set_num_threads(threads)
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
-        ).eval()
-        self.decoded = 0
-        self.model.get_input_embeddings().register_forward_hook(self._count)
-        self.attr = LLMAttribution(FeatureAblation(self.model), self.tokenizer)
-
-    def _count(self, module: Any, args: tuple, output: Any) -> None:
-        self.decoded += int(args[0].numel())
+        self.side = TorchGGUF(path, threads)
+        self.tokenizer = self.side.tokenizer
+        self.attr = LLMAttribution(FeatureAblation(self.side.model), self.tokenizer)
 
     def prompt_ids(self, a: int, b: int) -> list[int]:
         text = dataset_job.template(a, b).format(*dataset_job.slot_values())
@@ -131,7 +123,8 @@ class Captum:
         from captum.attr import TextTemplateInput
 
         values = dataset_job.slot_values()
-        attrs, self.decoded, start = [], 0, perf_counter()
+        attrs, start = [], perf_counter()
+        self.side.decoded = 0
         for (a, b), ids in zip(dataset_job.queries(n), target_ids, strict=True):
             if attrs and perf_counter() - start > budget:
                 break
@@ -141,11 +134,11 @@ class Captum:
             )
             attrs.append(out.seq_attr.detach().numpy().astype(float).tolist())
         seconds = perf_counter() - start
-        done = len(attrs)
+        done, decoded = len(attrs), self.side.decoded
         return {
             "seconds": seconds if done == n else seconds / done * n,
             "estimated": done < n,
-            "decoded": self.decoded if done == n else round(self.decoded / done * n),
+            "decoded": decoded if done == n else round(decoded / done * n),
             "n_done": done,
             "attr": attrs,
         }
