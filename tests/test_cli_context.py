@@ -42,6 +42,16 @@ def test_hierarchical_ranks_the_units_and_marks_them_in_the_context(
     assert 'class="pla-top-units"' in html and "not refined" in html
 
 
+def test_keep_alone_refines_the_documents_that_score_best_on_their_own(
+    tiny_path, context_file, tmp_path
+):
+    out = tmp_path / "result.json"
+    args = ["--method", "hierarchical", "--levels", "document,sentence", "--keep", "1"]
+    assert run(tiny_path, context_file, *args, "--keep-alone", "1", "--json", str(out)) == 0
+    documents = json.loads(out.read_text(encoding="utf-8"))["levels"][0]
+    assert len(documents["alone"]) == len(DOCS)
+
+
 def test_context_cite_runs_from_the_command_line(tiny_path, context_file, capsys):
     args = ["--method", "context-cite", "--n-samples", "16", "--seed", "0"]
     assert run(tiny_path, context_file, *args) == 0
@@ -67,6 +77,7 @@ def test_a_plain_text_context_is_one_document(tiny_path, tmp_path, capsys):
         (["--prompt", "Hi", "--levels", "document,sentence"], "--levels applies to"),
         (["--prompt", "Hi", "--method", "hierarchical"], "needs --context"),
         (["--prompt", "Hi", "--method", "lime", "--proxy", "x.gguf"], "--proxy does not apply"),
+        (["--prompt", "Hi", "--keep-alone", "1"], "--keep-alone applies to"),
     ],
 )
 def test_context_usage_errors_exit_with_2(tmp_path, monkeypatch, capsys, args, message):

@@ -115,6 +115,49 @@ def test_the_kept_units_are_those_with_the_largest_attributions(exact, inp):
     assert refined_parents == top
 
 
+def alone_scores(model, inp, level: str) -> np.ndarray:
+    """log p(target) with only one unit of ``level`` in the context, unit by unit."""
+    parent = inp.parent_index(inp.by, level)
+    prompts = [model.tokenize(inp.render(parent == u)) for u in range(parent.max() + 1)]
+    return model.score(prompts, TARGET, share_prefix=False).sum(axis=1)
+
+
+def test_keep_alone_also_refines_the_units_that_score_best_on_their_own(tiny, inp):
+    result = pla.HierarchicalAblation(tiny).attribute(
+        inp, target=TARGET, levels=("document", "sentence"), keep=1, keep_alone=1
+    )
+    documents = result.levels[0]
+    alone = alone_scores(tiny, inp, "document")
+    np.testing.assert_array_equal(documents["alone"], alone)  # exact: as scored alone
+    by_removal = int(np.argmax(documents["seq_attr"]))
+    kept = {by_removal, int(np.argmax(alone))}
+    parent = inp.parent_index("sentence", "document")
+    assert set(parent[result.levels[1]["units"]]) == kept
+    refined = np.array(result.refined)
+    assert np.array_equal(refined, np.isin(parent, list(kept)))
+    loo = pla.FeatureAblation(tiny).attribute(inp, target=TARGET).seq_attr
+    np.testing.assert_array_equal(result.seq_attr[refined], loo[refined])
+
+
+def test_keep_alone_costs_one_prompt_per_coarse_unit_in_the_same_call(tiny, inp):
+    method = pla.HierarchicalAblation(tiny)
+    plain = method.attribute(inp, target=TARGET, levels=("document", "sentence"), keep=3)
+    both = method.attribute(
+        inp, target=TARGET, levels=("document", "sentence"), keep=3, keep_alone=1
+    )
+    # keep=3 already refines all three documents: the alone scores add three prompts only.
+    assert both.stats["n_evaluations"] == plain.stats["n_evaluations"] + 3
+    assert both.stats["n_calls"] == plain.stats["n_calls"] == 2
+    np.testing.assert_array_equal(both.seq_attr, plain.seq_attr)
+    assert "alone" not in plain.levels[0] and "alone" not in both.levels[1]
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True, "2"])
+def test_a_bad_keep_alone_is_refused(exact, inp, value):
+    with pytest.raises(ValueError, match="keep_alone must be an integer >= 0"):
+        pla.HierarchicalAblation(exact).attribute(inp, target=TARGET, keep_alone=value)
+
+
 @pytest.mark.parametrize(
     "levels, message",
     [

@@ -91,7 +91,7 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert status == 200
     methods = {m["name"]: m["options"] for m in config["methods"]}
     assert methods["shapley-sampling"] == {"n_samples": 25}
-    assert methods["hierarchical"] == {"keep": 3, "unrefined": "split"}
+    assert methods["hierarchical"] == {"keep": 3, "keep_alone": 0, "unrefined": "split"}
     assert "integrated-gradients" not in methods  # PyTorch models only
     modes = {m["name"]: m["modes"] for m in config["methods"]}
     assert modes["feature-ablation"] == ["prompt", "context"]

@@ -110,6 +110,10 @@ def _method_options(
         if "levels" not in defaults and args.proxy is None:
             parser.error("--keep applies to --method hierarchical, or with --proxy")
         options["keep"] = args.keep
+    if args.keep_alone is not None:
+        if "keep_alone" not in defaults:
+            parser.error("--keep-alone applies to --method hierarchical")
+        options["keep_alone"] = args.keep_alone
     if args.levels is not None:
         if "levels" not in defaults:
             parser.error("--levels applies to --method hierarchical")

@@ -135,6 +135,13 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         "target model rescores (default 5)",
     )
     p.add_argument(
+        "--keep-alone",
+        metavar="K",
+        type=non_negative_int,
+        help="hierarchical: also refine the K units that score the target highest on their "
+        "own (default 0; 2 finds answers that a distractor repeats)",
+    )
+    p.add_argument(
         "--levels",
         metavar="LIST",
         help="hierarchical: unit levels coarse to fine, comma-separated, the last one the "
