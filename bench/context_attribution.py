@@ -43,6 +43,7 @@ TEMPLATE = "Context: {context}\n\nQuery: {query}"  # ContextCite's default
 ORDER = [
     "exact-loo",
     "hierarchical-k2",
+    "hierarchical-k2-alone2",
     "hierarchical-k2-copy",
     "context-cite-64",
     "cc-package-64",
@@ -56,6 +57,7 @@ ORDER = [
     "loo-proxy-k5",
     "cc-package-32",
     "context-cite-64-f16",
+    "hierarchical-k2-f16",
 ]
 
 
@@ -99,6 +101,8 @@ class Case:
 
 def run_pla(name: str, case: Case, models: dict[str, Any]) -> dict[str, Any]:
     model, inp, target = models["target"], case.inp, case.spec["answer"]
+    if name.endswith("f16"):  # the same weights as the PyTorch peers, in half precision
+        model = models["f16"]
     common = {"target": target, "chat": True, "noise_floor": False}
     started = time.perf_counter()
     if name == "exact-loo":
@@ -117,13 +121,13 @@ def run_pla(name: str, case: Case, models: dict[str, Any]) -> dict[str, Any]:
             ("document", "paragraph", "sentence") if "3lv" in name else ("document", "sentence")
         )
         proxy = models["proxy"] if name.endswith("proxy") else None
+        keep_alone = 2 if "alone2" in name else 0
         result = pla.HierarchicalAblation(model).attribute(
-            inp, levels=levels, keep=2, proxy=proxy, **common
+            inp, levels=levels, keep=2, keep_alone=keep_alone, proxy=proxy, **common
         )
     elif name.startswith("context-cite"):
         n_samples = int(name.split("-")[2])
         proxy = models["proxy"] if name.endswith("proxy") else None
-        model = models["f16"] if name.endswith("f16") else model
         result = pla.ContextCite(model).attribute(
             inp, n_samples=n_samples, seed=0, proxy=proxy, keep=5, **common
         )

@@ -14,6 +14,7 @@ LABELS = {
     "exact-loo": "exact LOO, each prompt alone (reference)",
     "pla-loo": "pyllmattr FeatureAblation (prefix-shared LOO; on the exact layout: the reference)",
     "hierarchical-k2": "HierarchicalAblation document→sentence, keep=2 (unrefined split)",
+    "hierarchical-k2-alone2": "the same, keep_alone=2 (also the 2 best documents on their own)",
     "hierarchical-k2-copy": "the same run, unrefined values copied (the old default)",
     "hierarchical-k2-3lv": "HierarchicalAblation document→paragraph→sentence, keep=2",
     "hierarchical-k2-proxy": "HierarchicalAblation doc→sentence keep=2, Q4_0 proxy",
@@ -24,6 +25,7 @@ LABELS = {
     "loo-proxy-k5": "FeatureAblation on a Q4_0 proxy, target rescores 5",
     "captum-1pass": "Captum 0.9 FeatureAblation, single pass (fp32 PyTorch)",
     "context-cite-64-f16": "pyllmattr ContextCite, 64 masks, F16 copy (requantize='f16')",
+    "hierarchical-k2-f16": "HierarchicalAblation keep=2 on the F16 copy (requantize='f16')",
     "cc-package-32": "context-cite 0.0.4 package, 32 ablations (fp32 PyTorch)",
     "cc-package-64": "context-cite 0.0.4 package, 64 ablations (fp32 PyTorch)",
 }
