@@ -5,17 +5,17 @@ documents (the model cannot know the answers from pretraining), a question that 
 sentence answers, and distractors of the same shape (another town founded in another
 year, another captain, ...). The gold document is moved to position ``i mod 4`` of
 item i, so every position holds the answer equally often. The prompt lists the
-documents and asks the question; the gold answer's log-probability is attributed
+documents, each headed "Document k:", and asks the question. The gold answer's
+log-probability is attributed
 
-- to each document (one template slot per document, removed when absent) and
-- to each sentence of the documents (one slot per sentence), with feature ablation;
+- to each document and
+- to each sentence of the documents (a document's header belongs to its first
+  sentence), with feature ablation on a ``pla.ContextInput``, absent units removed,
+- and to each sentence with ``pla.HierarchicalAblation`` (the documents, then the
+  sentences of the strongest one), compared with the full sentence leave-one-out.
 
-the instruction, headers and question are fixed text. Does the top feature hold the
+The instruction and the question are fixed text. Does the top feature hold the
 answer, and how much does the answer's log-probability drop without it?
-
-These features are built by hand on ``TextTemplateInput``; the long-context inputs
-(``pla.ContextInput`` with ``pla.HierarchicalAblation`` / ``pla.ContextCite``, issue
-15) will replace them once they land.
 
     python examples/study6_retrieval.py [--model PATH] [--quick] [--out FOLDER]
 
@@ -24,8 +24,6 @@ Runs on llama.cpp only (no torch needed).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import studykit as kit
 
@@ -33,15 +31,10 @@ import pyllmattr as pla
 
 INSTRUCTION = "Answer the question using the documents below."
 N_ANSWER = 12  # tokens of the model's own greedy answer
+KEEP = 1  # documents HierarchicalAblation refines (one holds the answer)
 
 
-def sentences(document: str) -> list[str]:
-    """The document's sentences, each with the space before it (so removal drops it)."""
-    return [" " + s for s in re.split(r"(?<=[.!?])\s+", document.strip())]
-
-
-def escape(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
+TEMPLATE = INSTRUCTION + "\n\n{context}\n\nQuestion: {query}\nAnswer:"
 
 
 def gold_first_at(item: dict, position: int) -> tuple[list[str], int]:
@@ -50,21 +43,6 @@ def gold_first_at(item: dict, position: int) -> tuple[list[str], int]:
     gold = next(k for k, d in enumerate(docs) if item["evidence"] in d)
     others = [d for k, d in enumerate(docs) if k != gold]
     return others[:position] + [docs[gold]] + others[position:], position
-
-
-def inputs(docs: list[str], question: str) -> tuple[pla.TextTemplateInput, ...]:
-    """Document-level and sentence-level inputs; both render to the same prompt."""
-    tail = escape(f"\n\nQuestion: {question}\nAnswer:")
-    head = escape(INSTRUCTION)
-    by_doc = {f"d{k}": f"\n\nDocument {k + 1}:" + "".join(sentences(d)) for k, d in enumerate(docs)}
-    doc_input = pla.TextTemplateInput(head + "".join("{" + k + "}" for k in by_doc) + tail, by_doc)
-    template, by_sentence = head, {}
-    for k, d in enumerate(docs):
-        template += escape(f"\n\nDocument {k + 1}:")
-        for j, s in enumerate(sentences(d)):
-            by_sentence[f"d{k}s{j}"] = s
-            template += "{" + f"d{k}s{j}" + "}"
-    return doc_input, pla.TextTemplateInput(template + tail, by_sentence)
 
 
 def key_word(answer: str) -> str:
@@ -81,33 +59,41 @@ def rank_of(values: np.ndarray, index: int) -> int:
 
 def run_item(model, item: dict, position: int) -> dict:
     docs, gold_doc = gold_first_at(item, position)
-    doc_input, sentence_input = inputs(docs, item["question"])
+    headed = [f"Document {k + 1}: {doc}" for k, doc in enumerate(docs)]
+    sentence_input = pla.ContextInput(headed, item["question"], template=TEMPLATE)
+    doc_input = sentence_input.at("document")
     ablation = pla.FeatureAblation(model)
     doc_fa = ablation.attribute(doc_input, target=item["answer"], progress=False)
     sent = ablation.attribute(sentence_input, target=item["answer"], progress=False)
-    keys = list(sentence_input.keys)
-    gold_sentence = next(
-        i for i, k in enumerate(keys) if item["evidence"] in sentence_input.values[k]
-    )
+    hier = pla.HierarchicalAblation(model).attribute(
+        sentence_input, target=item["answer"], levels=("document", "sentence"), keep=KEEP,
+        progress=False,
+    )  # fmt: skip
+    labels = sentence_input.labels
+    gold_sentence = next(i for i, text in enumerate(labels) if item["evidence"] in text)
     fa, sa = np.asarray(doc_fa.seq_attr), np.asarray(sent.seq_attr)
     distractors = [k for k in range(len(docs)) if k != gold_doc]
-    text = doc_input.render(np.ones(doc_input.n_features, dtype=bool), {})[0]
-    no_docs = np.zeros(doc_input.n_features, dtype=bool)
-    closed_ids = model.tokenize(doc_input.render(no_docs, doc_input.baselines)[0])
-    answer = model.detokenize(model.generate(model.tokenize(text), max_new_tokens=N_ANSWER))
+    closed = sentence_input.render(np.zeros(sentence_input.n_features, dtype=bool))
+    prompt_ids = model.tokenize(sentence_input.prompt)
+    answer = model.detokenize(model.generate(prompt_ids, max_new_tokens=N_ANSWER))
     return {
         "id": item["id"],
         "gold_position": gold_doc + 1,
         "doc_rank_fa": rank_of(fa, gold_doc),
         "sentence_rank": rank_of(sa, gold_sentence),
-        "n_sentences": len(keys),
+        "hier_sentence_rank": rank_of(np.asarray(hier.seq_attr), gold_sentence),
+        "hier_top_equals_loo_top": int(np.argmax(hier.seq_attr)) == int(np.argmax(sa)),
+        "hier_decoded_share": hier.stats["n_decoded"] / sent.stats["n_decoded"],
+        "n_sentences": len(labels),
         "logprob": doc_fa.target_logprob,
-        "closed_book_logprob": float(model.score([closed_ids], item["answer"])[0].sum()),
+        "closed_book_logprob": float(
+            model.score([model.tokenize(closed)], item["answer"])[0].sum()
+        ),
         "drop_top": float(fa.max()),  # removal: the attribution is the drop
         "drop_gold": float(fa[gold_doc]),
         "drop_distractor_max": float(fa[distractors].max()),
         "top_sentence_drop": float(sa.max()),
-        "labels": sent.input_features,
+        "labels": labels,
         "values": sa,
         "gold_sentence": gold_sentence,
         "model_answer": answer,
@@ -133,6 +119,9 @@ def statistics(rows: list[dict]) -> dict[str, float]:
             np.mean(col["drop_gold"] > col["drop_distractor_max"])
         ),
         "median_drop_top_sentence": float(np.median(col["top_sentence_drop"])),
+        f"top1_sentence_hierarchical_keep{KEEP}": float(np.mean(col["hier_sentence_rank"] == 1)),
+        "hierarchical_top_equals_loo_top": float(np.mean(col["hier_top_equals_loo_top"])),
+        "median_hierarchical_decoded_share_of_loo": float(np.median(col["hier_decoded_share"])),
         "model_answer_correct": float(np.mean(col["model_correct"])),
         "max_noise_floor": float(col["noise_floor"].max()),
     }
@@ -206,6 +195,11 @@ def findings(s: dict[str, float]) -> list[str]:
         f"important distractor {s['median_drop_best_distractor']:.2f}; median log p(answer) "
         f"with all documents: {s['median_logprob_full']:.2f}, with none: "
         f"{s['median_logprob_closed_book']:.2f}.",
+        f"- HierarchicalAblation (documents, then the sentences of the strongest {KEEP}) ranked "
+        f"the answering sentence first for {s[f'top1_sentence_hierarchical_keep{KEEP}']:.0%}, "
+        f"and its top sentence was sentence leave-one-out's for "
+        f"{s['hierarchical_top_equals_loo_top']:.0%}, decoding "
+        f"{s['median_hierarchical_decoded_share_of_loo']:.0%} of its tokens (median).",
         f"- The model's own greedy answer ({N_ANSWER} tokens) contained the answer's key word "
         f"for {s['model_answer_correct']:.0%}.",
     ]
@@ -224,7 +218,8 @@ def main() -> None:
                 f"- {len(items)} questions over four invented documents each "
                 "(examples/data/retrieval_documents.jsonl), the gold document at position "
                 "i mod 4; the gold answer's log-probability attributed to documents "
-                "and to sentences (FeatureAblation, absent ones removed); scoring: "
+                "and to sentences (pla.ContextInput; FeatureAblation, absent ones removed; "
+                f"HierarchicalAblation document -> sentence, keep={KEEP}); scoring: "
                 f"{kit.layout_name(args)}",
             ),
         )
