@@ -8,7 +8,7 @@ import numpy as np
 
 from ..inputs.context import LEVELS, ContextInput
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import check_int_at_least, check_positive_int, naming_input
 from . import staged
 
 UNREFINED = ("split", "copy")
@@ -61,7 +61,7 @@ class HierarchicalAblation(AttributionMethod):
         if levels is not None:
             options["levels"] = check_levels(levels, options["proxy"])
         check_positive_int("keep", options["keep"])
-        check_positive_int("keep_alone", options["keep_alone"], least=0)
+        check_int_at_least("keep_alone", options["keep_alone"], 0)
         if options["unrefined"] not in UNREFINED:
             raise ValueError(f"unrefined must be one of {UNREFINED}, got {options['unrefined']!r}")
         if options["proxy"] is not None:
@@ -90,13 +90,8 @@ class HierarchicalAblation(AttributionMethod):
             stages, scorer_jobs = (cheap, coarse_jobs) if on_proxy else (target, jobs)
             groups = [state.groups(d) for state in states]
             what = "level " + "/".join(sorted({s.levels[d] for s in states}))
-            if d < depth - 1 and opts["keep_alone"] > 0:
-                found, scored, alone = stages.leave_one_out_and_alone(
-                    scorer_jobs, groups, rngs, what
-                )
-            else:
-                found, scored = stages.leave_one_out(scorer_jobs, groups, rngs, what)
-                alone = [None] * len(states)
+            with_alone = d < depth - 1 and opts["keep_alone"] > 0
+            found, scored, alone = stages.ablate(scorer_jobs, groups, rngs, what, with_alone)
             for state, values, score, by_alone in zip(states, found, scored, alone, strict=True):
                 state.update(d, values, score, "proxy" if on_proxy else "target", by_alone)
         return [state.evaluation(target, cheap) for state in states]

@@ -137,21 +137,10 @@ class Stages:
     ) -> tuple[list[np.ndarray], list[Scored]]:
         """f(prompt) - f(prompt without group g) for every group of every job, one call:
         per job (n_outputs, n_groups), row 0 the whole target, then each token."""
-        drops, scored, _ = self._ablate(jobs, groups, rngs, what, alone=False)
+        drops, scored, _ = self.ablate(jobs, groups, rngs, what, alone=False)
         return drops, scored
 
-    def leave_one_out_and_alone(
-        self,
-        jobs: Sequence[Job],
-        groups: Sequence[list[np.ndarray]],
-        rngs: Sequence[np.random.Generator],
-        what: str,
-    ) -> tuple[list[np.ndarray], list[Scored], list[np.ndarray]]:
-        """:meth:`leave_one_out`, and in the same call each group on its own (every other
-        feature absent): per job f(only group g) for the whole target, one per group."""
-        return self._ablate(jobs, groups, rngs, what, alone=True)  # type: ignore[return-value]
-
-    def _ablate(
+    def ablate(
         self,
         jobs: Sequence[Job],
         groups: Sequence[list[np.ndarray]],
@@ -159,16 +148,18 @@ class Stages:
         what: str,
         alone: bool,
     ) -> tuple[list[np.ndarray], list[Scored], list[np.ndarray | None]]:
-        masks, n_groups = [], []
+        """:meth:`leave_one_out`'s drops and scores and, with ``alone``, in the same call
+        each group on its own (every other feature absent): per job f(only group g) for
+        the whole target, one per group (None per job without ``alone``)."""
+        masks = []
         for job, g in zip(jobs, groups, strict=True):
             removed = group_masks(job.encoding.n_features, g)
             masks.append(np.concatenate([removed, ~removed]) if alone else removed)
-            n_groups.append(len(g))
         scored = self.score(jobs, masks, rngs, what)
         drops, alone_values = [], []
-        for s, n in zip(scored, n_groups, strict=True):
-            drops.append((s.outputs[0] - s.outputs[1 : 1 + n]).T)
-            alone_values.append(s.outputs[1 + n :, 0].copy() if alone else None)
+        for s, g in zip(scored, groups, strict=True):
+            drops.append((s.outputs[0] - s.outputs[1 : 1 + len(g)]).T)
+            alone_values.append(s.outputs[1 + len(g) :, 0].copy() if alone else None)
         return drops, scored, alone_values
 
     def totals(self) -> dict[str, Any]:

@@ -167,7 +167,10 @@ def per_input(name: str, values: Any, n_inputs: int) -> list[Any]:
     return list(values)
 
 
-def check_positive_int(name: str, value: Any, least: int = 1) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    check_int_at_least(name, value, 1, "a positive integer")
+
+
+def check_int_at_least(name: str, value: Any, least: int, kind: str | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        kind = "a positive integer" if least == 1 else f"an integer >= {least}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
+        raise ValueError(f"{name} must be {kind or f'an integer >= {least}'}, got {value!r}")
