@@ -28,6 +28,7 @@ document-only prompts; each one engine call) are computed here and cached in
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -86,10 +87,11 @@ class SelectionCase:
             )
             out[level] = (totals[0] - totals[1:]).tolist()
         docs = self.parent["document"]
-        out["document_only"] = self.total([self.prompt(docs == d) for d in range(docs.max() + 1)])
-        out["document_only"] = out["document_only"].tolist()
+        alone = self.total([self.prompt(docs == d) for d in range(docs.max() + 1)])
+        out["document_only"] = alone.tolist()
         return out
 
+    @functools.cache  # noqa: B019 (one case per object; every rule asks again)
     def coarse_cost(self, level: str, alone: bool) -> int:
         """The coarse level's call: the unperturbed prompt, each unit removed and, with
         ``alone``, each unit on its own (one trie, as keep_alone scores them)."""
