@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import re
 
-_UNITS = {
+# The text units, fine to coarse: what ``from_text(by=)`` splits and, with documents
+# above them, the levels of a ContextInput.
+_PATTERNS = {
     "word": re.compile(r"\S+"),
     # A sentence runs to . ! ? (plus closing quotes/brackets) before whitespace, or to the end.
     "sentence": re.compile(r"\S.*?(?:[.!?][\"')\]]*(?=\s)|\Z)", re.S),
     "paragraph": re.compile(r"\S.*?(?=\n[ \t]*\n|\Z)", re.S),
 }
+UNITS = tuple(_PATTERNS)
 
 
 def split_units(text: str, by: str) -> list[tuple[int, int]]:
     """Character spans of the words, sentences or paragraphs of ``text``."""
-    if by not in _UNITS:
-        raise ValueError(f"from_text: by must be one of {sorted(_UNITS)}, got {by!r}")
+    if by not in _PATTERNS:
+        raise ValueError(f"from_text: by must be one of {sorted(UNITS)}, got {by!r}")
     spans = []
-    for match in _UNITS[by].finditer(text):
+    for match in _PATTERNS[by].finditer(text):
         end = match.end()
         while end > match.start() and text[end - 1].isspace():
             end -= 1

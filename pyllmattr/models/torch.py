@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._extras import require
 from ..cancel import Cancelled, CancelToken
 from .interface import (
     ProgressCallback,
@@ -34,14 +35,7 @@ DEFAULT_BATCH_TOKENS = 4096
 
 def require_torch() -> Any:
     """Import torch and transformers, or explain which extra installs them."""
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"the PyTorch path needs torch and transformers ({exc.name} is missing); "
-            f"install them with: {INSTALL_HINT}"
-        ) from exc
+    torch, _ = require(("torch", "transformers"), "the PyTorch path", INSTALL_HINT)
     return torch
 
 

@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from .. import render
 from ..chat import builtin_chat_templates
-from .requests import FEATURES, method_modes, method_options, page_methods, parse_job
+from ..frontend import TEXT_UNITS
+from .requests import FEATURES, method_modes, method_options, page_methods, parse_request
 from .runs import Busy, Runs
 from .security import SECURITY_HEADERS, Guard
 
@@ -136,7 +137,7 @@ def _config(state: AppState):
                 "name": name,
                 "class": cls.__name__,
                 "options": method_options(cls),
-                "modes": method_modes(name),
+                "modes": method_modes(cls),
             }
             for name, cls in page_methods().items()
         ]
@@ -144,6 +145,7 @@ def _config(state: AppState):
             {
                 "methods": methods,
                 "features": list(FEATURES),
+                "context_features": list(TEXT_UNITS),
                 "chat_templates": list(builtin_chat_templates()),
                 "default_model": state.default_model,
             }
@@ -166,11 +168,11 @@ def _start(state: AppState):
         except ValueError:
             return json_response({"error": "the request body must be JSON"}, 400)
         try:
-            job = parse_job(data, state.default_model)
+            request = parse_request(data, state.default_model)
             allowed = {row["reference"] for row in state.list_models()} | {state.default_model}
-            if job.model not in allowed:
-                raise ValueError(f"unknown model {job.model!r}; pick one of the listed models")
-            run = state.runs.start(job)
+            if request.model not in allowed:
+                raise ValueError(f"unknown model {request.model!r}; pick one of the listed models")
+            run = state.runs.start(request)
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
         except Busy as exc:
