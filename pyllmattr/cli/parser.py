@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from .._checks import check_int, int_wording
-from ..frontend import FEATURE_KINDS, PROMPT_FEATURES
+from ..frontend import FEATURE_KINDS, PROMPT_FEATURES, methods_taking
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
 from . import commands, dataset_command
@@ -266,7 +266,7 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
         "--proxy",
         metavar="PATH",
         help="a smaller or faster GGUF that computes the coarse levels or prunes the features; "
-        "the --model rescores what survives (feature-ablation, hierarchical, context-cite)",
+        f"the --model rescores what survives ({', '.join(methods_taking('proxy'))})",
     )
 
 
