@@ -46,7 +46,9 @@ class ContextInput(InterpretableInput):
     ``context`` is one string or a list of documents (joined with a blank line);
     ``template`` places it and the fixed ``query`` (``{context}`` once, ``{query}`` at
     most once; ``{{``/``}}`` are literal braces). Units nest document -> paragraph ->
-    sentence -> word; ``by`` picks the level whose units are the features. An absent
+    sentence -> word, in any script (see ``TextTemplateInput.from_text``; Chinese,
+    Japanese and Thai words need the ``languages`` extra); ``by`` picks the level whose
+    units are the features, and a level is split when first used. An absent
     unit is removed with the whitespace before it, so removing a paragraph renders the
     same prompt as removing all its sentences. The unperturbed prompt is
     ``template.format(context=inp.context, query=query)`` byte for byte.
