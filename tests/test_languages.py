@@ -276,6 +276,8 @@ def test_units_are_ordered_stripped_spans_that_render_back_exactly(text, by):
         assert text[start:end] == text[start:end].strip()
         previous_end = end
     assert not text[previous_end:].strip()
+    for start, _ in spans:  # a mark or joiner starts no unit, unless nothing comes before it
+        assert start == 0 or not scripts.attaches(text[start]) or text[start - 1].isspace()
     if by in ("word", "character"):  # every visible character is in a unit
         covered = "".join(text[a:b] for a, b in spans)
         assert covered == "".join(text.split())

@@ -14,6 +14,7 @@ after it for opening brackets), as it does in space-separated text.
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from typing import Any
 
@@ -56,9 +57,14 @@ def family(char: str) -> str | None:
     return None
 
 
+_UNSPACED = re.compile(
+    "[" + "".join(f"{chr(lo)}-{chr(hi)}" for lo, hi in (*_CJK_RANGES, _THAI_RANGE)) + "]"
+)
+
+
 def needs_segmenter(text: str) -> bool:
     """Whether ``text`` holds letters of a script written without spaces."""
-    return any(family(c) for c in text)
+    return _UNSPACED.search(text) is not None
 
 
 def han_language(text: str) -> str | None:
@@ -131,14 +137,19 @@ def _plain_word(char: str) -> bool:
     return family(char) is None and unicodedata.category(char)[0] in "LNM"
 
 
+def attaches(char: str) -> bool:
+    """Whether ``char`` belongs to the character before it and so starts no unit: a
+    combining mark, a joiner or other format character, a variation selector, a skin tone."""
+    return (
+        unicodedata.category(char) in ("Mn", "Mc", "Me", "Cf")
+        or 0xFE00 <= ord(char) <= 0xFE0F
+        or 0x1F3FB <= ord(char) <= 0x1F3FF
+    )
+
+
 def _joins(before: str, after: str) -> bool:
     """Characters never parted: a base and its marks, joiners, variation selectors."""
-    return (
-        unicodedata.category(after) in ("Mn", "Mc", "Me", "Cf")
-        or before == "\u200d"
-        or 0xFE00 <= ord(after) <= 0xFE0F
-        or 0x1F3FB <= ord(after) <= 0x1F3FF
-    )
+    return attaches(after) or before == "\u200d"
 
 
 @functools.cache

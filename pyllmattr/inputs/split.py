@@ -60,13 +60,19 @@ def split_units(text: str, by: str, language: str | None = None) -> list[tuple[i
         return _words(text, language)
     if by == "character":
         return _characters(text)
-    spans = []
+    spans: list[tuple[int, int]] = []
     for match in (_SENTENCE if by == "sentence" else _PARAGRAPH).finditer(text):
-        end = match.end()
-        while end > match.start() and text[end - 1].isspace():
+        start, end = match.span()
+        if spans and spans[-1][1] == start:  # marks right after "。" belong to it
+            while start < end and scripts.attaches(text[start]):
+                start += 1
+            spans[-1] = (spans[-1][0], start)
+            while start < end and text[start].isspace():
+                start += 1
+        while end > start and text[end - 1].isspace():
             end -= 1
-        if end > match.start():
-            spans.append((match.start(), end))
+        if end > start:
+            spans.append((start, end))
     return spans
 
 
