@@ -218,8 +218,8 @@ def _split_template(template: Any, query: str) -> tuple[str, str]:
 
 class _UnitTree(dict):
     """Every level's units, each level split inside the units of the level above (so
-    the levels nest), computed when first asked for: a long context's characters, or
-    the words of a language whose segmenter is not installed, cost nothing until used."""
+    the levels nest), computed when first asked for: a long context's words, or those
+    of a language whose segmenter is not installed, cost nothing until used."""
 
     def __init__(self, documents: list[str]) -> None:
         super().__init__()
@@ -244,7 +244,7 @@ class _UnitTree(dict):
                 text = unit.text[start:end]
                 units.append(
                     ContextUnit(
-                        level, len(units), unit.start + start, unit.start + end, text, parents
+                        level, len(units), unit.start + start, unit.start + end, text, dict(parents)
                     )
                 )
         self[level] = units
