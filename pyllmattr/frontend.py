@@ -34,9 +34,10 @@ from .inputs.split import UNITS, units_with_leading_space
 from .inputs.template import escape_braces
 from .models.interface import ScoringModel
 
-TEXT_UNITS = UNITS  # word, sentence, paragraph: what plain text splits into
-PROMPT_FEATURES = ("token", *TEXT_UNITS)  # the features of a prompt
-FEATURE_KINDS = ("token", *reversed(LEVELS))  # and documents, the coarsest unit of a context
+# Fine to coarse, as the front ends list them.
+PROMPT_FEATURES = ("token", *reversed(UNITS))  # token, character, word, sentence, paragraph
+CONTEXT_UNITS = tuple(reversed(LEVELS[1:]))  # a context's units inside its documents
+FEATURE_KINDS = (*PROMPT_FEATURES, "document")  # documents: the coarsest unit of a context
 
 
 # ---------------------------------------------------------------- methods

@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from .. import render
 from ..chat import builtin_chat_templates
-from ..frontend import TEXT_UNITS
+from ..frontend import CONTEXT_UNITS
 from .requests import FEATURES, method_modes, method_options, page_methods, parse_request
 from .runs import Busy, Runs
 from .security import SECURITY_HEADERS, Guard
@@ -145,7 +145,7 @@ def _config(state: AppState):
             {
                 "methods": methods,
                 "features": list(FEATURES),
-                "context_features": list(TEXT_UNITS),
+                "context_features": list(CONTEXT_UNITS),
                 "chat_templates": list(builtin_chat_templates()),
                 "default_model": state.default_model,
             }

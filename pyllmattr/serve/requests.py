@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._checks import WrongTypeError, check_int
-from ..frontend import PROMPT_FEATURES, TEXT_UNITS, PromptSpec, template_input
+from ..frontend import CONTEXT_UNITS, PROMPT_FEATURES, PromptSpec, template_input
 
-FEATURES = (*PROMPT_FEATURES, "template")  # of a prompt; a context's are TEXT_UNITS
+FEATURES = (*PROMPT_FEATURES, "template")  # of a prompt; a context's are CONTEXT_UNITS
 CONTEXT_TEMPLATE = "{context}\n\n{query}"  # the question after the context, as in the page
 MAX_TEXT = 200_000  # characters of a prompt, context or template: far above any n_ctx
 
@@ -86,7 +86,7 @@ def parse_request(data: Any, default_model: str) -> RunRequest:
     method = _choice(data, "method", list(methods), "feature-ablation")
     mode = _choice(data, "mode", ["prompt", "context"], "prompt")
     features = _choice(
-        data, "features", list(TEXT_UNITS if mode == "context" else FEATURES), "word"
+        data, "features", list(CONTEXT_UNITS if mode == "context" else FEATURES), "word"
     )
     cls = methods[method]
     if mode not in method_modes(cls):
