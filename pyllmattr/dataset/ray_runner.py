@@ -24,7 +24,7 @@ from typing import Any
 from .._checks import check_int
 from .._extras import require
 from ..cancel import Cancelled
-from ..frontend import is_loaded, method_class, model_file, open_model
+from ..frontend import is_loaded, load_model, method_class, model_file
 from .batch import Item, Work, run_chunk
 from .records import Task
 from .shard import make_shards
@@ -106,8 +106,8 @@ class DatasetWorker:
         self.n_threads = max(1, int(cpus))
         cls = method_class(method)
         args = {"n_threads": self.n_threads, **load_args}
-        # Entered for the actor's lifetime: Ray ends the process, which frees the model.
-        self.method = cls(open_model(model, cls, args).__enter__())
+        # Loaded for the actor's lifetime: Ray ends the process, which frees the model.
+        self.method = cls(load_model(model, cls, args))
         self.name = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
 
     def describe(self) -> dict[str, Any]:
