@@ -179,15 +179,13 @@ def cache_report() -> dict:
 def model_report(ref: str, n_threads: int | None, n_gpu_layers: int) -> dict:
     """What the GGUF header says, the exact layout's outcome and the throughput; an
     ``error`` or ``load_error`` entry instead of what could not be had."""
-    from ..models.gguf_file import check_gguf_file
+    from ..frontend import model_file
     from ..models.gguf_header import format_params, format_size, read_gguf_info
-    from ..models.refs import resolve_cli_model
 
     report: dict[str, Any] = {"reference": ref, "path": None}
     try:
-        path = Path(resolve_cli_model(ref))
+        path = model_file(ref)  # the reference resolved, checked to be a GGUF file
         report["path"] = str(path)
-        check_gguf_file(path)
         info = read_gguf_info(path)
     except (ValueError, OSError) as exc:
         report["error"] = _one_line(exc)

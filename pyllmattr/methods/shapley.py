@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .base import PerturbationMethod, check_positive_int
+from .._checks import check_positive_int
+from .base import PerturbationMethod
 
 
 class ShapleyValueSampling(PerturbationMethod):

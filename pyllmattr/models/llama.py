@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
@@ -443,24 +444,17 @@ def _engine_options(
     kv_precision: str,
     layout: Layout,
 ) -> Any:
-    for name, value, low in (
-        ("n_ctx", n_ctx, 8),
-        ("n_batch", n_batch, 1),
-        ("n_outputs", n_outputs, 1),
-        ("max_branches", max_branches, 1),
-    ):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_int("n_ctx", n_ctx, least=8)
+    check_int("n_batch", n_batch, least=1)
+    check_int("n_outputs", n_outputs, least=1)
+    check_int("max_branches", max_branches, least=1)
     if max_branches > 255:
         raise ValueError("max_branches must be <= 255 (llama.cpp's limit on sequences)")
     if flash_attn not in _FLASH_ATTN:
         raise ValueError(f"flash_attn must be 'auto', 'on' or 'off', got {flash_attn!r}")
     if kv_precision not in ("f16", "f32"):
         raise ValueError(f"kv_precision must be 'f16' or 'f32', got {kv_precision!r}")
-    if n_threads is None:
-        n_threads = os.cpu_count() or 1
-    if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n_threads = check_int("n_threads", n_threads, least=1, none_ok=True) or os.cpu_count() or 1
     return _core.EngineOptions(
         n_ctx=int(n_ctx),
         n_batch=int(n_batch),
@@ -564,9 +558,7 @@ def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
     if _is_llama_cpp_object(path):
         params = getattr(path, "model_params", None)
         return int(getattr(params, "n_gpu_layers", 0) or 0)
-    if not isinstance(n_gpu_layers, (int, np.integer)) or isinstance(n_gpu_layers, bool):
-        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    return int(n_gpu_layers)
+    return check_int("n_gpu_layers (-1: all)", n_gpu_layers)
 
 
 def _is_llama_cpp_object(obj: Any) -> bool:
