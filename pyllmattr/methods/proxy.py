@@ -21,10 +21,10 @@ def proxy_feature_ablation(model: Any, jobs: list[Job], settings: Settings) -> l
     if settings.num_trials != 1:
         raise ValueError("feature ablation is deterministic: num_trials must be 1 with proxy=")
     proxy, keep = settings.options["proxy"], settings.options["keep"] or DEFAULT_KEEP
-    target = staged.Stages(model, settings, "target")
-    cheap = staged.Stages(proxy, settings, "proxy")
+    target = staged.Stages(model, settings, staged.Role.target)
+    cheap = staged.Stages(proxy, settings, staged.Role.proxy)
     cheap_jobs = staged.proxy_jobs(proxy, model, jobs, settings)
-    rngs = staged.rngs_for(jobs, settings)
+    rngs = [settings.rng() for _ in jobs]
     singles = [[np.array([f]) for f in range(job.encoding.n_features)] for job in jobs]
     first, _ = cheap.leave_one_out(cheap_jobs, singles, rngs, "proxy: every feature")
     survivors = [np.sort(np.argsort(-np.abs(f[0]), kind="stable")[:keep]) for f in first]

@@ -39,7 +39,7 @@ _FLASH_ATTN = {
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells; the
 # exact layout: csrc/scorer_exact.cpp). The flash64 layout's waves restart from an empty
-# cache, so they stay large.
+# cache, so they stay large (Layout.flash64: benchmarks only).
 DEFAULT_BRANCHES = 8
 FLASH64_BRANCHES = 64
 
@@ -63,17 +63,10 @@ class LlamaModel:
         (2, 1)
     """
 
-    def __init__(
-        self, engine: Any, path: Path | None, owner: Any = None, layout: Layout | None = None
-    ) -> None:
+    def __init__(self, engine: Any, path: Path | None, owner: Any = None) -> None:
         self._engine = engine
         self.path = path
-        options = engine.options
-        self._layout = layout or Layout(
-            exact=options.deterministic and not options.flash64,
-            flash64=options.deterministic and options.flash64,
-            guaranteed=options.deterministic and options.n_gpu_layers == 0,
-        )
+        self._layout = Layout.of_native(engine.options.layout)
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
         # Held by an attribution for all its calls, so that attributions from several
         # threads run one after the other (the engine already serializes single calls).
@@ -144,9 +137,8 @@ class LlamaModel:
     @property
     def deterministic(self) -> bool:
         """The engine scores with a batch-invariant layout (the exact one, the default on
-        the CPU, or ``"flash64"``); :attr:`scores_are_exact` says whether that is
-        guaranteed on this back end."""
-        return self._layout.deterministic
+        the CPU); :attr:`scores_are_exact` says whether that is guaranteed on this back end."""
+        return self._layout.batch_invariant
 
     @property
     def layout(self) -> Layout:
@@ -158,7 +150,7 @@ class LlamaModel:
         """Cells per block of the exact layout, checked on this model at first use (None
         without the exact layout). 16 on AVX-512 CPUs, 8 on AVX2; 64 when the check of the
         CPU's width failed and the wider blocks passed it."""
-        return self._engine.exact_block if self._layout.exact else None
+        return self._engine.exact_block if self._layout is Layout.exact else None
 
     @property
     def n_gpu_layers(self) -> int:
@@ -168,12 +160,9 @@ class LlamaModel:
     @property
     def scores_are_exact(self) -> bool:
         """Whether a prompt's scores are guaranteed not to depend on what it is batched
-        with: a batch-invariant layout on llama.cpp's CPU back end, the default there (GPU
-        kernels are not covered, so there the noise floor is measured; the flash64 layout is
-        not exact on sliding-window models)."""
-        if self.n_gpu_layers != 0:
-            return False
-        return self._layout.exact or (self._layout.flash64 and self._engine.n_swa == 0)
+        with: a batch-invariant layout on llama.cpp's CPU back end, the default there
+        (:meth:`Layout.guaranteed`; elsewhere the noise floor is measured)."""
+        return self._layout.guaranteed(self.n_gpu_layers, self._engine.n_swa)
 
     @property
     def sharing(self) -> str:
@@ -431,8 +420,7 @@ def _engine_options(
         n_threads=int(n_threads),
         flash_attn=_FLASH_ATTN[flash_attn],
         kv_f32=kv_precision == "f32",
-        deterministic=layout.deterministic,
-        flash64=layout.flash64,
+        layout=layout.native,
     )
 
 
@@ -464,8 +452,7 @@ def load_gguf(
     returning logits; at most ``max_branches`` sequences share one wave of the
     prefix trie (default 8: every token attends over all cells of its wave, so a
     wave also holds no more cells than its longest sequence or 256, and the shared
-    prefix is kept between waves; 64 with ``deterministic="flash64"``, whose waves
-    each start from an empty cache).
+    prefix is kept between waves).
     ``deterministic`` chooses the scoring layout (``pyllmattr.models.exactness``):
     ``None`` (the default) is exact where that is guaranteed, on llama.cpp's CPU back
     end (``n_gpu_layers=0``): a sequence then scores bit for bit the same alone, in any
@@ -486,11 +473,47 @@ def load_gguf(
         >>> import pyllmattr as pla
         >>> model = pla.load_gguf(pla.default_model_path(), n_ctx=2048)  # doctest: +SKIP
     """
+    layout = resolve_layout(deterministic, _gpu_layers(path, n_gpu_layers))
+    return load_with_layout(
+        path,
+        layout,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        n_batch=n_batch,
+        n_outputs=n_outputs,
+        max_branches=max_branches,
+        flash_attn=flash_attn,
+        kv_precision=kv_precision,
+        requantize=requantize,
+        cache_dir=cache_dir,
+        verbose=verbose,
+    )
+
+
+def load_with_layout(
+    path: str | os.PathLike | Any,
+    layout: Layout,
+    *,
+    n_ctx: int,
+    n_threads: int | None,
+    n_gpu_layers: int,
+    n_batch: int,
+    n_outputs: int,
+    max_branches: int | None,
+    flash_attn: str | bool | None,
+    kv_precision: str,
+    requantize: str | None,
+    cache_dir: str | os.PathLike | None,
+    verbose: bool,
+) -> LlamaModel:
+    """:func:`load_gguf` with the layout given instead of resolved from ``deterministic``
+    (every argument is required: ``pyllmattr._bench.load_gguf_layout`` fills in
+    load_gguf's defaults)."""
     _core.set_verbose(bool(verbose))
     gpu_layers = _gpu_layers(path, n_gpu_layers)
-    layout = resolve_layout(deterministic, gpu_layers)
     if max_branches is None:
-        max_branches = FLASH64_BRANCHES if layout.flash64 else DEFAULT_BRANCHES
+        max_branches = FLASH64_BRANCHES if layout is Layout.flash64 else DEFAULT_BRANCHES
     options = _engine_options(
         n_ctx,
         n_threads,
@@ -506,14 +529,14 @@ def load_gguf(
             raise ValueError(
                 "requantize needs the .gguf path; pass the file instead of a llama_cpp.Llama"
             )
-        return _from_llama_cpp(path, options, layout)
+        return _from_llama_cpp(path, options)
     file = resolve_model(path)  # a path, or ollama:/lmstudio:/hf: (pyllmattr/models/refs.py)
     check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options.n_threads)
     options.n_gpu_layers = gpu_layers
     engine = _core.Engine(str(file), options)
-    return LlamaModel(engine, file, layout=layout)
+    return LlamaModel(engine, file)
 
 
 def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
@@ -530,7 +553,7 @@ def _is_llama_cpp_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
 
 
-def _from_llama_cpp(llm: Any, options: Any, layout: Layout) -> LlamaModel:
+def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
     import ctypes
 
     from llama_cpp import llama_cpp as lib
@@ -549,4 +572,4 @@ def _from_llama_cpp(llm: Any, options: Any, layout: Layout) -> LlamaModel:
     options.n_gpu_layers = _gpu_layers(llm, 0)
     engine = _core.Engine.from_model_pointer(pointer, options)
     model_path = getattr(llm, "model_path", None)
-    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm, layout=layout)
+    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)

@@ -46,6 +46,11 @@ class Settings:
         check_positive_int("num_trials", self.num_trials)
         check_progress(self.progress)
 
+    def rng(self) -> np.random.Generator:
+        """A new generator for one input, seeded with ``seed``: every input of a batch
+        samples its perturbations and baselines as it would alone."""
+        return np.random.default_rng(self.seed)
+
 
 @dataclass
 class Job:
