@@ -162,6 +162,7 @@ def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
     from ..models.refs import resolve_cli_model
 
     path = resolve_cli_model(args.model)
+    model: pla.ScoringModel
     if needs_torch(method_cls):
         # Without the torch extra this raises an ImportError naming it (exit status 1).
         model = pla.load_torch_gguf(path)

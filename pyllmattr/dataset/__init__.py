@@ -97,8 +97,14 @@ def attribute_dataset(
         actors=actors,
         cpus_per_actor=cpus_per_actor,
     )
-    results = (item.result for item in items)
+    results = (_result(item) for item in items)
     return results if stream else list(results)
+
+
+def _result(item: Item) -> AttributionResult:
+    # run_jobs raises on a failed input unless skip_errors: every item has a result
+    assert item.result is not None, item.error
+    return item.result
 
 
 def run_jobs(
@@ -145,7 +151,7 @@ def run_jobs(
     return _run(make_runner, chunks, ids, options, progress, cancel, ordered, skip_errors)
 
 
-def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_method_args(cls: Any, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
     """The method arguments, with ValueError for those its ``attribute`` does not take."""
     args = dict(method_args or {})
     reserved = sorted(RESERVED & set(args))
@@ -177,7 +183,8 @@ def _runner_factory(
         raise ValueError(f"ray must be False, True, 'auto' or a cluster address, got {ray!r}")
     if ray not in (None, False) and is_loaded_model(model):
         if ray == "auto":
-            return functools.partial(tuple, (LocalRunner(model, cls, load_args), None))
+            runner = LocalRunner(model, cls, load_args)
+            return lambda: (runner, None)
         raise ValueError(
             "with ray, pass the model's .gguf path (each actor loads its own copy), "
             "not a loaded model"

@@ -185,14 +185,14 @@ class RayRunner:
         skip_errors: bool,
         cancel: Any = None,
     ) -> Iterator[list[Item]]:
-        chunks = [[_portable_job(job) for job in chunk] for chunk in chunks]
-        shards = make_shards(chunks, self._n_actors(len(chunks)))
+        portable = [[_portable_job(job) for job in chunk] for chunk in chunks]
+        shards = make_shards(portable, self._n_actors(len(portable)))
         actor_class = self.ray.remote(num_cpus=self.cpus)(DatasetWorker)
         handles: list[Any] = []
         try:
             seams = [self.testing_first_actor if slot == 0 else {} for slot in range(len(shards))]
             handles += self._start(actor_class, seams)
-            work = (chunks, shards, options, skip_errors, cancel)
+            work = (portable, shards, options, skip_errors, cancel)
             yield from self._collect(actor_class, handles, *work)
         finally:
             for handle in handles:

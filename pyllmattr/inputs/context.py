@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +117,7 @@ class ContextInput(InterpretableInput):
 
     def render(self, present: np.ndarray) -> str:
         """The prompt with the absent features removed."""
-        return self._inner.render(np.asarray(present, dtype=bool), self._inner.baselines)[0]
+        return self._inner.render(np.asarray(present, dtype=bool), self._inner.fixed_baselines)[0]
 
     def encode(self, model: Any, add_special: bool = True) -> Encoding:
         return self._inner.encode(model, add_special=add_special)
@@ -127,7 +127,7 @@ class ContextInput(InterpretableInput):
         """A template input whose slots are this level's units, each with the gap before it."""
         units = self._units[by]
         parts: list[tuple[str, Any]] = []
-        values: dict[str, str] = {}
+        values: dict[Hashable, str] = {}
         lead = self._before + self.context[: units[0].start]
         if lead:
             parts.append(("text", lead))

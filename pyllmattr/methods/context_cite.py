@@ -44,7 +44,7 @@ class ContextCite(AttributionMethod):
     """
 
     name = "context-cite"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 64,
         "keep_prob": 0.5,
         "alpha": 0.01,

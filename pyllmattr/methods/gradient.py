@@ -44,6 +44,7 @@ class GradientMethod(AttributionMethod):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     requires: ClassVar[type] = GradientModel
+    model: GradientModel
     requirement: ClassVar[str] = (
         "gradients, which llama.cpp does not provide: load the model with "
         "pla.load_torch(hf_model, tokenizer), or the same GGUF file with "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class HierarchicalAblation(AttributionMethod):
     """
 
     name = "hierarchical"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "levels": None, "keep": 3, "keep_alone": 0, "proxy": None, "unrefined": "split",
     }  # fmt: skip
 
@@ -87,8 +87,9 @@ class HierarchicalAblation(AttributionMethod):
         rngs = [settings.rng() for _ in jobs]
         depth = len(states[0].levels)
         for d in range(depth):
-            on_proxy = cheap is not None and d < depth - 1
-            stages, scorer_jobs = (cheap, coarse_jobs) if on_proxy else (target, jobs)
+            stages, scorer_jobs = target, jobs
+            if cheap is not None and d < depth - 1:  # the proxy scores all but the finest
+                stages, scorer_jobs = cheap, coarse_jobs
             groups = [state.groups(d) for state in states]
             what = "level " + "/".join(sorted({s.levels[d] for s in states}))
             with_alone = d < depth - 1 and opts["keep_alone"] > 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -14,16 +14,10 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .backend import Backend, Sampling
 from .exactness import Deterministic, Layout, resolve_layout
 from .gguf_file import check_gguf_file
-from .interface import (
-    ProgressCallback,
-    ScoreStats,
-    TokenIds,
-    check_pairs,
-    pair_target,
-    token_list,
-)
+from .interface import ProgressCallback, ScoreStats, TokenIds
 from .refs import resolve_model
 from .requantize import requantized_copy
 
@@ -44,7 +38,7 @@ DEFAULT_BRANCHES = 8
 FLASH64_BRANCHES = 64
 
 
-class LlamaModel:
+class LlamaModel(Backend):
     """A GGUF model loaded with llama.cpp, ready to score many prompts at once.
 
     Create it with :func:`load_gguf`. One model holds one llama.cpp context:
@@ -64,13 +58,11 @@ class LlamaModel:
     """
 
     def __init__(self, engine: Any, path: Path | None, owner: Any = None) -> None:
+        super().__init__()  # the attribution lock (the engine serializes single calls)
         self._engine = engine
         self.path = path
         self._layout = Layout.of_native(engine.options.layout)
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
-        # Held by an attribution for all its calls, so that attributions from several
-        # threads run one after the other (the engine already serializes single calls).
-        self._attribution_lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -84,19 +76,7 @@ class LlamaModel:
 
     @property
     def closed(self) -> bool:
-        return self._engine.closed
-
-    @property
-    def attribution_lock(self) -> threading.RLock:
-        """Held by an attribution for all its engine calls (and by ``close()``): hold it
-        to run several calls of your own together, between other threads' attributions."""
-        return self._attribution_lock
-
-    def __enter__(self) -> LlamaModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return bool(self._engine.closed)
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "llama_cpp.Llama"
@@ -245,129 +225,57 @@ class LlamaModel:
         )
 
     # ------------------------------------------------------------ scoring
-    def score(
+    def _score(
         self,
-        sequences: Sequence[TokenIds] | np.ndarray,
-        target: TokenIds | str,
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, ScoreStats]:
-        """Log-probability of every target token after every sequence.
+        sequences: list[list[int]],
+        target: list[int],
+        share_prefix: bool,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        strategy: str | None,
+    ) -> tuple[np.ndarray, ScoreStats]:
+        code = _strategy_code(strategy, share_prefix, "score")
+        scores, stats = self._engine.score(sequences, target, code, progress, _flag(cancel))
+        return scores, _score_stats(stats)
 
-        Returns an array of shape ``(len(sequences), len(target))`` whose entry
-        ``[i, t]`` is ``log p(target[t] | sequences[i] + target[:t])``.
-
-        All sequences are scored in one call: shared prefixes are decoded once
-        and many sequences go through each llama.cpp decode. ``share_prefix=False``
-        decodes every sequence on its own from an empty cache (the baseline).
-        ``progress(done, total)`` is called after every decode with token counts;
-        returning False cancels, as does ``cancel.cancel()`` from another thread
-        (both raise :class:`pyllmattr.Cancelled`). ``return_stats=True`` also
-        returns a :class:`ScoreStats`. ``strategy`` ("trie", "trie-per-wave",
-        "independent") overrides ``share_prefix``; the engine never shares more
-        than the model's memory type allows.
-        """
-        seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
-        target_ids = self._target_list(target)
-        scores, stats = self._engine.score(
-            seqs,
-            target_ids,
-            _strategy_code(strategy, share_prefix, "score"),
-            progress,
-            cancel._flag if cancel is not None else None,
-        )
-        return (scores, _score_stats(stats)) if return_stats else scores
-
-    def score_pairs(
+    def _score_pairs(
         self,
-        sequences: Sequence[TokenIds],
-        targets: Sequence[TokenIds | str],
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
-        """Score every sequence with its own target: one array per (sequence, target) pair.
-
-        Entry ``[t]`` of array ``i`` is ``log p(targets[i][t] | sequences[i] +
-        targets[i][:t])``; a target is token ids or text (tokenized without special
-        tokens). Equals one :meth:`score` call per pair, made in one engine call: the
-        prefix trie spans prompt + target, so identical pairs are scored once, a prompt
-        that appears with several targets is decoded once, and so are prefixes shared
-        across pairs. Options as in :meth:`score`; ``stats`` count over all pairs.
-
-        Example:
-            >>> prompt = model.tokenize("The capital of France is")  # doctest: +SKIP
-            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
-            >>> pairs[0].shape  # doctest: +SKIP
-            (1,)
-        """
-        check_pairs(sequences, targets)
-        seqs = [
-            self._token_list(s, f"score_pairs: the sequence of pair {i}")
-            for i, s in enumerate(sequences)
-        ]
-        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
+        sequences: list[list[int]],
+        targets: list[list[int]],
+        share_prefix: bool,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+        strategy: str | None,
+    ) -> tuple[list[np.ndarray], ScoreStats]:
+        code = _strategy_code(strategy, share_prefix, "score_pairs")
         flat, offsets, stats = self._engine.score_pairs(
-            seqs,
-            target_ids,
-            _strategy_code(strategy, share_prefix, "score_pairs"),
-            progress,
-            cancel._flag if cancel is not None else None,
+            sequences, targets, code, progress, _flag(cancel)
         )
-        scores = np.split(flat, offsets[1:-1])
-        return (scores, _score_stats(stats)) if return_stats else scores
+        return np.split(flat, offsets[1:-1]), _score_stats(stats)
 
-    def generate(
+    def _generate(
         self,
-        prompt_ids: TokenIds,
-        max_new_tokens: int = 25,
-        *,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop_at_eos: bool = True,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
+        prompt: list[int],
+        max_new_tokens: int,
+        sampling: Sampling,
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
     ) -> list[int]:
-        """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only."""
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**32 - 1))
-        if not 0 <= int(seed) < 2**32:
-            raise ValueError("generate: seed must be in [0, 2**32)")
+        seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**32 - 1)
         options = _core.GenerateOptions(
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_k=int(top_k),
-            top_p=float(top_p),
+            max_new_tokens=max_new_tokens,
+            temperature=float(sampling.temperature),
+            top_k=int(sampling.top_k),
+            top_p=float(sampling.top_p),
             seed=int(seed),
-            stop_at_eog=bool(stop_at_eos),
+            stop_at_eog=bool(sampling.stop_at_eos),
         )
-        return self._engine.generate(
-            self._token_list(prompt_ids, "generate: prompt"),
-            options,
-            progress,
-            cancel._flag if cancel is not None else None,
-        )
+        return list(self._engine.generate(prompt, options, progress, _flag(cancel)))
 
-    # ------------------------------------------------------------ helpers
-    def _target_list(self, target: TokenIds | str) -> list[int]:
-        if isinstance(target, str):
-            ids = self.tokenize(target, add_special=False)
-            if not ids:
-                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
-            return ids
-        return self._token_list(target, "score: target")
 
-    def _token_list(self, ids: Any, what: str) -> list[int]:
-        return token_list(ids, self.n_vocab, what)
+def _flag(cancel: CancelToken | None) -> Any:
+    """The engine's side of a cancel token (None: the call cannot be cancelled)."""
+    return cancel.flag if cancel is not None else None
 
 
 def _score_stats(native: Any) -> ScoreStats:

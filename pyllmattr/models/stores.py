@@ -211,7 +211,9 @@ def list_hf() -> Found:
     for repo_dir in sorted(cache.glob("models--*--*")):
         repo = repo_dir.name[len("models--") :].replace("--", "/", 1)
         snapshot = _hf_snapshot(repo_dir)
-        for file in _gguf_files(snapshot) if snapshot else []:
+        if snapshot is None:
+            continue
+        for file in _gguf_files(snapshot):
             found.append((f"{repo}/{file.relative_to(snapshot).as_posix()}", file))
     return found
 

@@ -60,8 +60,8 @@ class Job:
     encoding: Encoding
     target_ids: list[int]
     objective: Objective
-    frame: chat_prompts.ChatFrame | None = None
-    source: InterpretableInput | None = None  # the input as given (staged methods re-encode it)
+    frame: chat_prompts.ChatFrame | None  # the chat frame around the prompt, if any
+    source: InterpretableInput  # the input as given (staged methods re-encode it)
 
     @property
     def scored_targets(self) -> list[list[int]]:

@@ -33,11 +33,17 @@ class AttributionMethod:
     defaults: ClassVar[dict[str, Any]] = {}
     requires: ClassVar[type] = ScoringModel
     requirement: ClassVar[str] = "a model from pla.load_gguf or pla.load_torch"
+    model: ScoringModel  # a subclass that requires more declares it (GradientMethod)
 
     def __init__(self, model: Any) -> None:
-        if not isinstance(model, self.requires):
+        if not self.accepts(model):
             raise ValueError(f"{type(self).__name__} needs {self.requirement}")
         self.model = model
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        """Whether ``model`` provides what the method needs (``requires``)."""
+        return isinstance(model, cls.requires)
 
     # ------------------------------------------------------------ subclass API
     def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
