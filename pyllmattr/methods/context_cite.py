@@ -209,7 +209,7 @@ def rescore(
     survivors = [np.argsort(-w, kind="stable")[: opts["keep"]] for w in proxy_weights]
     groups = [[np.array([f]) for f in s] for s in survivors]
     target = stages[0]
-    drops, scored = target.leave_one_out(jobs, groups, rngs, "ContextCite rescoring")
+    drops, scored, _ = target.ablate(jobs, groups, rngs, "ContextCite rescoring")
     return [
         staged.rescored_evaluation(
             job, w, keep, drop, s, (1 + len(keep), 1 + opts["n_samples"]), stages,

@@ -88,7 +88,7 @@ class Stages:
 
     Example:
         >>> stages = Stages(model, settings, Role.target)  # doctest: +SKIP
-        >>> drops, _ = stages.leave_one_out(jobs, groups, rngs, "sentences")  # doctest: +SKIP
+        >>> drops, _, _ = stages.ablate(jobs, groups, rngs, "sentences")  # doctest: +SKIP
         >>> stages.totals()["n_calls"]  # doctest: +SKIP
         1
     """
@@ -131,29 +131,19 @@ class Stages:
             out.append(Scored(job.objective.outputs(scored), reference, reused is None))
         return out
 
-    def leave_one_out(
-        self,
-        jobs: Sequence[Job],
-        groups: Sequence[list[np.ndarray]],
-        rngs: Sequence[np.random.Generator],
-        what: str,
-    ) -> tuple[list[np.ndarray], list[Scored]]:
-        """f(prompt) - f(prompt without group g) for every group of every job, one call:
-        per job (n_outputs, n_groups), row 0 the whole target, then each token."""
-        drops, scored, _ = self.ablate(jobs, groups, rngs, what, alone=False)
-        return drops, scored
-
     def ablate(
         self,
         jobs: Sequence[Job],
         groups: Sequence[list[np.ndarray]],
         rngs: Sequence[np.random.Generator],
         what: str,
-        alone: bool,
+        alone: bool = False,
     ) -> tuple[list[np.ndarray], list[Scored], list[np.ndarray | None]]:
-        """:meth:`leave_one_out`'s drops and scores and, with ``alone``, in the same call
-        each group on its own (every other feature absent): per job f(only group g) for
-        the whole target, one per group (None per job without ``alone``)."""
+        """Leave-one-out of every group of every job in one call: per job the drops
+        f(prompt) - f(prompt without group g), (n_outputs, n_groups) with row 0 the whole
+        target and then each token, and its :class:`Scored`. With ``alone``, in the same
+        call, each group on its own (every other feature absent): per job f(only group g)
+        for the whole target, one per group (None per job without ``alone``)."""
         masks = []
         for job, g in zip(jobs, groups, strict=True):
             removed = group_masks(job.encoding.n_features, g)

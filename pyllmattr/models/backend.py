@@ -24,23 +24,48 @@ B = TypeVar("B", bound="Backend")
 
 
 @dataclass(frozen=True)
-class Sampling:
-    """How ``generate`` picks tokens: greedy at ``temperature=0``, else temperature,
-    top-k (0: off) and top-p (1: off) sampling seeded with ``seed`` (None: a random
-    seed); ``stop_at_eos`` stops before an end-of-generation token.
+class ScoreCall:
+    """A checked ``score`` or ``score_pairs`` call as a back end receives it: the
+    sequences as token lists (at least one, none checked against the context yet) and
+    the caller's options.
 
     Example:
-        >>> Sampling(temperature=0.7, seed=1).greedy
+        >>> ScoreCall([[1, 2, 3]], True, None, None, None).sequences
+        [[1, 2, 3]]
+    """
+
+    sequences: list[list[int]]
+    share_prefix: bool
+    progress: ProgressCallback | None
+    cancel: CancelToken | None
+    strategy: str | None
+
+
+@dataclass(frozen=True)
+class GenerateCall:
+    """A checked ``generate`` call as a back end receives it: at most
+    ``max_new_tokens``, greedy at ``temperature=0``, else temperature, top-k (0: off)
+    and top-p (1: off) sampling seeded with ``seed`` (None: a random seed);
+    ``stop_at_eos`` stops before an end-of-generation token.
+
+    Example:
+        >>> GenerateCall(5, temperature=0.7, seed=1).greedy
         False
     """
 
+    max_new_tokens: int
     temperature: float = 0.0
     top_k: int = 0
     top_p: float = 1.0
     seed: int | None = None
     stop_at_eos: bool = True
+    progress: ProgressCallback | None = None
+    cancel: CancelToken | None = None
 
     def __post_init__(self) -> None:
+        n = self.max_new_tokens
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"generate: max_new_tokens must be >= 0, got {n!r}")
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ValueError("generate: need temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
         if self.seed is not None and not 0 <= int(self.seed) < 2**32:
@@ -97,38 +122,17 @@ class Backend(ABC):
         """Token ids of ``text``; ``add_special`` adds BOS/EOS as the model is configured."""
 
     @abstractmethod
-    def _score(
-        self,
-        sequences: list[list[int]],
-        target: list[int],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
-    ) -> tuple[np.ndarray, ScoreStats]:
-        """:meth:`score` of checked, non-empty token lists."""
+    def _score(self, call: ScoreCall, target: list[int]) -> tuple[np.ndarray, ScoreStats]:
+        """:meth:`score`: one non-empty ``target`` after every sequence of ``call``."""
 
     @abstractmethod
     def _score_pairs(
-        self,
-        sequences: list[list[int]],
-        targets: list[list[int]],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
+        self, call: ScoreCall, targets: list[list[int]]
     ) -> tuple[list[np.ndarray], ScoreStats]:
-        """:meth:`score_pairs` of checked token lists, one non-empty target per sequence."""
+        """:meth:`score_pairs`: one non-empty target per sequence of ``call``."""
 
     @abstractmethod
-    def _generate(
-        self,
-        prompt: list[int],
-        max_new_tokens: int,
-        sampling: Sampling,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-    ) -> list[int]:
+    def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
         """:meth:`generate` of a checked, non-empty prompt."""
 
     # ------------------------------------------------------------ scoring
@@ -193,7 +197,8 @@ class Backend(ABC):
         target_ids = self._target_list(target)
         if not seqs:
             raise ValueError("score: no sequences given; pass at least one token sequence")
-        scores, stats = self._score(seqs, target_ids, share_prefix, progress, cancel, strategy)
+        call = ScoreCall(seqs, share_prefix, progress, cancel, strategy)
+        scores, stats = self._score(call, target_ids)
         return (scores, stats) if return_stats else scores
 
     @overload
@@ -254,9 +259,8 @@ class Backend(ABC):
             for i, s in enumerate(sequences)
         ]
         target_ids = [self._pair_target(t, i) for i, t in enumerate(targets)]
-        scores, stats = self._score_pairs(
-            seqs, target_ids, share_prefix, progress, cancel, strategy
-        )
+        call = ScoreCall(seqs, share_prefix, progress, cancel, strategy)
+        scores, stats = self._score_pairs(call, target_ids)
         return (scores, stats) if return_stats else scores
 
     # ------------------------------------------------------------ generation
@@ -283,14 +287,10 @@ class Backend(ABC):
         prompt = self._token_list(prompt_ids, "generate: prompt")
         if not prompt:
             raise ValueError("generate: the prompt is empty")
-        if (
-            isinstance(max_new_tokens, bool)
-            or not isinstance(max_new_tokens, (int, np.integer))
-            or max_new_tokens < 0
-        ):
-            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens!r}")
-        sampling = Sampling(temperature, top_k, top_p, seed, stop_at_eos)
-        return self._generate(prompt, int(max_new_tokens), sampling, progress, cancel)
+        call = GenerateCall(
+            max_new_tokens, temperature, top_k, top_p, seed, stop_at_eos, progress, cancel
+        )
+        return self._generate(prompt, call)
 
     # ------------------------------------------------------------ checks
     def _target_list(self, target: TokenIds | str) -> list[int]:

@@ -14,10 +14,10 @@ import numpy as np
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
-from .backend import Backend, Sampling
+from .backend import Backend, GenerateCall, ScoreCall
 from .exactness import Deterministic, Layout, resolve_layout
 from .gguf_file import check_gguf_file
-from .interface import ProgressCallback, ScoreStats, TokenIds
+from .interface import ScoreStats, TokenIds
 from .refs import resolve_model
 from .requantize import requantized_copy
 
@@ -86,23 +86,29 @@ class LlamaModel(Backend):
     # ------------------------------------------------------------ properties
     @property
     def n_ctx(self) -> int:
-        return self._engine.n_ctx
+        """KV cache cells: the longest prompt plus target, and the working space of the
+        sequences scored together (as llama.cpp granted it, at least ``load_gguf``'s)."""
+        return int(self._engine.n_ctx)
 
     @property
     def n_vocab(self) -> int:
-        return self._engine.n_vocab
+        """Every token id the model can score is in [0, n_vocab)."""
+        return int(self._engine.n_vocab)
 
     @property
     def n_ctx_train(self) -> int:
-        return self._engine.n_ctx_train
+        """The context length the model was trained with (GGUF metadata)."""
+        return int(self._engine.n_ctx_train)
 
     @property
     def description(self) -> str:
-        return self._engine.description
+        """llama.cpp's one-line description: architecture, size and weight type."""
+        return str(self._engine.description)
 
     @property
     def architecture(self) -> str:
-        return self._engine.meta("general.architecture")
+        """The GGUF ``general.architecture`` (``"llama"``, ``"gemma3"``, ...)."""
+        return str(self._engine.meta("general.architecture"))
 
     @property
     def bos_token_id(self) -> int | None:
@@ -225,52 +231,33 @@ class LlamaModel(Backend):
         )
 
     # ------------------------------------------------------------ scoring
-    def _score(
-        self,
-        sequences: list[list[int]],
-        target: list[int],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
-    ) -> tuple[np.ndarray, ScoreStats]:
-        code = _strategy_code(strategy, share_prefix, "score")
-        scores, stats = self._engine.score(sequences, target, code, progress, _flag(cancel))
+    def _score(self, call: ScoreCall, target: list[int]) -> tuple[np.ndarray, ScoreStats]:
+        code = _strategy_code(call, "score")
+        scores, stats = self._engine.score(
+            call.sequences, target, code, call.progress, _flag(call.cancel)
+        )
         return scores, _score_stats(stats)
 
     def _score_pairs(
-        self,
-        sequences: list[list[int]],
-        targets: list[list[int]],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
+        self, call: ScoreCall, targets: list[list[int]]
     ) -> tuple[list[np.ndarray], ScoreStats]:
-        code = _strategy_code(strategy, share_prefix, "score_pairs")
+        code = _strategy_code(call, "score_pairs")
         flat, offsets, stats = self._engine.score_pairs(
-            sequences, targets, code, progress, _flag(cancel)
+            call.sequences, targets, code, call.progress, _flag(call.cancel)
         )
         return np.split(flat, offsets[1:-1]), _score_stats(stats)
 
-    def _generate(
-        self,
-        prompt: list[int],
-        max_new_tokens: int,
-        sampling: Sampling,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-    ) -> list[int]:
-        seed = sampling.seed if sampling.seed is not None else secrets.randbelow(2**32 - 1)
+    def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
+        seed = call.seed if call.seed is not None else secrets.randbelow(2**32 - 1)
         options = _core.GenerateOptions(
-            max_new_tokens=max_new_tokens,
-            temperature=float(sampling.temperature),
-            top_k=int(sampling.top_k),
-            top_p=float(sampling.top_p),
+            max_new_tokens=int(call.max_new_tokens),
+            temperature=float(call.temperature),
+            top_k=int(call.top_k),
+            top_p=float(call.top_p),
             seed=int(seed),
-            stop_at_eog=bool(sampling.stop_at_eos),
+            stop_at_eog=bool(call.stop_at_eos),
         )
-        return list(self._engine.generate(prompt, options, progress, _flag(cancel)))
+        return list(self._engine.generate(prompt, options, call.progress, _flag(call.cancel)))
 
 
 def _flag(cancel: CancelToken | None) -> Any:
@@ -284,9 +271,11 @@ def _score_stats(native: Any) -> ScoreStats:
     return ScoreStats(**{**values, "strategy": native.strategy.label})
 
 
-def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> Any:
+def _strategy_code(call: ScoreCall, caller: str) -> Any:
+    """The engine's strategy for a call: ``strategy`` if given, else share_prefix's."""
+    strategy = call.strategy
     if strategy is None:
-        strategy = "trie" if share_prefix else "independent"
+        strategy = "trie" if call.share_prefix else "independent"
     if strategy not in _STRATEGIES:
         raise ValueError(f"{caller}: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
     return _STRATEGIES[strategy]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..cancel import Cancelled, CancelToken
-from .backend import Backend, Sampling
+from .backend import Backend, GenerateCall, ScoreCall
 from .interface import ProgressCallback, ScoreStats, TokenIds, trie_size
 from .torch_vocab import Sampler, Vocabulary
 
@@ -208,44 +208,26 @@ class TorchModel(Backend):
         return picked - torch.logsumexp(logits, dim=-1)
 
     # ------------------------------------------------------------ scoring
-    def _score(
-        self,
-        sequences: list[list[int]],
-        target: list[int],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
-    ) -> tuple[np.ndarray, ScoreStats]:
-        # share_prefix and strategy change nothing here: no prefix is shared.
-        targets = [target] * len(sequences)
-        rows, stats = self._score_rows(sequences, targets, False, progress, cancel)
+    # share_prefix and strategy change nothing here: no prefix is shared.
+    def _score(self, call: ScoreCall, target: list[int]) -> tuple[np.ndarray, ScoreStats]:
+        rows, stats = self._score_rows(call, [target] * len(call.sequences), False)
         return np.stack(rows), stats
 
     def _score_pairs(
-        self,
-        sequences: list[list[int]],
-        targets: list[list[int]],
-        share_prefix: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-        strategy: str | None,
+        self, call: ScoreCall, targets: list[list[int]]
     ) -> tuple[list[np.ndarray], ScoreStats]:
-        return self._score_rows(sequences, targets, True, progress, cancel)
+        return self._score_rows(call, targets, True)
 
     def _score_rows(
-        self,
-        seqs: list[list[int]],
-        targets: list[list[int]],
-        named_pairs: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
+        self, call: ScoreCall, targets: list[list[int]], named_pairs: bool
     ) -> tuple[list[np.ndarray], ScoreStats]:
+        """Every (sequence, target) pair's log-probs: identical pairs once, the rest in
+        padded batches; ``named_pairs`` words errors as score_pairs' (else score's)."""
         started = time.perf_counter()
-        self._check_lengths(seqs, targets, named_pairs)
-        pairs = list(zip(map(tuple, seqs), map(tuple, targets), strict=True))
+        self._check_lengths(call.sequences, targets, named_pairs)
+        pairs = list(zip(map(tuple, call.sequences), map(tuple, targets), strict=True))
         unique = list(dict.fromkeys(pairs))
-        scores, counts = self._score_unique(unique, progress, cancel)
+        scores, counts = self._score_unique(unique, call.progress, call.cancel)
         row_of = {pair: row for row, pair in enumerate(unique)}
         rows = [scores[row_of[pair]] for pair in pairs]
         stats = ScoreStats(
@@ -336,17 +318,11 @@ class TorchModel(Backend):
         return scored, sum(width - len(r) for r in rows)
 
     # ------------------------------------------------------------ generation
-    def _generate(
-        self,
-        prompt: list[int],
-        max_new_tokens: int,
-        sampling: Sampling,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
-    ) -> list[int]:
+    def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
         torch = self._torch
-        sampler = Sampler(torch, sampling)
-        stops = self.stop_token_ids if sampling.stop_at_eos else set()
+        sampler = Sampler(torch, call)
+        stops = self.stop_token_ids if call.stop_at_eos else set()
+        max_new_tokens, progress, cancel = call.max_new_tokens, call.progress, call.cancel
         generated: list[int] = []
         with torch.inference_mode():
             ids = torch.tensor([prompt], dtype=torch.long, device=self.device)

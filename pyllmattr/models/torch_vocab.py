@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .backend import Sampling
+    from .backend import GenerateCall
 
 
 class Vocabulary:
@@ -58,7 +58,7 @@ def _byte_to_unicode() -> dict[int, str]:
 class Sampler:
     """Greedy, or temperature / top-k / top-p sampling with a seeded generator."""
 
-    def __init__(self, torch: Any, sampling: Sampling) -> None:
+    def __init__(self, torch: Any, sampling: GenerateCall) -> None:
         self.torch = torch
         self.temperature = float(sampling.temperature)
         self.top_k, self.top_p = int(sampling.top_k), float(sampling.top_p)
