@@ -49,8 +49,9 @@ class GenerateCall:
     ``stop_at_eos`` stops before an end-of-generation token.
 
     Example:
-        >>> GenerateCall(5, temperature=0.7, seed=1).greedy
-        False
+        >>> GenerateCall(5, temperature=-1.0)
+        Traceback (most recent call last):
+        ValueError: generate: need temperature >= 0, top_k >= 0 and 0 < top_p <= 1
     """
 
     max_new_tokens: int
@@ -70,10 +71,6 @@ class GenerateCall:
             raise ValueError("generate: need temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
         if self.seed is not None and not 0 <= int(self.seed) < 2**32:
             raise ValueError("generate: seed must be in [0, 2**32)")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
 
 
 class Backend(ABC):
