@@ -35,7 +35,7 @@ _add_windows_dll_directory()
 _share_llama_cpp_library()
 
 try:
-    from . import _core  # type: ignore[attr-defined]
+    from . import _core
 except ImportError as exc:  # pragma: no cover - depends on how the package was installed
     raise ImportError(
         "pyllmattr's compiled engine (pyllmattr._core) could not be imported. Install the "

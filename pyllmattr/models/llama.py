@@ -20,10 +20,11 @@ from .gguf_file import check_gguf_file
 from .interface import ScoreStats, TokenIds
 from .refs import resolve_model
 from .requantize import requantized_copy
+from .selfcheck_cache import ExactRulesSource, SelfCheckCache
 
 # The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
 _STRATEGIES = {s.label: s for s in _core.Strategy.__members__.values()}
-_FLASH_ATTN = {
+_FLASH_ATTN: dict[Any, _core.FlashAttn] = {
     **_core.FlashAttn.__members__,
     None: _core.FlashAttn.auto,
     False: _core.FlashAttn.off,
@@ -57,12 +58,21 @@ class LlamaModel(Backend):
         (2, 1)
     """
 
-    def __init__(self, engine: Any, path: Path | None, owner: Any = None) -> None:
+    def __init__(
+        self,
+        engine: Any,
+        path: Path | None,
+        owner: Any = None,
+        selfcheck: SelfCheckCache | None = None,
+    ) -> None:
         super().__init__()  # the attribution lock (the engine serializes single calls)
         self._engine = engine
         self.path = path
         self._layout = Layout.of_native(engine.options.layout)
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
+        # The exact layout's rules: from the self-check's disk cache, or from the check
+        # the engine runs at its first exact call (models/selfcheck_cache.py).
+        self._exact_source = ExactRulesSource(engine, selfcheck)
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -136,7 +146,34 @@ class LlamaModel(Backend):
         """Cells per block of the exact layout, checked on this model at first use (None
         without the exact layout). 16 on AVX-512 CPUs, 8 on AVX2; 64 when the check of the
         CPU's width failed and the wider blocks passed it."""
-        return self._engine.exact_block if self._layout is Layout.exact else None
+        if self._layout is not Layout.exact:
+            return None
+        block = self._engine.exact_block
+        self._exact_source.settled()
+        return block
+
+    @property
+    def exact_verified_by(self) -> str | None:
+        """Where the exact layout's rules come from: ``"self-check"`` (run by this process
+        at the first exact call; this property runs it when it has not run yet) or
+        ``"cache"`` (the outcome of an earlier run on this machine and model, from the
+        disk cache: models/selfcheck_cache.py, docs/numerics.md). None without the exact
+        layout."""
+        if self._layout is not Layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules: adopts them or runs the check)
+        return self._exact_source.verified_by
+
+    @property
+    def exact_verified(self) -> bool | None:
+        """Whether the exact layout's rules passed the self-check (on this run or the cached
+        one). False: no rules passed, and exact calls score every sequence alone (still
+        exact, without prefix sharing). None without the exact layout."""
+        if self._layout is not Layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules)
+        outcome = self._exact_source.outcome
+        return outcome.verified if outcome is not None else None
 
     @property
     def n_gpu_layers(self) -> int:
@@ -236,6 +273,7 @@ class LlamaModel(Backend):
         scores, stats = self._engine.score(
             call.sequences, target, code, call.progress, _flag(call.cancel)
         )
+        self._exact_source.settled()
         return scores, _score_stats(stats)
 
     def _score_pairs(
@@ -245,6 +283,7 @@ class LlamaModel(Backend):
         flat, offsets, stats = self._engine.score_pairs(
             call.sequences, targets, code, call.progress, _flag(call.cancel)
         )
+        self._exact_source.settled()
         return np.split(flat, offsets[1:-1]), _score_stats(stats)
 
     def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
@@ -356,10 +395,14 @@ def load_gguf(
     slot of any batch and with prefix sharing, and attributions report
     ``noise_floor == 0``; with layers on a GPU it is the fast layout, whose noise floor
     every attribution measures. ``True`` forces the exact layout, ``False`` the fast
-    one (costs and evidence: docs/numerics.md).
+    one (costs and evidence: docs/numerics.md). The exact layout's rules are verified
+    by a self-check (seconds) at the first exact call once per machine, model and
+    options: its outcome is cached in pyllmattr's cache folder (``$PYLLMATTR_CACHE_DIR``;
+    ``model.exact_verified_by`` says ``"self-check"`` or ``"cache"``).
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
-    ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
+    ``$PYLLMATTR_CACHE_DIR``, or the platform's user cache folder, e.g.
+    ~/.cache/pyllmattr); the file at ``path`` is never
     changed. On CPUs without fast kernels for the file's type (Q4_1, Q5_*) "f16"
     and "q8_0" run about twice as fast; "f16" also skips the 8-bit activations of
     Q4_1/Q8_0 kernels (it scores like float32 PyTorch on the same weights), "q8_0"
@@ -426,14 +469,15 @@ def load_with_layout(
             raise ValueError(
                 "requantize needs the .gguf path; pass the file instead of a llama_cpp.Llama"
             )
-        return _from_llama_cpp(path, options)
+        return _from_llama_cpp(path, options, layout)
     file = resolve_model(path)  # a path, or ollama:/lmstudio:/hf: (pyllmattr/models/refs.py)
     check_gguf_file(file)
     if requantize is not None:
         file = requantized_copy(file, requantize, cache_dir, options.n_threads)
     options.n_gpu_layers = gpu_layers
     engine = _core.Engine(str(file), options)
-    return LlamaModel(engine, file)
+    selfcheck = SelfCheckCache.for_engine(file, engine) if layout is Layout.exact else None
+    return LlamaModel(engine, file, selfcheck=selfcheck)
 
 
 def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
@@ -450,7 +494,7 @@ def _is_llama_cpp_object(obj: Any) -> bool:
     return type(obj).__module__.startswith("llama_cpp") and hasattr(obj, "_model")
 
 
-def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
+def _from_llama_cpp(llm: Any, options: Any, layout: Layout) -> LlamaModel:
     import ctypes
 
     from llama_cpp import llama_cpp as lib
@@ -468,5 +512,8 @@ def _from_llama_cpp(llm: Any, options: Any) -> LlamaModel:
     # The weights' placement is the borrowed model's: report its GPU layers.
     options.n_gpu_layers = _gpu_layers(llm, 0)
     engine = _core.Engine.from_model_pointer(pointer, options)
-    model_path = getattr(llm, "model_path", None)
-    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm)
+    model_path = Path(llm.model_path) if getattr(llm, "model_path", None) else None
+    selfcheck = None
+    if layout is Layout.exact and model_path is not None:
+        selfcheck = SelfCheckCache.for_engine(model_path, engine)
+    return LlamaModel(engine, model_path, owner=llm, selfcheck=selfcheck)

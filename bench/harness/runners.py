@@ -25,7 +25,9 @@ from time import perf_counter
 from typing import Any, ClassVar
 
 import numpy as np
-from jobs import (
+
+import pyllmattr as pla
+from harness.jobs import (
     CAPTUM_CONFIGS,
     CONVERSIONS,
     LAYOUTS,
@@ -34,8 +36,6 @@ from jobs import (
     PLA_INDEPENDENT,
     PLA_SHARED,
 )
-
-import pyllmattr as pla
 from pyllmattr._bench import load_gguf_layout
 
 
@@ -285,7 +285,7 @@ def make_runner(config: str, workload: dict[str, Any], threads: int, model_path:
     if config in (LCPP_LOOP, LCPP_REUSE):
         return LlamaCppRunner(config, workload, threads, model_path)
     if config in CAPTUM_CONFIGS:
-        from captum_side import CaptumRunner
+        from harness.captum_side import CaptumRunner
 
         return CaptumRunner(config, workload, threads, model_path)
     raise ValueError(f"unknown configuration {config!r}")
