@@ -75,7 +75,8 @@ class WaitingWorker(DatasetWorker):
 def first_actor_runs(runner: RayRunner, worker: type, *args: Any) -> RayRunner:
     """Make the first actor ``runner`` starts a ``worker`` (given ``args`` after the
     usual ones); every other actor, a replacement of the first included, runs normally."""
-    launch, launched = runner._launch, []
+    launch = runner._launch
+    launched: list[Any] = []
 
     def launch_first_as_worker() -> Any:
         if launched:

@@ -24,7 +24,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._checks import WrongTypeError
 from ._text import check_text
@@ -33,6 +33,11 @@ from .inputs.context import LEVELS
 from .inputs.split import UNITS, units_with_leading_space
 from .inputs.template import escape_braces
 from .models.interface import ScoringModel
+
+if TYPE_CHECKING:
+    from .pipeline import AttributionMethod
+
+    MethodClass = type[AttributionMethod]
 
 # Fine to coarse, as the front ends list them.
 PROMPT_FEATURES = ("token", *reversed(UNITS))  # token, character, word, sentence, paragraph
@@ -43,14 +48,14 @@ FEATURE_KINDS = (*PROMPT_FEATURES, "document")  # documents: the coarsest unit o
 # ---------------------------------------------------------------- methods
 
 
-def method_class(method: str | type) -> type:
+def method_class(method: str | type) -> MethodClass:
     """A method class from its name in :data:`pla.METHODS` (or the class itself)."""
     from .methods import METHODS
 
-    return method if isinstance(method, type) else METHODS[method]
+    return cast("MethodClass", method if isinstance(method, type) else METHODS[method])
 
 
-def takes_option(cls: type, option: str, proxy: bool = False) -> bool:
+def takes_option(cls: MethodClass, option: str, proxy: bool = False) -> bool:
     """Whether ``cls`` takes ``option`` (with a ``proxy=`` model when ``proxy``)."""
     return option in cls.defaults and (proxy or option not in cls.proxy_options)
 
@@ -112,13 +117,17 @@ class PromptSpec:
             check_text(self.text, "the prompt")
             lead, units, trail = units_with_leading_space(self.text, self.features)
             return TextTemplateInput.from_units(
-                units, before=lead, after=trail + self.after, baseline=self.baseline
+                units,
+                before=lead,
+                after=trail + self.after,
+                baseline=cast(str | None, self.baseline),
             )
         if model is None:
             raise ValueError("token features need the model whose tokens they are")
         skip = None if self.skip_tokens is None else list(self.skip_tokens)
-        baseline = 0 if self.baseline is None else self.baseline  # Captum's default: token 0
-        baseline = None if self.delete_absent else baseline
+        baseline: int | str | None = 0 if self.baseline is None else self.baseline
+        if self.delete_absent:  # else Captum's default: token 0
+            baseline = None
         return TextTokenInput(self.text, model, baselines=baseline, skip_tokens=skip)
 
     @classmethod
@@ -137,7 +146,7 @@ def check_features(features: Any) -> None:
 
 def prompt_input(
     text: str, features: str = "word", baseline: int | str | None = None, *, after: str = ""
-) -> TextTemplateInput | PromptSpec:
+) -> InterpretableInput | PromptSpec:
     """The input of a prompt, checked now: built, or for token features its spec (built
     with the model that runs it; see :class:`PromptSpec`)."""
     spec = PromptSpec(text, features, baseline, after)
@@ -216,7 +225,7 @@ def model_file(model: str | os.PathLike) -> Path:
 
 
 def load_model(
-    model: str | os.PathLike, method: type | None = None, load_args: Mapping | None = None
+    model: str | os.PathLike, method: MethodClass | None = None, load_args: Mapping | None = None
 ) -> Any:
     """The model ``method`` runs on, loaded from ``model``'s GGUF file (:func:`model_file`):
     into PyTorch (``pla.load_torch_gguf``) for a method that needs gradients, with
@@ -247,7 +256,9 @@ def load_model(
     return loaded
 
 
-def open_model(model: Any, method: type | None = None, load_args: Mapping | None = None) -> Any:
+def open_model(
+    model: Any, method: MethodClass | None = None, load_args: Mapping | None = None
+) -> Any:
     """A context manager giving the model: ``model`` itself when already loaded (left
     open), otherwise :func:`load_model`'s, closed on exit."""
     if is_loaded(model):

@@ -60,6 +60,7 @@ def attribute_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser)
                         f"pyllmattr: skipped {source}:{item.index}: {item.error}", file=sys.stderr
                     )
                     continue
+                assert item.result is not None  # an item without an error has its result
                 jsonl.write_result(results, item.id, item.result)
                 written += 1
     skipped = failed + len(dataset.malformed)

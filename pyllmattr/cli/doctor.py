@@ -142,6 +142,7 @@ def cpu_expectation(llama: dict) -> dict:
     """The block the exact layout will try first on this CPU, and whether its rules were
     measured on this kind of CPU (the self-check decides either way)."""
     features = set(llama.get("cpu_features", []))
+    known: str | None
     if "AVX512" in features:
         block, known = 16, VERIFIED_CPUS["AVX512"]
     elif "AVX2" in features or "AVX" in features:
@@ -208,7 +209,7 @@ def _measure(path: Path, n_threads: int | None, n_gpu_layers: int) -> dict:
     """The exact layout's outcome and the short job in both layouts."""
     import pyllmattr as pla
 
-    options = {"n_threads": n_threads, "n_gpu_layers": n_gpu_layers}
+    options: dict[str, Any] = {"n_threads": n_threads, "n_gpu_layers": n_gpu_layers}
     try:
         model = pla.load_gguf(path, deterministic=True, **options)
     except (ValueError, RuntimeError) as exc:

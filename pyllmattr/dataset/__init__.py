@@ -8,7 +8,6 @@ reported instead of raised). See docs/datasets.md.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -98,8 +97,14 @@ def attribute_dataset(
         actors=actors,
         cpus_per_actor=cpus_per_actor,
     )
-    results = (item.result for item in items)
+    results = (_result(item) for item in items)
     return results if stream else list(results)
+
+
+def _result(item: Item) -> AttributionResult:
+    # run_tasks raises on a failed input unless skip_errors: every item has a result
+    assert item.result is not None, item.error
+    return item.result
 
 
 def run_tasks(
@@ -141,7 +146,7 @@ def run_tasks(
     return _run(make_runner, work, ids, progress, ordered)
 
 
-def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_method_args(cls: Any, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
     """The method arguments, with ValueError for those its ``attribute`` does not take."""
     args = dict(method_args or {})
     reserved = sorted(RESERVED & set(args))
@@ -173,7 +178,8 @@ def _runner_factory(
         raise ValueError(f"ray must be False, True, 'auto' or a cluster address, got {ray!r}")
     if ray not in (None, False) and is_loaded(model):
         if ray == "auto":
-            return functools.partial(tuple, (LocalRunner(model, cls, load_args), None))
+            runner = LocalRunner(model, cls, load_args)
+            return lambda: (runner, None)
         raise ValueError(LOADED_MODEL)
     if not is_loaded(model):
         model_file(model)  # fail now, not in every actor

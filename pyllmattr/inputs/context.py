@@ -124,7 +124,7 @@ class ContextInput(InterpretableInput):
 
     def render(self, present: np.ndarray) -> str:
         """The prompt with the absent features removed."""
-        return self._inner.render(np.asarray(present, dtype=bool), self._inner.baselines)[0]
+        return self._inner.render(np.asarray(present, dtype=bool), self._inner.fixed_baselines)[0]
 
     def encode(self, model: Any, add_special: bool = True) -> Encoding:
         return self._inner.encode(model, add_special=add_special)

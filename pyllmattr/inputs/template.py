@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -127,15 +127,14 @@ class TextTemplateInput(InterpretableInput):
         self, present: np.ndarray, baselines: Mapping[Key, str]
     ) -> tuple[str, list[Segment]]:
         """The prompt with absent features' slots replaced; also its segments."""
-        chosen = {
+        chosen: dict[Any, str] = {
             key: self.values[key] if present[self.feature_of_slot[key]] else baselines[key]
             for key in self.keys
         }
-        if self.parts is None:
+        if self.parts is None:  # a callable template (a text one is parsed into parts)
+            template = cast(Callable[..., str], self.template)
             args = [chosen[k] for k in self.keys]
-            text = (
-                self.template(*args) if isinstance(self.keys[0], int) else self.template(**chosen)
-            )
+            text = template(*args) if isinstance(self.keys[0], int) else template(**chosen)
             if not isinstance(text, str):
                 raise WrongTypeError("the template callable must return a string")
             return text, [(text, None)]
@@ -147,19 +146,28 @@ class TextTemplateInput(InterpretableInput):
                 segments.append((chosen[item], self.feature_of_slot[item]))
         return "".join(s for s, _ in segments), segments
 
+    @property
+    def fixed_baselines(self) -> Mapping[Key, str]:
+        """Every slot's baseline where none is sampled: the given ones, or each
+        ProductBaselines slot's first alternative."""
+        if isinstance(self.baselines, ProductBaselines):
+            return self.baselines.first()
+        return self.baselines
+
     def encode(self, model: Any, add_special: bool = True) -> Encoding:
-        fixed = self.baselines.first() if isinstance(self.baselines, ProductBaselines) else None
+        product = self.baselines if isinstance(self.baselines, ProductBaselines) else None
+        fixed = self.fixed_baselines
         all_present = np.ones(self.n_features, dtype=bool)
-        text, segments = self.render(all_present, fixed or self.baselines)
+        text, segments = self.render(all_present, fixed)
 
         def tokenize(text: str) -> list[int]:
             return model.tokenize(text, add_special=add_special)
 
         reference = tokenize(text)
-        self._check_features_change_tokens(tokenize, reference, fixed or self.baselines)
+        self._check_features_change_tokens(tokenize, reference, fixed)
 
         def render(mask: np.ndarray, rng: np.random.Generator) -> list[int]:
-            baselines = self.baselines.sample(rng) if fixed is not None else self.baselines
+            baselines = product.sample(rng) if product is not None else fixed
             return tokenize(self.render(mask, baselines)[0])
 
         positions = _feature_positions(model, reference, segments, self.n_features)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class FeatureAblation(PerturbationMethod):
 
     name = "feature-ablation"
     proxy_options = frozenset({"keep"})
-    defaults: dict[str, Any] = {"proxy": None, "keep": None}
+    defaults: ClassVar[dict[str, Any]] = {"proxy": None, "keep": None}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         proxy, keep = options.pop("proxy"), options.pop("keep")

@@ -10,6 +10,7 @@ import numpy as np
 from .._checks import check_positive_int
 from ..cancel import Cancelled
 from ..inputs.base import Encoding
+from ..models.interface import GradientModel
 from ..objectives import Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
 from ..pipeline.jobs import naming_input
@@ -44,6 +45,7 @@ class GradientMethod(AttributionMethod):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     needs_gradients: ClassVar[bool] = True
+    model: GradientModel
     requirement: ClassVar[str] = (
         "gradients, which llama.cpp does not provide: load the model with "
         "pla.load_torch(hf_model, tokenizer), or the same GGUF file with "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -73,7 +73,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated-gradients"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",
         "internal_batch_size": None,

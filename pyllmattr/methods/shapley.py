@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from math import factorial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,7 +23,7 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: dict[str, Any] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
@@ -64,7 +64,7 @@ class ShapleyValues(PerturbationMethod):
     """
 
     name = "shapley"
-    defaults: dict[str, Any] = {"max_features": 12}
+    defaults: ClassVar[dict[str, Any]] = {"max_features": 12}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, max_features: int = 12, **options: Any

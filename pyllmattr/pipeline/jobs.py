@@ -47,6 +47,11 @@ class Settings:
         check_positive_int("num_trials", self.num_trials)
         check_progress(self.progress)
 
+    def rng(self) -> np.random.Generator:
+        """A new generator for one input, seeded with ``seed``: every input of a batch
+        samples its perturbations and baselines as it would alone."""
+        return np.random.default_rng(self.seed)
+
 
 @dataclass
 class Job:
@@ -56,8 +61,8 @@ class Job:
     encoding: Encoding
     target_ids: list[int]
     objective: Objective
-    frame: chat_prompts.ChatFrame | None = None
-    source: InterpretableInput | None = None  # the input as given (staged methods re-encode it)
+    frame: chat_prompts.ChatFrame | None  # the chat frame around the prompt, if any
+    source: InterpretableInput  # the input as given (staged methods re-encode it)
 
     @property
     def scored_targets(self) -> list[list[int]]:

@@ -41,12 +41,18 @@ class AttributionMethod:
     context_method: ClassVar[bool] = False  # made to attribute a retrieved context's units
     proxy_options: ClassVar[frozenset[str]] = frozenset()  # options that apply with proxy= only
     requirement: ClassVar[str] = "a model from pla.load_gguf or pla.load_torch"
+    model: ScoringModel  # a subclass that requires more declares it (GradientMethod)
 
     def __init__(self, model: Any) -> None:
-        required = GradientModel if self.needs_gradients else ScoringModel
-        if not isinstance(model, required):
+        if not self.accepts(model):
             raise WrongTypeError(f"{type(self).__name__} needs {self.requirement}")
         self.model = model
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        """Whether ``model`` provides what the method needs: a ``GradientModel`` when it
+        ``needs_gradients``, else a ``ScoringModel``."""
+        return isinstance(model, GradientModel if cls.needs_gradients else ScoringModel)
 
     # ------------------------------------------------------------ subclass API
     def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:

@@ -103,7 +103,8 @@ def _refused(reason: str) -> Response:
 
 
 def _asset(name: str) -> str:
-    return resources.files("pyllmattr.serve").joinpath("static", name).read_text("utf-8")
+    # one name per joinpath: Python 3.10's Traversable takes no more
+    return resources.files("pyllmattr.serve").joinpath("static").joinpath(name).read_text("utf-8")
 
 
 # ---------------------------------------------------------------- routes

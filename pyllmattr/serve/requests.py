@@ -8,29 +8,32 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._checks import WrongTypeError, check_int
 from ..frontend import CONTEXT_UNITS, PROMPT_FEATURES, PromptSpec, template_input
+
+if TYPE_CHECKING:
+    from ..frontend import MethodClass
 
 FEATURES = (*PROMPT_FEATURES, "template")  # of a prompt; a context's are CONTEXT_UNITS
 CONTEXT_TEMPLATE = "{context}\n\n{query}"  # the question after the context, as in the page
 MAX_TEXT = 200_000  # characters of a prompt, context or template: far above any n_ctx
 
 
-def page_methods() -> dict[str, type]:
+def page_methods() -> dict[str, MethodClass]:
     """The methods the page offers: those that run on llama.cpp (no gradients)."""
     from ..methods import METHODS
 
     return {name: cls for name, cls in METHODS.items() if not cls.needs_gradients}
 
 
-def method_modes(cls: type) -> list[str]:
+def method_modes(cls: MethodClass) -> list[str]:
     """The page modes a method works in: a context method in the context mode only."""
     return ["context"] if cls.context_method else ["prompt", "context"]
 
 
-def method_options(cls: type) -> dict[str, Any]:
+def method_options(cls: MethodClass) -> dict[str, Any]:
     """A method's options the page can set: those with a number, text or flag default."""
     return {k: v for k, v in cls.defaults.items() if isinstance(v, (bool, int, float, str))}
 
