@@ -103,8 +103,8 @@ def loo_timing(model: Any, sequences: list[list[int]], target: list[int], repeat
     return {"first_s": first, "warm_s": statistics.median(warm), "repeats": repeats}
 
 
-def feature_ablation(model: Any) -> dict[str, Any]:
-    inp = pla.TextTemplateInput.from_text(FA_TEXT, by="word")
+def feature_ablation(model: Any, text: str) -> dict[str, Any]:
+    inp = pla.TextTemplateInput.from_text(text, by="word")
     method = pla.FeatureAblation(model)
     result, first = timed(lambda: method.attribute(inp, target=FA_TARGET))
     _, warm = timed(lambda: method.attribute(inp, target=FA_TARGET))
@@ -127,16 +127,16 @@ def dataset(model: Any, n: int) -> dict[str, Any]:
     }
 
 
-def measure(model: Any, sizes: dict[str, int]) -> dict[str, Any]:
+def measure(model: Any, sizes: dict[str, Any]) -> dict[str, Any]:
     """Everything this report asks of one loaded model."""
     prompt = model.tokenize(PALM_COAST)
     target = model.tokenize(TARGET, add_special=False)
-    sequences = leave_one_out(prompt, 2)
+    sequences = leave_one_out(prompt, sizes["loo_step"])
     out: dict[str, Any] = {"layout": layout_report(model)}
     out["loo_timing"] = loo_timing(model, sequences, target, sizes["repeats"])
     out["scores_alone"] = scores_alone(model, sequences, target).tolist()
     out["noise"] = batch_noise(model, prompt, target)
-    out["feature_ablation"] = feature_ablation(model)
+    out["feature_ablation"] = feature_ablation(model, sizes["fa_text"])
     if sizes["dataset"] > 0:
         out["dataset"] = dataset(model, sizes["dataset"])
     return out
@@ -149,7 +149,11 @@ def system_info() -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    sizes = {"repeats": 1 if args.quick else 3, "dataset": 4 if args.quick else 48}
+    sizes = (
+        {"repeats": 1, "dataset": 2, "loo_step": 6, "fa_text": PALM_COAST}
+        if args.quick
+        else {"repeats": 3, "dataset": 48, "loo_step": 2, "fa_text": FA_TEXT}
+    )
     model_path = args.model or pla.default_model_path()
     common = {"n_ctx": N_CTX, "n_threads": args.threads, "n_gpu_layers": args.n_gpu_layers}
     out: dict[str, Any] = {
