@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from .. import __version__
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
-from . import commands, dataset_command
+from . import commands, dataset_command, doctor
 from . import models as models_command
 
 FEATURE_KINDS = ("token", "word", "sentence", "paragraph", "document")
@@ -43,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyllmattr",
         description="Explain which parts of a prompt a local GGUF model's output depends on.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
     _add_attribute_dataset(commands_)
     _add_models(commands_)
     _add_serve(commands_)
     _add_demo(commands_)
+    _add_doctor(commands_)
     return parser
 
 
@@ -383,6 +386,35 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--html", metavar="OUT.html", help="also write the HTML view")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     p.set_defaults(run=commands.demo)
+
+
+def _add_doctor(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "doctor",
+        help="report versions, llama.cpp's build and devices, and a model's checks (for bug "
+        "reports)",
+        description="Print what a bug report needs: pyllmattr's and llama.cpp's versions, "
+        "llama.cpp's system info (CPU features, back ends, devices), Python and the OS; with "
+        "--model also the model's architecture, quantization and context length, how the exact "
+        "layout's self-check came out (or that it came from the cache) and the throughput of "
+        "the exact and the fast layout on a short job (a few seconds). Problems are reported, "
+        "not raised: the exit status is 0.",
+    )
+    p.add_argument(
+        "--model",
+        metavar="PATH|REF",
+        help="also load and check this model (a .gguf file, a reference, or 'default')",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--threads", metavar="N", type=positive_int, help="CPU threads (default: all)")
+    p.add_argument(
+        "--gpu-layers",
+        metavar="N",
+        type=int_at_least(-1, "an integer >= -1"),
+        default=0,
+        help="layers to offload to a GPU back end (-1: all; default: %(default)s)",
+    )
+    p.set_defaults(run=doctor.doctor)
 
 
 def add_layout_flags(group: argparse._ArgumentGroup) -> None:
