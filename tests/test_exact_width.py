@@ -52,4 +52,4 @@ def width() -> int:
 def test_the_exact_block_is_the_cpus_width(name, width):
     with pla.load_gguf(exact_model_path(name), n_ctx=1024, n_threads=2) as model:
         assert model.exact_block == width
-        assert model._engine.exact_verified
+        assert model.exact_verified

@@ -1,6 +1,6 @@
-"""bench/gpu_check.py's comparisons, on made-up side results (no model, no GPU): the
-report a CUDA machine writes must say what its sides measured. The measuring itself runs
-in `bench/gpu_check.sh --cpu-only` (docs/gpu.md)."""
+"""bench/harness/gpu_check.py's comparisons, on made-up side results (no model, no GPU):
+the report a CUDA machine writes must say what its sides measured. The measuring itself
+runs in `bench/gpu_check.sh --cpu-only` (docs/gpu.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 @pytest.fixture(scope="module")
 def gpu_check():
-    spec = importlib.util.spec_from_file_location("gpu_check", BENCH / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("gpu_check", BENCH / "harness" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -1,13 +1,15 @@
-"""pyllmattr on a GPU: agreement with the CPU, the batch noise there, what
+"""The GPU check: scores, batch noise, deterministic=True and attribution, GPU against CPU.
+
+It reports the agreement of scores with the CPU's, the batch noise on the GPU, what
 ``deterministic=True`` does there, and feature ablation and a dataset job, GPU against CPU.
 
 Run by bench/gpu_check.sh after it has built llama-cpp-python with CUDA and pyllmattr
 against it (docs/gpu.md); or by hand, with the installed build:
 
-    python bench/gpu_check.py --out DIR            # sides: cpu, gpu, cpu_gpu_visible
-    python bench/gpu_check.py --out DIR --cpu-only --quick   # a dry run without a GPU
+    python bench gpu_check --out DIR            # sides: cpu, gpu, cpu_gpu_visible
+    python bench gpu_check --out DIR --cpu-only --quick   # a dry run without a GPU
 
-Each side runs bench/gpu_measure.py in a process of its own:
+Each side runs ``python bench gpu_measure`` in a process of its own:
 
 - ``cpu``: ``n_gpu_layers=0`` with ``CUDA_VISIBLE_DEVICES=""``, so llama.cpp sees no GPU:
   the CPU back end alone, the reference;
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
+BENCH = Path(__file__).resolve().parents[1]  # run as `python bench NAME`
 
 
 def sides(cpu_only: bool) -> dict[str, dict[str, Any]]:
@@ -64,7 +66,8 @@ def run_side(name: str, spec: dict[str, Any], args: argparse.Namespace, work: Pa
         return json.loads(out.read_text())
     cmd = [
         sys.executable,
-        str(HERE / "gpu_measure.py"),
+        str(BENCH),
+        "gpu_measure",
         f"--side={name}",
         f"--n-gpu-layers={spec['n_gpu_layers']}",
         f"--threads={args.threads}",
@@ -74,7 +77,8 @@ def run_side(name: str, spec: dict[str, Any], args: argparse.Namespace, work: Pa
     cmd += ["--fast-default"] if spec.get("fast") else []
     cmd += ["--quick"] if args.quick else []
     cmd += [f"--model={args.model}"] if args.model else []
-    env = {**os.environ, **spec["env"]}
+    # A cache folder of its own: the self-check runs (and is timed) in every side.
+    env = {**os.environ, **spec["env"], "PYLLMATTR_CACHE_DIR": str(work / f"cache-{name}")}
     try:
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
