@@ -164,6 +164,11 @@ void bind_types(py::module_ & m) {
         .value("independent", Strategy::kIndependent)
         .def_property_readonly("label", [](Strategy s) { return strategy_name(s); },
                                "The name users see: 'trie', 'trie-per-wave', 'independent'.");
+    py::enum_<Layout>(m, "Layout",
+                      "How scoring lays sequences out (csrc/engine.h; pyllmattr.models.exactness.Layout).")
+        .value("fast", Layout::kFast)
+        .value("exact", Layout::kExact)
+        .value("flash64", Layout::kFlash64);
     py::enum_<FlashAttn>(m, "FlashAttn", "llama.cpp's flash attention choice.")
         .value("auto", FlashAttn::kAuto)
         .value("off", FlashAttn::kOff)
@@ -178,17 +183,15 @@ void bind_types(py::module_ & m) {
     py::class_<EngineOptions>(m, "EngineOptions", "How an Engine is set up (csrc/engine.h).")
         .def(py::init([](int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
                          int32_t n_threads, int32_t n_gpu_layers, FlashAttn flash_attn, bool kv_f32,
-                         bool deterministic, bool flash64) {
-                 EngineOptions o{n_ctx,        n_batch,    n_outputs, max_branches, n_threads,
-                                 n_gpu_layers, flash_attn, kv_f32,    deterministic};
-                 o.flash64 = flash64;
-                 return o;
+                         Layout layout) {
+                 return EngineOptions{n_ctx,        n_batch,    n_outputs, max_branches, n_threads,
+                                      n_gpu_layers, flash_attn, kv_f32,    layout};
              }),
              py::kw_only(), py::arg("n_ctx") = d.n_ctx, py::arg("n_batch") = d.n_batch,
              py::arg("n_outputs") = d.n_outputs, py::arg("max_branches") = d.max_branches,
              py::arg("n_threads") = d.n_threads, py::arg("n_gpu_layers") = d.n_gpu_layers,
              py::arg("flash_attn") = d.flash_attn, py::arg("kv_f32") = d.kv_f32,
-             py::arg("deterministic") = d.deterministic, py::arg("flash64") = d.flash64)
+             py::arg("layout") = d.layout)
         .def_readwrite("n_ctx", &EngineOptions::n_ctx)
         .def_readwrite("n_batch", &EngineOptions::n_batch)
         .def_readwrite("n_outputs", &EngineOptions::n_outputs)
@@ -197,8 +200,7 @@ void bind_types(py::module_ & m) {
         .def_readwrite("n_gpu_layers", &EngineOptions::n_gpu_layers)
         .def_readwrite("flash_attn", &EngineOptions::flash_attn)
         .def_readwrite("kv_f32", &EngineOptions::kv_f32)
-        .def_readwrite("deterministic", &EngineOptions::deterministic)
-        .def_readwrite("flash64", &EngineOptions::flash64);
+        .def_readwrite("layout", &EngineOptions::layout);
 
     py::class_<ScoreStats>(m, "ScoreStats", "What one scoring call decoded (pyllmattr.ScoreStats converts it).")
         .def_readonly("n_decoded", &ScoreStats::n_decoded)

@@ -55,6 +55,17 @@ using RowsDecodedFn = std::function<void(int32_t begin, int32_t end)>;
 // llama_flash_attn_type's values (engine.cpp checks them against llama.h).
 enum class FlashAttn : int32_t { kAuto = -1, kOff = 0, kOn = 1 };
 
+// How scoring lays sequences out in decodes and KV cells (docs/numerics.md). One name per
+// layout from here to Python: _core.Layout, pyllmattr.models.exactness.Layout.
+enum class Layout : int32_t {
+    kFast = 0,     // flash attention as llama.cpp chooses, token-level prefix sharing; scores
+                   // depend on the batch (attributions measure a noise floor)
+    kExact = 1,    // flash attention off, cells placed in SIMD-width blocks (layout.h,
+                   // scorer_exact.cpp): batch-invariant; the default on the CPU back end
+    kFlash64 = 2,  // the 0.1 batch-invariant layout: flash attention, 64-row decodes and 64-cell
+                   // tiles (decode_stream.h); kept for benchmarks only (pyllmattr._bench)
+};
+
 struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
@@ -64,9 +75,7 @@ struct EngineOptions {
     int32_t n_gpu_layers = 0;
     FlashAttn flash_attn = FlashAttn::kAuto;
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
-    bool deterministic = false;   // exact layout (layout.h); forces flash attention off
-    bool flash64 = false;         // with deterministic: the earlier 64-cell layout with flash
-                                  // attention (decode_stream.h), kept for comparison
+    Layout layout = Layout::kFast;  // kExact forces flash attention off, kFlash64 on
 };
 
 struct ScoreStats {
@@ -146,7 +155,7 @@ class Engine {
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
 
-    // Exact scoring (deterministic=true; scorer_exact.cpp). The layout rules are checked on
+    // Exact scoring (Layout::kExact; scorer_exact.cpp). The layout rules are checked on
     // this model the first time they are needed: a self-check scores sequences alone and
     // prefix-shared and compares the results bit for bit.
     const ExactRules & exact_rules();
@@ -181,7 +190,7 @@ class Engine {
     std::string meta(const std::string & key) const;  // "" when absent
     std::string description() const;
     // The options in effect: as given, then adjusted to what llama.cpp and the
-    // deterministic layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
+    // layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
     const EngineOptions & options() const { return options_; }
 
   private:

@@ -230,7 +230,7 @@ bool Engine::adopt_exact_rules(const ExactRules & rules, bool verified) {
     std::lock_guard<std::mutex> lock(mutex_);
     LogScope log;
     check_open();
-    if (!options_.deterministic || options_.flash64 || exact_state_ >= 0) {
+    if (options_.layout != Layout::kExact || exact_state_ >= 0) {
         return false;  // not the exact layout, or its rules are already settled
     }
     // Only an outcome this engine's own check could have reached: a verified candidate,

@@ -47,6 +47,14 @@ class Strategy(_Enum):
     def label(self) -> str:
         """The name users see: 'trie', 'trie-per-wave', 'independent'."""
 
+class Layout(_Enum):
+    """How scoring lays sequences out (csrc/engine.h; pyllmattr.models.exactness.Layout)."""
+
+    __members__: ClassVar[dict[str, Layout]]
+    fast: ClassVar[Layout]
+    exact: ClassVar[Layout]
+    flash64: ClassVar[Layout]
+
 class FlashAttn(_Enum):
     """llama.cpp's flash attention choice."""
 
@@ -75,8 +83,7 @@ class EngineOptions:
     n_gpu_layers: int
     flash_attn: FlashAttn
     kv_f32: bool
-    deterministic: bool
-    flash64: bool
+    layout: Layout
     def __init__(
         self,
         *,
@@ -88,8 +95,7 @@ class EngineOptions:
         n_gpu_layers: int = 0,
         flash_attn: FlashAttn = ...,
         kv_f32: bool = False,
-        deterministic: bool = False,
-        flash64: bool = False,
+        layout: Layout = ...,
     ) -> None: ...
 
 class ScoreStats:

@@ -192,7 +192,7 @@ def describe_attr_target(attr_target: str, contrast: str | None = None) -> str:
     """
     if contrast is not None:
         return Contrast(contrast, (), contrast).describe()
-    pending = [Objective]
+    pending: list[type[Any]] = [Objective]  # Any: the abstract ones are never instantiated
     while pending:  # every objective class defined so far, ContextCite's included
         cls = pending.pop()
         pending.extend(cls.__subclasses__())

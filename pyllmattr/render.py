@@ -199,7 +199,8 @@ def _feature_spans(text: str, css: str, attrs: str, style: str, first: str = "")
     ``first`` is added to the first run's style."""
     if not text.strip():  # a whitespace token: addressable (hover), never highlighted
         return [f'<span class="{css} pla-space" {attrs}>{html.escape(text)}</span>']
-    out, at = [], 0
+    out: list[str] = []
+    at = 0
     for match in [*_SPACE_RUNS.finditer(text), None]:
         start, end = (match.start(), match.end()) if match else (len(text), len(text))
         if start > at:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import pyllmattr as pla
+from pyllmattr._bench import load_gguf_layout
 from pyllmattr._native import _core
 from pyllmattr.models import REQUANTIZE_TYPES
 
@@ -15,7 +16,7 @@ from pyllmattr.models import REQUANTIZE_TYPES
 def test_the_options_in_effect_are_reported_by_name(tiny_path):
     with pla.load_gguf(tiny_path, n_ctx=64, n_threads=1) as model:
         options = model._engine.options
-    assert options.deterministic and not options.flash64  # the exact layout, the default
+    assert options.layout == _core.Layout.exact  # the default
     assert options.flash_attn == _core.FlashAttn.off  # the exact layout runs without it
     assert options.n_batch <= options.n_ctx  # llama.cpp caps the batch at the context
     assert options.max_branches == 8
@@ -23,9 +24,9 @@ def test_the_options_in_effect_are_reported_by_name(tiny_path):
 
 
 def test_the_flash64_layout_reports_its_own_options(tiny_path):
-    with pla.load_gguf(tiny_path, n_ctx=64, n_threads=1, deterministic="flash64") as model:
+    with load_gguf_layout(tiny_path, "flash64", n_ctx=64, n_threads=1) as model:
         options = model._engine.options
-    assert options.deterministic and options.flash64
+    assert options.layout == _core.Layout.flash64
     assert options.flash_attn == _core.FlashAttn.on  # the flash64 layout forces it
     assert options.n_batch % 64 == 0  # whole 64-cell tiles
     assert options.max_branches == 64

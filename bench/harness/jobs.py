@@ -31,7 +31,7 @@ CONFIG_LABELS = {
     PLA_INDEPENDENT: "pyllmattr, share_prefix=False",
     PLA_DETERMINISTIC: "pyllmattr, deterministic=True",
     PLA_FAST: "pyllmattr, deterministic=False (the fast layout, the default before 0.2)",
-    PLA_FLASH64: "pyllmattr, deterministic='flash64' (the 64-cell layout before 0.2)",
+    PLA_FLASH64: "pyllmattr, the flash64 layout (the 64-cell layout before 0.2; benchmarks only)",
     PLA_Q8: "pyllmattr, requantize='q8_0' (converted weights)",
     PLA_F16: "pyllmattr, requantize='f16' (converted weights)",
     LCPP_LOOP: "llama-cpp-python loop (eval)",
@@ -46,8 +46,9 @@ CAPTUM_CONFIGS = {CAPTUM_SINGLE, CAPTUM_DEFAULT}
 # also scores the unperturbed prompt alone for its noise floor (the default, deterministic=None,
 # is exact on the CPU back end).
 NOISE_FLOOR_CONFIGS = {PLA_FAST, LCPP_LOOP, LCPP_REUSE}
-# Configurations that load the model with these deterministic= values.
-LAYOUTS = {PLA_DETERMINISTIC: True, PLA_FAST: False, PLA_FLASH64: "flash64"}
+# Configurations that load the model in these layouts (pyllmattr._bench.load_gguf_layout;
+# deterministic=True is "exact", False "fast"; flash64 has no deterministic= value).
+LAYOUTS = {PLA_DETERMINISTIC: "exact", PLA_FAST: "fast", PLA_FLASH64: "flash64"}
 # Configurations on weights converted with load_gguf(requantize=...), and the conversion.
 CONVERSIONS = {PLA_Q8: "q8_0", PLA_F16: "f16"}
 
@@ -223,7 +224,7 @@ def _job4(sizes: Sizes, lengths: tuple[int, ...]) -> list[Workload]:
 def resolve(workload: Workload, model: Any) -> Workload:
     """Cut the prompt to length and fix the target ids with ``model`` (a pyllmattr model)."""
     from harness.runners import pla_input
-    from pyllmattr.methods.base import empty_context
+    from pyllmattr.pipeline.scoring import empty_context
 
     inp = dict(workload.inp)
     if "tokens" in inp:

@@ -6,9 +6,10 @@ model object the method scores with:
 
 * ``pla-shared``: the pyllmattr model (``share_prefix=True``, the default);
 * ``pla-independent``: :class:`IndependentScoring`, which forces ``share_prefix=False``;
-* ``pla-deterministic`` / ``pla-fast`` / ``pla-flash64``: a model loaded with
-  ``deterministic=True`` / ``False`` / ``"flash64"`` (the default, ``None``, is exact on
-  the CPU back end);
+* ``pla-deterministic`` / ``pla-fast`` / ``pla-flash64``: a model loaded in the exact /
+  fast / flash64 layout (``deterministic=True`` / ``False``; flash64 through the
+  benchmark-only ``pyllmattr._bench.load_gguf_layout``; the default, ``None``, is exact
+  on the CPU back end);
 * ``llama-cpp-loop`` / ``llama-cpp-reuse``: :class:`LlamaCppLoop`, which scores the
   prompts one at a time with ``llama_cpp.Llama``.
 
@@ -35,6 +36,7 @@ from harness.jobs import (
     PLA_INDEPENDENT,
     PLA_SHARED,
 )
+from pyllmattr._bench import load_gguf_layout
 
 
 def pla_input(spec: dict[str, Any], model: Any) -> pla.InterpretableInput:
@@ -237,7 +239,7 @@ class PlaRunner(Runner):
     def load_model(self) -> Any:
         path = self.model_path
         if self.config in LAYOUTS:
-            return pla.load_gguf(path, n_threads=self.threads, deterministic=LAYOUTS[self.config])
+            return load_gguf_layout(path, LAYOUTS[self.config], n_threads=self.threads)
         if self.config in CONVERSIONS:  # the conversion (first use only) counts in setup
             return pla.load_gguf(path, n_threads=self.threads, requantize=CONVERSIONS[self.config])
         model = pla.load_gguf(path, n_threads=self.threads)
@@ -311,9 +313,9 @@ def measure_throughput(
         for share in (True, False):
             label = f"pyllmattr score, share_prefix={share}"
             rows.append(_time_scores(label, model, seqs, target, repeats, share_prefix=share))
-    for layout in (False, "flash64"):
-        with pla.load_gguf(model_path, n_threads=threads, deterministic=layout) as model:
-            label = f"pyllmattr score, deterministic={layout!r}"
+    for layout in ("fast", "flash64"):
+        with load_gguf_layout(model_path, layout, n_threads=threads) as model:
+            label = f"pyllmattr score, {layout} layout"
             rows.append(_time_scores(label, model, seqs, target, repeats))
     rows.append(_time_llama_cpp(model_path, threads, seqs, target, repeats))
     for kind in CONVERSIONS.values():

@@ -1,7 +1,7 @@
 """How much llama.cpp's batch layout moves pyllmattr's scores, in each scoring layout.
 
 The layouts: the fast one (deterministic=False), the exact one (the default on the CPU)
-and the previous 64-cell one (deterministic="flash64"). Writes a markdown report
+and the previous 64-cell one (flash64, kept for benchmarks). Writes a markdown report
 (docs/numerics.md quotes it).
 
     python bench numerics --out /tmp/numerics.md
@@ -20,6 +20,7 @@ import llama_cpp
 import numpy as np
 
 import pyllmattr as pla
+from pyllmattr._bench import load_gguf_layout
 
 PROMPTS = [
     "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include playing golf on "
@@ -35,7 +36,7 @@ QUANTS = {
     "Q4_K_M": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M,
     "F16": llama_cpp.LLAMA_FTYPE_MOSTLY_F16,
 }
-LAYOUTS = {"fast": False, "exact": None, "flash64": "flash64"}  # deterministic= values
+LAYOUTS = ("fast", "exact", "flash64")  # pyllmattr._bench.load_gguf_layout's names
 
 
 def quantize(source: Path, ftype: int, folder: Path, name: str) -> Path:
@@ -52,9 +53,9 @@ def quantize(source: Path, ftype: int, folder: Path, name: str) -> Path:
     return path
 
 
-def slot_spread(path: Path, deterministic: bool | str | None) -> float:
+def slot_spread(path: Path, layout: str) -> float:
     """Largest |log p| change of one sequence between alone and three slots of a mixed batch."""
-    with pla.load_gguf(path, n_ctx=2048, n_threads=2, deterministic=deterministic) as model:
+    with load_gguf_layout(path, layout, n_ctx=2048, n_threads=2) as model:
         ids = model.tokenize(PROMPTS[0])
         target = model.generate(ids, max_new_tokens=6)
         others = [ids[:i] + ids[i + 1 :] for i in range(0, len(ids), 3)]
@@ -66,8 +67,8 @@ def slot_spread(path: Path, deterministic: bool | str | None) -> float:
         return spread
 
 
-def leave_one_out(path: Path, text: str, deterministic: bool | str | None) -> dict:
-    with pla.load_gguf(path, n_ctx=4096, n_threads=2, deterministic=deterministic) as model:
+def leave_one_out(path: Path, text: str, layout: str) -> dict:
+    with load_gguf_layout(path, layout, n_ctx=4096, n_threads=2) as model:
         ids = model.tokenize(text)
         target = model.generate(ids, max_new_tokens=8)
         sequences = [ids] + [ids[:i] + ids[i + 1 :] for i in range(len(ids))]
@@ -125,7 +126,7 @@ def main() -> None:
             "|---|" + "---|" * len(LAYOUTS),
         ]
         for name, path in models.items():
-            spreads = [slot_spread(path, value) for value in LAYOUTS.values()]
+            spreads = [slot_spread(path, layout) for layout in LAYOUTS]
             lines.append(f"| {name} | " + " | ".join(f"{x:.4g}" for x in spreads) + " |")
     long_text = " ".join(PROMPTS[:2]) + " tower. " + PROMPTS[2]
     lines += [
@@ -137,8 +138,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for text in PROMPTS + [long_text]:
-        for layout, value in LAYOUTS.items():
-            lines.append(loo_row(leave_one_out(source, text, value), layout))
+        for layout in LAYOUTS:
+            lines.append(loo_row(leave_one_out(source, text, layout), layout))
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

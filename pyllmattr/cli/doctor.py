@@ -142,6 +142,7 @@ def cpu_expectation(llama: dict) -> dict:
     """The block the exact layout will try first on this CPU, and whether its rules were
     measured on this kind of CPU (the self-check decides either way)."""
     features = set(llama.get("cpu_features", []))
+    known: str | None
     if "AVX512" in features:
         block, known = 16, VERIFIED_CPUS["AVX512"]
     elif "AVX2" in features or "AVX" in features:
@@ -179,15 +180,13 @@ def cache_report() -> dict:
 def model_report(ref: str, n_threads: int | None, n_gpu_layers: int) -> dict:
     """What the GGUF header says, the exact layout's outcome and the throughput; an
     ``error`` or ``load_error`` entry instead of what could not be had."""
-    from ..models.gguf_file import check_gguf_file
+    from ..frontend import model_file
     from ..models.gguf_header import format_params, format_size, read_gguf_info
-    from ..models.refs import resolve_cli_model
 
     report: dict[str, Any] = {"reference": ref, "path": None}
     try:
-        path = Path(resolve_cli_model(ref))
+        path = model_file(ref)  # the reference resolved, checked to be a GGUF file
         report["path"] = str(path)
-        check_gguf_file(path)
         info = read_gguf_info(path)
     except (ValueError, OSError) as exc:
         report["error"] = _one_line(exc)
@@ -210,7 +209,7 @@ def _measure(path: Path, n_threads: int | None, n_gpu_layers: int) -> dict:
     """The exact layout's outcome and the short job in both layouts."""
     import pyllmattr as pla
 
-    options = {"n_threads": n_threads, "n_gpu_layers": n_gpu_layers}
+    options: dict[str, Any] = {"n_threads": n_threads, "n_gpu_layers": n_gpu_layers}
     try:
         model = pla.load_gguf(path, deterministic=True, **options)
     except (ValueError, RuntimeError) as exc:

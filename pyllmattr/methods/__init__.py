@@ -41,7 +41,7 @@ class _Methods(dict):
 GRADIENT_METHODS = {
     cls.name: cls for cls in (IntegratedGradients, Saliency, InputXGradient, GradientShap)
 }
-METHODS: dict[str, type] = _Methods(
+METHODS: dict[str, type[AttributionMethod]] = _Methods(
     {
         **{
             cls.name: cls

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..pipeline import Job
-from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
     Ticker,
@@ -57,7 +57,7 @@ class GradientShap(GradientMethod):
     """
 
     name = "gradient-shap"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 50,
         "stdevs": 0.0,
         "baselines": None,

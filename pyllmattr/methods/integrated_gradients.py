@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._warnings import warn
 from ..models.interface import token_list
 from ..pipeline import Job
-from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
     Points,
@@ -73,7 +73,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated-gradients"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",
         "internal_batch_size": None,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from math import factorial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import PerturbationMethod, check_positive_int
+from .._checks import check_positive_int
+from .base import PerturbationMethod
 
 
 class ShapleyValueSampling(PerturbationMethod):
@@ -22,7 +23,7 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: dict[str, Any] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
@@ -63,7 +64,7 @@ class ShapleyValues(PerturbationMethod):
     """
 
     name = "shapley"
-    defaults: dict[str, Any] = {"max_features": 12}
+    defaults: ClassVar[dict[str, Any]] = {"max_features": 12}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, max_features: int = 12, **options: Any

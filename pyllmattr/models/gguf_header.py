@@ -175,7 +175,7 @@ def _parse(file: Path, data: Any) -> GGUFInfo:
             arrays[key] = cur.skip_array()
         else:
             metadata[key] = cur.value(kind)
-    n_params, weight_types = 0, Counter()
+    n_params, weight_types = 0, Counter[int]()
     for _ in range(n_tensors):
         cur.skip_string()
         n_dims = cur.scalar("I")
@@ -205,7 +205,7 @@ def _aligned(offset: int, alignment: Any) -> int:
     return -(-offset // step) * step
 
 
-def _quantization(file_type: Any, weight_types: Counter) -> str:
+def _quantization(file_type: Any, weight_types: Counter[int]) -> str:
     if isinstance(file_type, int) and file_type in FILE_TYPES:
         return FILE_TYPES[file_type]
     if weight_types:

@@ -106,7 +106,8 @@ class SelfCheckOutcome:
         seconds = data["seconds"]
         if type(data["verified"]) is not bool or type(seconds) not in (int, float) or seconds < 0:
             return None
-        return cls(data["verified"], *ints, float(seconds))
+        block, row_mult, row_min = ints
+        return cls(data["verified"], block, row_mult, row_min, float(seconds))
 
 
 class SelfCheckCache:
