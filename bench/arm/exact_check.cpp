@@ -65,7 +65,7 @@ int main(int argc, char ** argv) {
     pyllmattr::EngineOptions options;
     options.n_ctx = 2048;
     options.n_threads = argc > 2 ? std::atoi(argv[2]) : 2;
-    options.deterministic = true;  // the exact layout, as load_gguf gives on the CPU
+    options.layout = pyllmattr::Layout::kExact;  // as load_gguf gives on the CPU
     Engine engine(argv[1], options);
 
     const pyllmattr::ExactRules rules = engine.exact_rules();  // runs the self-check
