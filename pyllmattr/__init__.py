@@ -10,6 +10,7 @@ Example:
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
+from .evaluation import Faithfulness, evaluate
 from .inputs import (
     ContextInput,
     InterpretableInput,
@@ -69,6 +70,7 @@ __all__ = [
     "Cancelled",
     "Contrast",
     "DatasetSummary",
+    "Faithfulness",
     "FeatureAblation",
     "GGUFInfo",
     "GradientMethod",
@@ -98,6 +100,7 @@ __all__ = [
     "attribute_dataset",
     "builtin_chat_templates",
     "default_model_path",
+    "evaluate",
     "find_models",
     "load_gguf",
     "load_torch",

@@ -41,6 +41,17 @@ class AttributionResult:
     when both have the same length) or ``"target"`` (the target's own tokens: always
     without a contrast, and with a contrast of another length).
 
+    Sampling methods (Shapley value sampling, KernelSHAP, LIME, ContextCite) report
+    how sure their values are, from a seeded bootstrap over the coalitions they
+    sampled: ``seq_attr_stderr`` (``token_attr_stderr``) the standard error of each
+    value and ``top_k_prob[k - 1]`` the probability that the k features ranked first
+    by |seq_attr| come first in that order. Integrated gradients and GradientShap
+    record in ``convergence`` how many points they used and how much the values still
+    moved (``n_steps="auto"``, see :mod:`pyllmattr.methods.convergence`).
+
+    ``faithfulness`` holds the :class:`pyllmattr.Faithfulness` of the result once
+    ``pla.evaluate(result, model)`` measured it (the HTML view then shows it).
+
     Example:
         >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
         >>> fig, ax = result.plot_token_attr()  # doctest: +SKIP
@@ -72,6 +83,11 @@ class AttributionResult:
     contrast_logprob: float | None = None
     contrast_token_logprobs: np.ndarray | None = None
     token_attr_of: str = "target"
+    seq_attr_stderr: np.ndarray | None = None
+    token_attr_stderr: np.ndarray | None = None
+    top_k_prob: list[float] | None = None
+    convergence: dict[str, Any] | None = None
+    faithfulness: Any = None  # a pyllmattr.Faithfulness, set by pla.evaluate
 
     @property
     def prompt(self) -> str:
@@ -145,11 +161,15 @@ class AttributionResult:
 
     # ------------------------------------------------------------ notebook
     def _repr_html_(self) -> str:
-        return render.to_html(self)
+        return render.to_html(self, self.faithfulness)
 
-    def to_html(self, path: Any = None) -> str:
-        """A standalone HTML page of the result; written to ``path`` when given."""
-        page = render.html_page(self)
+    def to_html(self, path: Any = None, faithfulness: Any = None) -> str:
+        """A standalone HTML page of the result; written to ``path`` when given.
+
+        ``faithfulness`` (a :class:`pyllmattr.Faithfulness`; default: the one
+        ``pla.evaluate`` attached to this result, if any) adds its curves and scores.
+        """
+        page = render.html_page(self, faithfulness)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(page)
@@ -160,6 +180,8 @@ class AttributionResult:
         out = {}
         for f in fields(self):
             value = getattr(self, f.name)
+            if hasattr(value, "to_dict"):  # a nested result (faithfulness)
+                value = value.to_dict()
             out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
         out["prompt_segments"] = [[text, feat] for text, feat in self.prompt_segments]
         return out
@@ -178,6 +200,8 @@ class AttributionResult:
             "token_noise_floor",
             "completeness_gap",
             "contrast_token_logprobs",
+            "seq_attr_stderr",
+            "token_attr_stderr",
         }
         kwargs = {}
         for f in fields(cls):
@@ -187,6 +211,10 @@ class AttributionResult:
             if f.name in arrays and value is not None:
                 value = np.asarray(value, dtype=float)
             kwargs[f.name] = value
+        if isinstance(kwargs.get("faithfulness"), dict):
+            from .evaluation import Faithfulness
+
+            kwargs["faithfulness"] = Faithfulness.from_dict(kwargs["faithfulness"])
         kwargs["prompt_segments"] = [(t, feat) for t, feat in data.get("prompt_segments", [])]
         return cls(**kwargs)
 
