@@ -191,6 +191,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         help="features listed (default: %(default)s)",
     )
     out.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also measure how faithful the attributions are (pla.evaluate: LDS, AOPC, "
+        "deletion and insertion curves against random orders; one more engine call)",
+    )
+    out.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,

@@ -352,5 +352,6 @@ def _warn_on_gap(gap: np.ndarray, change: np.ndarray, n_steps: int, method: str)
         warn(
             f"integrated gradients: the attributions miss f(input) - f(baseline) = "
             f"{change[worst]:.4f} by {gap[worst]:+.4f} (output {worst}, {method}, "
-            f"n_steps={n_steps}); raise n_steps for a closer approximation"
+            f"n_steps={n_steps}); raise n_steps (or pass n_steps='auto') for a closer "
+            "approximation"
         )
