@@ -12,6 +12,7 @@ from importlib.metadata import version as _version
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
+from .evaluation import Faithfulness, evaluate
 from .inputs import (
     ContextInput,
     InterpretableInput,
@@ -72,6 +73,7 @@ __all__ = [
     "Cancelled",
     "Contrast",
     "DatasetSummary",
+    "Faithfulness",
     "FeatureAblation",
     "GGUFInfo",
     "GradientMethod",
@@ -101,6 +103,7 @@ __all__ = [
     "attribute_dataset",
     "builtin_chat_templates",
     "default_model_path",
+    "evaluate",
     "find_models",
     "load_gguf",
     "load_torch",

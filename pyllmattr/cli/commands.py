@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .table import format_context, format_result
+from .table import format_context, format_faithfulness, format_result
 
 PROXY_ARGS = ("n_ctx", "n_threads")  # what the proxy model takes of the model's flags
 
@@ -62,9 +62,16 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             chat=chat,
             **options,
         )
+        faith = None
+        if args.evaluate:  # on the model that computed it, before it is closed
+            from ..evaluation import evaluate
+
+            faith = evaluate(result, model, seed=args.seed, progress=args.progress)
     print(format_result(result, top=args.top))
     if args.context:
         print("\n" + format_context(result, top=min(args.top, 5)))
+    if faith is not None:
+        print("\n" + format_faithfulness(faith))
     _write_outputs(result, args)
     return 0
 

@@ -123,6 +123,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         default=20,
         help="features listed (default: %(default)s)",
     )
+    out.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also measure how faithful the attributions are (pla.evaluate: LDS, AOPC, "
+        "deletion and insertion curves against random orders; one more engine call)",
+    )
     _add_progress(out)
     engine = _add_engine(p, "CPU threads (default: all)")
     engine.add_argument(
