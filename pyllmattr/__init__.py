@@ -32,6 +32,7 @@ from .methods import (
     Lime,
     PerturbationMethod,
     Saliency,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -53,6 +54,7 @@ from .models import (
     resolve_model,
 )
 from .objectives import Contrast, LogProb, Objective, Prob
+from .interaction_result import InteractionResult
 from .results import AttributionResult
 from .summary import DatasetSummary, summarize
 
@@ -77,6 +79,7 @@ __all__ = [
     "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
+    "InteractionResult",
     "InterpretableInput",
     "KernelShap",
     "Lime",
@@ -90,6 +93,7 @@ __all__ = [
     "Saliency",
     "ScoreStats",
     "ScoringModel",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",
