@@ -17,6 +17,7 @@ from .inputs import (
     TextTemplateInput,
     TextTokenInput,
 )
+from .interaction_result import InteractionResult
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
@@ -54,7 +55,6 @@ from .models import (
     resolve_model,
 )
 from .objectives import Contrast, LogProb, Objective, Prob
-from .interaction_result import InteractionResult
 from .results import AttributionResult
 from .summary import DatasetSummary, summarize
 

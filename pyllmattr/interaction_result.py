@@ -27,7 +27,8 @@ class InteractionResult(AttributionResult):
     ``"exact"``).
 
     Example:
-        >>> result = pla.ShapleyInteractions(model).attribute(inp, target=" Paris")  # doctest: +SKIP
+        >>> method = pla.ShapleyInteractions(model)  # doctest: +SKIP
+        >>> result = method.attribute(inp, target=" Paris")  # doctest: +SKIP
         >>> result.top_interactions(3)  # doctest: +SKIP
         [(('Palm Coast', 'FL'), 1.21), ...]
         >>> fig, ax = result.plot_interactions()  # doctest: +SKIP

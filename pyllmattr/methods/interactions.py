@@ -77,7 +77,9 @@ class ShapleyInteractions(AttributionMethod):
     """
 
     name = "interactions"
-    defaults: dict[str, Any] = {"index": "k-SII", "order": 2, "budget": None, "approximator": "auto"}
+    defaults: dict[str, Any] = {
+        "index": "k-SII", "order": 2, "budget": None, "approximator": "auto",
+    }  # fmt: skip
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         index, approximator = options["index"], options["approximator"]
@@ -103,7 +105,8 @@ class ShapleyInteractions(AttributionMethod):
             with naming_input(job.index, settings.batch):
                 plans.append(plan(job.encoding.n_features, **settings.options))
         planned = sum(p.budget * settings.num_trials for p in plans)
-        with progress_callback(settings.progress, f"{type(self).__name__}: {planned} prompts") as report:
+        desc = f"{type(self).__name__}: {planned} prompts"
+        with progress_callback(settings.progress, desc) as report:
             tracker = CallProgress(report, planned)
             scoring = dataclasses.replace(settings, progress=tracker.relay if report else False)
             stages = staged.Stages(self.model, scoring, "target")
@@ -165,17 +168,16 @@ def plan(n: int, index: str, order: int, budget: int | None, approximator: str) 
 
 def minimum_budget(n: int, index: str, order: int, approximator: str) -> int:
     """The fewest coalitions the estimator can work with."""
+    shapiq = import_shapiq()
     if approximator == "auto":
         approximator = auto_family(n, index, order)
     if approximator == "permutation":
-        shapiq = import_shapiq()
         estimator = make_approximator(shapiq, approximator, index, order, n, None)
         lower = sum(comb(n, s) for s in range(1, order)) if index == "STII" else 0
         return lower + 1 + estimator.iteration_cost  # one permutation
     if approximator == "spex":
         from sparse_transform.qsft.signals.input_signal_subsampled import SubsampledSignal
 
-        shapiq = import_shapiq()
         query_args = dict(shapiq.SPEX(n=n, index=index, max_order=order).query_args, t=2)
         return int(SubsampledSignal.get_number_of_samples(n, 3, 2, 2, query_args))
     if approximator == "proxyspex":

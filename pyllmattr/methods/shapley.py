@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ..pipeline import Evaluation, Job, Settings
+from . import screening
 from .base import PerturbationMethod, check_positive_int
 
 
@@ -22,7 +24,17 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: dict[str, Any] = {"n_samples": 25}
+    defaults: dict[str, Any] = {"n_samples": 25, "screen": False, "screen_tol": None}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = screening.check_screen_options(options)
+        check_positive_int("n_samples", options["n_samples"])
+        return options
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        if not settings.options.get("screen"):
+            return super().evaluate(jobs, settings)
+        return screening.screened_sampling(self.model, jobs, settings)
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
