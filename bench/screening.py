@@ -87,8 +87,8 @@ def main() -> None:
     rows = []
     with pla.load_gguf(pla.default_model_path(), n_threads=2) as model:
         for tol in args.tol:
-            for template, values, baselines, target in templates:
-                row = measure(model, template, values, baselines, target, args.n_samples, seeds, tol)
+            for case in templates:
+                row = measure(model, *case, args.n_samples, seeds, tol)
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print("| template | features | tol | screened (mean) | prompts screened / plain "

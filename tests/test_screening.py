@@ -9,7 +9,7 @@ import pytest
 import pyllmattr as pla
 from pyllmattr.models.interface import ScoreStats
 
-TEMPLATE = "{} {} {} {} {}"
+TEMPLATE = "Cities:{}{}{}{}{}"  # each slot one token: its word with its space
 WORDS = [" Paris", " London", " Rome", " Berlin", " Madrid"]
 BASELINE = " the"
 WEIGHTS = np.array([0.8, -0.5, 0.3, 0.6, -0.2])
@@ -49,7 +49,7 @@ def single_token(model, word):
 
 
 def designed_input():
-    return pla.TextTemplateInput(TEMPLATE, [w.strip() for w in WORDS], baselines=[BASELINE] * 5)
+    return pla.TextTemplateInput(TEMPLATE, WORDS, baselines=[BASELINE] * 5)
 
 
 def test_additive_features_are_screened_and_exact_interacting_ones_are_sampled(tiny):
@@ -62,11 +62,11 @@ def test_additive_features_are_screened_and_exact_interacting_ones_are_sampled(t
     np.testing.assert_allclose(result.seq_attr[:3], WEIGHTS[:3], atol=1e-12)
     # Features 3 and 4 share the interaction: w + 1.5 / 2 each in expectation.
     np.testing.assert_allclose(result.seq_attr[3:], WEIGHTS[3:] + INTERACTION / 2, atol=0.2)
-    exact = pla.ShapleyValues(model).attribute(designed_input(), target=target)
-    assert result.seq_attr.sum() == pytest.approx(exact.seq_attr.sum(), abs=1e-9)  # efficiency
     # Two calls: the screen (2n + 1 prompts) and orderings over the two others (3 each).
     assert model.calls == 2  # exact scores: no noise floor to measure
     assert result.stats["n_evaluations"] == 1 + 2 * 5 + 1 + 400 * 3
+    exact = pla.ShapleyValues(model).attribute(designed_input(), target=target)
+    assert result.seq_attr.sum() == pytest.approx(exact.seq_attr.sum(), abs=1e-9)  # efficiency
     assert result.leave_one_out[3] == pytest.approx(WEIGHTS[3] + INTERACTION)
     assert result.add_one_in[3] == pytest.approx(WEIGHTS[3])
 
