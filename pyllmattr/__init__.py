@@ -7,6 +7,8 @@ Example:
     >>> pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
 """
 
+from importlib.metadata import version as _version
+
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
@@ -58,7 +60,8 @@ from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
 from .summary import DatasetSummary, summarize
 
-__version__ = "0.1.0"
+# pyproject.toml's version is the only place the version is written.
+__version__ = _version("pyllmattr")
 
 __all__ = [
     "GRADIENT_METHODS",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from .. import __version__
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
 from . import commands, dataset_command
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyllmattr",
         description="Explain which parts of a prompt a local GGUF model's output depends on.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_attribute(commands_)
     _add_attribute_dataset(commands_)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import display_width, pad_width
 from ..render import short_label
 
 BAR_WIDTH = 30
@@ -39,13 +40,14 @@ def _ranking(result: Any, top: int) -> list[str]:
     quiet = result.below_noise()
     values = [float(result.seq_attr[i]) for i in ranked]
     labels = [short_label(result.input_features[i], 32) for i in ranked]
-    width = max([len("feature"), *map(len, labels)])
+    # Pad by display width: a Chinese or Japanese label is twice as wide as it is long.
+    width = max([len("feature"), *map(display_width, labels)])
     largest = max((abs(v) for v in values), default=0.0) or 1.0
     rows = [f"  {'rank':>4}  {'feature':<{width}}  {'attribution':>11}"]
     for rank, (i, value, label) in enumerate(zip(ranked, values, labels, strict=True), start=1):
         bar = "#" * max(1 if value else 0, round(abs(value) / largest * BAR_WIDTH))
         mark = "~" if quiet[i] else " "
-        rows.append(f"  {rank:>4}  {label:<{width}}  {value:+11.4f}{mark} {bar}")
+        rows.append(f"  {rank:>4}  {pad_width(label, width)}  {value:+11.4f}{mark} {bar}")
     rows = _mark_staged(result, rows, ranked)
     hidden = len(result.input_features) - len(ranked)
     if hidden:

@@ -10,11 +10,15 @@ from typing import Any
 import numpy as np
 
 from .._text import check_text
+from . import scripts
 from .base import Encoding, InterpretableInput
-from .split import split_units
+from .split import UNITS, split_units
 from .template import TextTemplateInput
 
-LEVELS = ("document", "paragraph", "sentence", "word")
+# The feature kinds of a context, coarse to fine: each unit lies inside one of the level
+# above. Plain text's "character" (split.UNITS) is not one: a retrieved context has
+# thousands of characters, too many features to attribute.
+LEVELS = ("document", *UNITS[: UNITS.index("word") + 1])
 DEFAULT_TEMPLATE = "Context: {context}\n\nQuery: {query}"
 DOCUMENT_SEPARATOR = "\n\n"
 
@@ -42,7 +46,9 @@ class ContextInput(InterpretableInput):
     ``context`` is one string or a list of documents (joined with a blank line);
     ``template`` places it and the fixed ``query`` (``{context}`` once, ``{query}`` at
     most once; ``{{``/``}}`` are literal braces). Units nest document -> paragraph ->
-    sentence -> word; ``by`` picks the level whose units are the features. An absent
+    sentence -> word, in any script (see ``TextTemplateInput.from_text``; Chinese,
+    Japanese and Thai words need the ``languages`` extra); ``by`` picks the level whose
+    units are the features, and a level is split when first used. An absent
     unit is removed with the whitespace before it, so removing a paragraph renders the
     same prompt as removing all its sentences. The unperturbed prompt is
     ``template.format(context=inp.context, query=query)`` byte for byte.
@@ -72,7 +78,7 @@ class ContextInput(InterpretableInput):
         self._before, self._after = _split_template(template, query)
         self.by = _check_level(by)
         self.context = DOCUMENT_SEPARATOR.join(self.documents)
-        self._units = _nest(self.documents)
+        self._units = _UnitTree(self.documents)
         self._inner = self._template_input(self.by)
 
     # ------------------------------------------------------------ the hierarchy
@@ -210,37 +216,42 @@ def _split_template(template: Any, query: str) -> tuple[str, str]:
     return "".join(pieces[:cut]), "".join(pieces[cut + 1 :])  # type: ignore[arg-type]
 
 
-def _nest(documents: list[str]) -> dict[str, list[ContextUnit]]:
-    """Every level's units, each split inside its parent so the levels nest."""
-    out: dict[str, list[ContextUnit]] = {level: [] for level in LEVELS}
-    offset = 0
-    for d, doc in enumerate(documents):
-        start = offset + len(doc) - len(doc.lstrip())
-        _add(out, "document", start, offset + len(doc.rstrip()), doc.strip(), {})
-        _children(out, doc, offset, 1, {"document": d})
-        offset += len(doc) + len(DOCUMENT_SEPARATOR)
-    return out
+class _UnitTree(dict):
+    """Every level's units, each level split inside the units of the level above (so
+    the levels nest), computed when first asked for: a long context's words, or those
+    of a language whose segmenter is not installed, cost nothing until used."""
 
+    def __init__(self, documents: list[str]) -> None:
+        super().__init__()
+        self.documents = documents
+        self.languages: dict[int, str | None] = {}
+        units, offset = [], 0
+        for d, doc in enumerate(documents):
+            start = offset + len(doc) - len(doc.lstrip())
+            units.append(
+                ContextUnit("document", d, start, offset + len(doc.rstrip()), doc.strip(), {})
+            )
+            offset += len(doc) + len(DOCUMENT_SEPARATOR)
+        self["document"] = units
 
-def _children(
-    out: dict[str, list[ContextUnit]], text: str, offset: int, depth: int, parents: dict[str, int]
-) -> None:
-    if depth == len(LEVELS):
-        return
-    level = LEVELS[depth]
-    for start, end in split_units(text, level):
-        index = _add(out, level, offset + start, offset + end, text[start:end], parents)
-        _children(out, text[start:end], offset + start, depth + 1, {**parents, level: index})
+    def __missing__(self, level: str) -> list[ContextUnit]:
+        parent = LEVELS[LEVELS.index(level) - 1]
+        units: list[ContextUnit] = []
+        for unit in self[parent]:
+            parents = {**unit.parents, parent: unit.index}
+            language = self._language(parents["document"]) if level == "word" else None
+            for start, end in split_units(unit.text, level, language):
+                text = unit.text[start:end]
+                units.append(
+                    ContextUnit(
+                        level, len(units), unit.start + start, unit.start + end, text, dict(parents)
+                    )
+                )
+        self[level] = units
+        return units
 
-
-def _add(
-    out: dict[str, list[ContextUnit]],
-    level: str,
-    start: int,
-    end: int,
-    text: str,
-    parents: dict[str, int],
-) -> int:
-    units = out[level]
-    units.append(ContextUnit(level, len(units), start, end, text, dict(parents)))
-    return len(units) - 1
+    def _language(self, document: int) -> str | None:
+        """How to read the document's Chinese characters (told once from all of it)."""
+        if document not in self.languages:
+            self.languages[document] = scripts.han_language(self.documents[document])
+        return self.languages[document]

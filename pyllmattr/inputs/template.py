@@ -54,15 +54,22 @@ class TextTemplateInput(InterpretableInput):
     def from_text(
         cls, text: str, by: str = "word", baselines: str | None = None
     ) -> TextTemplateInput:
-        """Features from plain text: its words, sentences or paragraphs.
+        """Features from plain text: its ``"word"``, ``"sentence"``, ``"paragraph"`` or
+        ``"character"`` units, in any script.
 
         The unperturbed prompt renders back to ``text`` exactly. An absent unit is
         removed with the whitespace before it, or replaced by ``baselines`` (one
-        string for all units, keeping the whitespace).
+        string for all units, keeping the whitespace). Sentences end at ``. ! ?``
+        before a space and at once after ``。！？``, ``।`` and other scripts' full stops.
+        Words are the runs between spaces, punctuation included, except in Chinese,
+        Japanese and Thai, which BudouX cuts into words and phrases (``pip install
+        'pyllmattr[languages]'``; without it those words raise ImportError naming it).
 
         Example:
             >>> pla.TextTemplateInput.from_text("Dave lives in Palm Coast.").n_features
             5
+            >>> pla.TextTemplateInput.from_text("東京は日本の首都です。", by="word").labels
+            ['東京は', '日本の', '首都です。']
         """
         if not isinstance(text, str):
             raise ValueError("from_text: text must be a string")

@@ -122,7 +122,7 @@ class LogitProb(Objective):
         return [logit(column) for column in columns]
 
     def describe(self) -> str:
-        return "the logit of the target's probability"
+        return "logit p(target)"
 
 
 def logit(log_p: np.ndarray) -> np.ndarray:

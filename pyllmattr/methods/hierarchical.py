@@ -34,7 +34,7 @@ class HierarchicalAblation(AttributionMethod):
     the k units that score the target highest on their own (the prompt with only that
     unit of the context; short prompts, scored in the same call), so up to
     ``keep + keep_alone`` units are refined; ``result.levels[d]["alone"]`` holds those
-    scores. On bench/context_attribution.py's 24 cases, ``keep=2, keep_alone=2`` ranks
+    scores. On bench/harness/context_attribution.py's 24 cases, ``keep=2, keep_alone=2`` ranks
     exact leave-one-out's top sentence first in 23 (20 with ``keep_alone=0``) for 29 %
     more decoded tokens on average (2.01x fewer than sentence LOO instead of 2.36x,
     medians; docs/long-context.md).

@@ -7,20 +7,23 @@ three ways on the same float32 weights; where the cached path disagrees with the
 two, the dataset benchmark's *Captum default* row times a mode that is broken with the
 installed transformers.
 
-    python bench/captum_cache_check.py
+    python bench captum_cache
 """
 
 from __future__ import annotations
 
-import dataset_job
+import argparse
+
 import torch
 from captum.attr import FeatureAblation, LLMAttribution, TextTemplateInput
-from torch_gguf import TorchGGUF
+from harness import dataset_job
+from harness.torch_gguf import TorchGGUF
 
 import pyllmattr as pla
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     side = TorchGGUF(pla.default_model_path(), threads=2)
     tokenizer, model = side.tokenizer, side.model
     ((a, b),) = dataset_job.queries(1)

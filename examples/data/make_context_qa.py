@@ -1,4 +1,4 @@
-"""Writes examples/data/context_qa.jsonl: long-context question answering about invented things.
+"""Writes context_qa.jsonl (next to it): long-context question answering about invented things.
 
 Every case is 8-10 short encyclopedia articles about fictional towns, companies and
 species (names built from syllables, facts drawn at random, sentences from templates
@@ -6,7 +6,7 @@ written for this project), a question about one article, its answer, and the one
 two sentences that support it. All articles share the same kinds of facts, so every
 other article is a distractor with a different year, founder or product.
 
-    python bench/make_context_qa.py            # rewrites the file (seed 15)
+    python examples/data/make_context_qa.py            # rewrites the file (seed 15)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import random
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "examples" / "data" / "context_qa.jsonl"
+OUT = Path(__file__).resolve().parent / "context_qa.jsonl"  # next to this generator
 
 SYLLABLES = "bar cel dun fen gor hal kes lom mar nor ost pell quin ras sol tar ul ven wick yar"
 ENDINGS = {

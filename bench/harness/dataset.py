@@ -16,8 +16,8 @@ same chunks in this process with 2 threads, and once more with an actor that die
 its first chunk. Writes a markdown section (``bench/results/dataset.md``, also put into
 BENCHMARKS.md), the raw figures (``bench/results/dataset.json``) and a scaling plot.
 
-    python bench/dataset_bench.py            # full run (~1 h on 2 quiet cores)
-    python bench/dataset_bench.py --quick    # smoke test: 2 and 4 queries, /tmp outputs
+    python bench dataset            # full run (~1 h on 2 quiet cores)
+    python bench dataset --quick    # smoke test: 2 and 4 queries, /tmp outputs
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import dataset_job
 import numpy as np
-from torch_gguf import TorchGGUF
 
 import pyllmattr as pla
+from harness import REPO, RESULTS, command_line, dataset_job
+from harness.torch_gguf import TorchGGUF
 
-HERE = Path(__file__).parent
 BEGIN, END = "<!-- dataset -->", "<!-- /dataset -->"
 CONFIGS = ("pla batch", "pla per query", "Captum 1-pass", "Captum default")
 
@@ -55,10 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-ray", action="store_true")
     p.add_argument("--no-captum", action="store_true", help="pyllmattr and Ray only (smoke)")
     p.add_argument("--render", action="store_true", help="only rewrite the report from --json")
-    p.add_argument("--out", type=Path, default=HERE / "results" / "dataset.md")
-    p.add_argument("--json", type=Path, default=HERE / "results" / "dataset.json")
-    p.add_argument("--plot", type=Path, default=HERE.parent / "docs" / "dataset-scaling.png")
-    p.add_argument("--benchmarks", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    p.add_argument("--out", type=Path, default=RESULTS / "dataset.md")
+    p.add_argument("--json", type=Path, default=RESULTS / "dataset.json")
+    p.add_argument("--plot", type=Path, default=REPO / "docs" / "dataset-scaling.png")
+    p.add_argument("--benchmarks", type=Path, default=REPO / "BENCHMARKS.md")
     args = p.parse_args(argv)
     args.sizes = [int(n) for n in args.queries.split(",")]
     if args.quick:
@@ -204,8 +203,8 @@ def markdown(raw: dict[str, Any]) -> str:
         BEGIN,
         "### Attributing a dataset",
         "",
-        "An 8-shot addition prompt (`bench/dataset_job.py`: eight `a + b = c` examples, each "
-        "one feature removed when absent, then the query `a + b =` as fixed text; target the "
+        "An 8-shot addition prompt (`bench/harness/dataset_job.py`: eight `a + b = c` examples, "
+        "each one feature removed when absent, then the query `a + b =` as fixed text; target the "
         f"sum, {raw['target_tokens']} tokens), feature ablation of the examples for every "
         f"query. {meta['model']}, {meta['threads']} threads, {meta['machine']}; "
         f"{meta['software']}; {meta['date']}, load average {meta['load']} at the start "
@@ -230,7 +229,7 @@ def markdown(raw: dict[str, Any]) -> str:
     lines += [
         "*Captum default* runs Captum's default mode, which scores the target through the "
         "model's KV cache; with transformers 5.x its values differ from its own single-pass "
-        "mode's (r above; `python bench/captum_cache_check.py` shows it on one query), so "
+        "mode's (r above; `python bench captum_cache` shows it on one query), so "
         "the row times that mode as it runs here, not a correct one.",
         "",
     ]
@@ -432,7 +431,7 @@ def meta(args: argparse.Namespace, path: Path) -> dict[str, Any]:
         "software": f"Python {platform.python_version()}, " + ", ".join(versions),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "command": "python bench/dataset_bench.py" + "".join(f" {a}" for a in sys.argv[1:]),
+        "command": command_line("dataset"),
     }
 
 

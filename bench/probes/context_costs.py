@@ -8,20 +8,21 @@ prompt + answer, which the engine decodes: its n_decoded tracks this count). The
 hierarchical cost depends on which two documents are refined: the two first (worst),
 the answer's document and its successor (typical), and the two last (best).
 
-    python bench/context_costs.py
+    python bench context_costs
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-from pathlib import Path
 
 import numpy as np
+from harness import REPO
 
 import pyllmattr as pla
 from pyllmattr import chat
 
-DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "context_qa.jsonl"
+DATA = REPO / "examples" / "data" / "context_qa.jsonl"
 TEMPLATE = "Context: {context}\n\nQuery: {query}"
 
 
@@ -73,6 +74,7 @@ def costs(model: pla.LlamaModel, spec: dict) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     model = pla.load_gguf(pla.default_model_path(), n_ctx=4096)
     rows = [costs(model, json.loads(line)) for line in DATA.read_text().splitlines()]
     header = ["case", "docs", "sentences", "eval ratio (typical)", "P·S/(P+2S)"]

@@ -4,7 +4,7 @@ Scores random-token sequences (no shared prefix; several per decode) with every
 flash_attn x n_batch combination, then with the weights converted by ``requantize=``,
 and reports how far each conversion's log-probs move from the file's own. On a quiet machine:
 
-    python bench/settings_probe.py --seqs 4 --tokens 256 --repeats 3
+    python bench settings --seqs 4 --tokens 256 --repeats 3
 """
 
 from __future__ import annotations

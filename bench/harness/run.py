@@ -1,14 +1,11 @@
 """Benchmark pyllmattr against Captum and llama-cpp-python on the same GGUF weights.
 
-Run it from any directory (not with ``python -m`` from the repository root, where
-the source folder would shadow the installed package):
-
-    python bench/run_benchmarks.py                      # full run, writes BENCHMARKS.md
-    python bench/run_benchmarks.py --quick --out /tmp/BENCHMARKS-quick.md   # smoke test
+    python bench run                      # full run, writes BENCHMARKS.md
+    python bench run --quick --out /tmp/BENCHMARKS-quick.md   # smoke test
 
 Every (workload, configuration) pair runs in a fresh worker process
-(``worker.py``); this script prepares the workloads, starts the workers one after
-another, and writes the report (``report.py``) and the scaling plot.
+(``python bench worker``); this module prepares the workloads, starts the workers one
+after another, and writes the report (``report.py``) and the scaling plot.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import statistics
 import subprocess
 import sys
@@ -29,12 +25,8 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import jobs
-import report
+from harness import REPO, bench_command, command_line, jobs, report
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-WORKER = BENCH / "worker.py"
 DEFAULT_OUT = REPO / "BENCHMARKS.md"
 DEFAULT_PLOT = REPO / "docs" / "bench-scaling.png"
 QUICK_OUT = Path(tempfile.gettempdir()) / "BENCHMARKS-quick.md"
@@ -80,7 +72,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="SECTION.md",
         help="with --render-from: add these reports of other benchmark scripts "
-        "(e.g. bench/results/torch-ig.md from bench/ig_memory.py)",
+        "(e.g. bench/results/torch-ig.md from python bench ig_memory)",
     )
     parser.add_argument(
         "--interleave",
@@ -150,7 +142,7 @@ def machine_info(args: argparse.Namespace, model_path: str) -> dict[str, Any]:
     size_mb = Path(model_path).stat().st_size / 2**20
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": shlex.join(["python", *sys.argv]),
+        "command": command_line("run"),
         "cpu": _cpu_model(),
         "cores": f"{os.cpu_count()} logical ({len(os.sched_getaffinity(0))} usable)",
         "ram": _ram(),
@@ -229,7 +221,7 @@ class Workers:
         out_path = self.folder / f"out-{self.count}.json"
         spec_path.write_text(json.dumps(spec))
         proc = subprocess.run(
-            [sys.executable, str(WORKER), str(spec_path), str(out_path)],
+            bench_command("worker", spec_path, out_path),
             capture_output=True,
             text=True,
             env=self.env,

@@ -13,9 +13,9 @@ bench/results/torch-ig.md.
 name, Captum's ``LayerIntegratedGradients``): it skips the back-end comparison and
 writes between ``<!-- torch-ig-layer -->`` markers (bench/results/torch-ig-layer.md).
 
-    python bench/ig_memory.py                 # about 10 minutes on 2 cores
-    python bench/ig_memory.py --n-steps 4     # smoke test
-    python bench/ig_memory.py --layer 15      # at decoder layer 15's output
+    python bench ig_memory                 # about 10 minutes on 2 cores
+    python bench ig_memory --n-steps 4     # smoke test
+    python bench ig_memory --layer 15      # at decoder layer 15's output
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from harness import REPO, RESULTS, bench_command, command_line
+
 BEGIN, END = "<!-- torch-ig -->", "<!-- /torch-ig -->"
 LAYER_BEGIN, LAYER_END = "<!-- torch-ig-layer -->", "<!-- /torch-ig-layer -->"
 
@@ -52,8 +53,7 @@ def current_rss_mb() -> float:
 
 def workload(model: Any, n_prompt: int, n_target: int) -> tuple[str, list[int]]:
     """A prompt of exactly n_prompt tokens from the benchmark corpus and its greedy target."""
-    sys.path.insert(0, str(HERE))
-    from texts import CORPUS
+    from harness.texts import CORPUS
 
     ids = model.tokenize(CORPUS)[:n_prompt]
     text = model.detokenize(ids)
@@ -138,7 +138,7 @@ def layer_value(text: str) -> int | str:
 
 def run_child(kind: str, args: argparse.Namespace) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter, so its peak RSS is its own."""
-    command = [sys.executable, __file__, "--child", kind, *forwarded(args)]
+    command = bench_command("ig_memory", "--child", kind, *forwarded(args))
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} measurement failed:\n{done.stderr[-3000:]}")
@@ -160,10 +160,10 @@ def forwarded(args: argparse.Namespace) -> list[str]:
 
 def markdown(ig: dict[str, Any], agree: dict[str, Any] | None, args: argparse.Namespace) -> str:
     stats = ig["stats"]
-    command = "python bench/ig_memory.py" + "".join(f" {a}" for a in sys.argv[1:])
+    command = command_line("ig_memory")
     at = "" if ig["layer"] == "embeddings" else f" at layer `{ig['layer']}`"
     lines = [
-        f"### Integrated gradients on PyTorch{at} (`bench/ig_memory.py`)",
+        f"### Integrated gradients on PyTorch{at} (`bench/harness/ig_memory.py`)",
         "",
         f"SmolLM2-135M-Instruct, `pla.load_torch_gguf` of the shipped Q4_1 GGUF (dequantized "
         f"to float32), {ig['n_prompt']}-token prompt (one feature per token, baseline token 0), "
@@ -219,7 +219,7 @@ def write_report(
 
 
 def default_out() -> Path:
-    return HERE / "results" / "torch-ig.md"
+    return RESULTS / "torch-ig.md"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -232,7 +232,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--layer", default="embeddings", help="'embeddings', a decoder layer index or a name"
     )
-    parser.add_argument("--benchmarks", type=Path, default=HERE.parent / "BENCHMARKS.md")
+    parser.add_argument("--benchmarks", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--out", type=Path, default=default_out())
     parser.add_argument("--child", choices=["ig", "agreement"], help=argparse.SUPPRESS)
     return parser.parse_args(argv)

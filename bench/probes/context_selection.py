@@ -22,7 +22,7 @@ The scores the rules need beyond the run (document and paragraph leave-one-out, 
 document-only prompts; each one engine call) are computed here and cached in
 ``--scores``.
 
-    python bench/context_selection.py [--rows bench/results/context-set.jsonl] [--threads 2]
+    python bench context_selection [--rows bench/results/context-set.jsonl] [--threads 2]
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from context_attribution import TEMPLATE, load_cases, metrics
-from runners import trie_size
+from harness import RESULTS
+from harness.context_attribution import TEMPLATE, load_cases, metrics
+from harness.runners import trie_size
 
 import pyllmattr as pla
 from pyllmattr import chat
@@ -185,14 +186,12 @@ def table(per_rule: dict[str, list[dict[str, float]]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=Path, default=Path("bench/results/context-set.jsonl"))
-    parser.add_argument(
-        "--scores", type=Path, default=Path("bench/results/context-selection-scores.jsonl")
-    )
+    parser.add_argument("--rows", type=Path, default=RESULTS / "context-set.jsonl")
+    parser.add_argument("--scores", type=Path, default=RESULTS / "context-selection-scores.jsonl")
     parser.add_argument("--keeps", nargs="*", type=int, default=[2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    from context_report import load
+    from harness.context_report import load
 
     rows, _ = load([args.rows])
     specs = {c["id"]: c for c in load_cases(None, None)}

@@ -1,5 +1,7 @@
-"""What the exact layout costs against the fast one on long prompts: leave-one-out over a
-sample of the words of an N-token prompt (job 4's corpus), scored by both layouts in turn.
+"""What the exact layout costs against the fast one on long prompts (sampled leave-one-out).
+
+Leave-one-out over a sample of the words of an N-token prompt (job 4's corpus), scored
+by both layouts in turn.
 
 The full job 4 at 1024 tokens takes about half an hour per configuration on a 2-core
 machine; the cost of a layout is its decoded tokens and its throughput over them, so a
@@ -7,7 +9,7 @@ sample of evaluations spread evenly over the prompt measures the same ratio in m
 No noise floor is measured here (the fast default measures one extra unshared sequence
 per attribution, under 1 % of job 4's tokens).
 
-    python bench/exact_cost.py --tokens 1024 --words 32 --repeats 2 --out /tmp/exact-cost.md
+    python bench exact_cost --tokens 1024 --words 32 --repeats 2 --out /tmp/exact-cost.md
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import texts
+from harness.jobs import cut_to_tokens
 
-import texts  # noqa: E402  (bench/texts.py: the benchmark corpus)
-from jobs import cut_to_tokens  # noqa: E402
-
-import pyllmattr as pla  # noqa: E402
+import pyllmattr as pla
 
 LAYOUTS = {"fast (deterministic=False)": False, "exact (the default)": None}
 
@@ -79,7 +78,7 @@ def main() -> None:
         f"# Exact layout cost: leave-one-out over {args.words} words of a "
         f"{len(sequences[0])}-token prompt",
         "",
-        f"`python bench/exact_cost.py --tokens {args.tokens} --words {args.words} "
+        f"`python bench exact_cost --tokens {args.tokens} --words {args.words} "
         f"--repeats {args.repeats}`; {args.threads} threads, load average at the end "
         f"{os.getloadavg()[0]:.2f}; SmolLM2-135M-Instruct Q4_1.",
         "",

@@ -1,12 +1,13 @@
 """Run one benchmark configuration in a fresh process and write its measurements as JSON.
 
-Usage (run_benchmarks.py starts it): ``python worker.py SPEC.json OUT.json``.
+Usage (``python bench run`` starts it): ``python bench worker SPEC.json OUT.json``.
 Each configuration gets its own process so that its peak RSS
 (``ru_maxrss`` at the end) covers only its own model and work.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
@@ -16,7 +17,7 @@ from statistics import median
 from time import perf_counter
 from typing import Any
 
-from runners import make_runner, measure_throughput
+from harness.runners import make_runner, measure_throughput
 
 
 def run_config(spec: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +69,12 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def main(argv: list[str]) -> int:
-    spec = json.loads(Path(argv[1]).read_text())
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("spec", type=Path, help="the configuration (JSON, written by run)")
+    parser.add_argument("out", type=Path, help="where its measurements go (JSON)")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec.read_text())
     try:
         result = run_throughput(spec) if "throughput" in spec else run_config(spec)
     except Exception as exc:  # reported as a failed configuration, the run goes on
@@ -79,9 +84,9 @@ def main(argv: list[str]) -> int:
             "traceback": traceback.format_exc(),
         }
     result["peak_rss_mb"] = peak_rss_mb()
-    Path(argv[2]).write_text(json.dumps(result))
+    args.out.write_text(json.dumps(result))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

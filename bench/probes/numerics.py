@@ -1,8 +1,10 @@
-"""How much llama.cpp's batch layout moves pyllmattr's scores in each layout: the fast
-one (deterministic=False), the exact one (the default on the CPU) and the previous
-64-cell one (deterministic="flash64"). Writes a markdown report (docs/numerics.md quotes it).
+"""How much llama.cpp's batch layout moves pyllmattr's scores, in each scoring layout.
 
-    cd /tmp && python /work/main/bench/numerics_probe.py --out /tmp/numerics.md
+The layouts: the fast one (deterministic=False), the exact one (the default on the CPU)
+and the previous 64-cell one (deterministic="flash64"). Writes a markdown report
+(docs/numerics.md quotes it).
+
+    python bench numerics --out /tmp/numerics.md
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def loo_row(r: dict, layout: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="numerics.md")
     args = parser.parse_args()
     source = pla.default_model_path()

@@ -19,8 +19,8 @@ with it, and the log-prob drop of the answer when the method's top-3 sentences a
 removed (scored on the target model, each prompt alone). One JSON line per (case,
 method) goes to --out as soon as it is measured, so an interrupted run keeps its rows.
 
-    python bench/context_attribution.py --cases 2 --out bench/results/context-subset.jsonl
-    python bench/context_attribution.py --render bench/results/context.jsonl \
+    python bench context_attribution --cases 2 --out bench/results/context-subset.jsonl
+    python bench context_attribution --render bench/results/context.jsonl \
         --markdown bench/results/context-attribution.md
 """
 
@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch_gguf import TorchGGUF
 
 import pyllmattr as pla
+from harness import REPO, RESULTS
+from harness.torch_gguf import TorchGGUF
 from pyllmattr.methods.lasso import spearman
 
-DATA = Path(__file__).resolve().parent.parent / "examples" / "data" / "context_qa.jsonl"
+DATA = REPO / "examples" / "data" / "context_qa.jsonl"
 TEMPLATE = "Context: {context}\n\nQuery: {query}"  # ContextCite's default
 ORDER = [
     "exact-loo",
@@ -335,7 +336,7 @@ def measure(args: argparse.Namespace) -> None:
 
 def missing_drops(path: Path, threads: int) -> None:
     """Top-3 drops for the cases of ``path`` whose run stopped before measuring them."""
-    from context_report import load
+    from harness.context_report import load
 
     rows, drops = load([path])
     model = pla.load_gguf(pla.default_model_path(), n_ctx=4096, n_threads=threads)
@@ -360,7 +361,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", help=f"subset of {ORDER}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--truncate", type=int, help="keep N documents per case (smoke runs)")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/context.jsonl"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "context.jsonl")
     parser.add_argument("--render", nargs="*", type=Path, help="JSONL files to summarize")
     parser.add_argument("--markdown", type=Path, help="write the summary table here")
     parser.add_argument(
@@ -368,7 +369,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.render:
-        from context_report import identity_lines, render
+        from harness.context_report import identity_lines, render
 
         text = render(args.render) + "".join(f"\n{line}\n" for line in identity_lines(args.render))
         if args.markdown:

@@ -21,10 +21,10 @@ from captum.attr import (
     TextTemplateInput,
     TextTokenInput,
 )
-from jobs import CAPTUM_DEFAULT
-from runners import Runner
-from torch_gguf import TorchGGUF
 
+from harness.jobs import CAPTUM_DEFAULT
+from harness.runners import Runner
+from harness.torch_gguf import TorchGGUF
 from pyllmattr.inputs.split import units_with_leading_space
 
 

@@ -1,4 +1,4 @@
-"""Summarize bench/context_attribution.py's JSON lines as a markdown table."""
+"""Summarize ``python bench context_attribution``'s JSON lines as a markdown table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from context_attribution import ORDER, metrics
+
+from harness.context_attribution import ORDER, metrics
 
 LABELS = {
     "exact-loo": "exact LOO, each prompt alone (reference)",

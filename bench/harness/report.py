@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jobs import (
+
+from harness.jobs import (
     CAPTUM_CONFIGS,
     CAPTUM_DEFAULT,
     CAPTUM_SINGLE,
@@ -21,7 +22,7 @@ from jobs import (
     PLA_SHARED,
     Workload,
 )
-from runners import OTHER_WEIGHTS
+from harness.runners import OTHER_WEIGHTS
 
 Results = dict[str, dict[str, dict[str, Any]]]  # workload name -> config -> worker result
 

@@ -24,7 +24,9 @@ from time import perf_counter
 from typing import Any, ClassVar
 
 import numpy as np
-from jobs import (
+
+import pyllmattr as pla
+from harness.jobs import (
     CAPTUM_CONFIGS,
     CONVERSIONS,
     LAYOUTS,
@@ -33,8 +35,6 @@ from jobs import (
     PLA_INDEPENDENT,
     PLA_SHARED,
 )
-
-import pyllmattr as pla
 
 
 def pla_input(spec: dict[str, Any], model: Any) -> pla.InterpretableInput:
@@ -283,7 +283,7 @@ def make_runner(config: str, workload: dict[str, Any], threads: int, model_path:
     if config in (LCPP_LOOP, LCPP_REUSE):
         return LlamaCppRunner(config, workload, threads, model_path)
     if config in CAPTUM_CONFIGS:
-        from captum_side import CaptumRunner
+        from harness.captum_side import CaptumRunner
 
         return CaptumRunner(config, workload, threads, model_path)
     raise ValueError(f"unknown configuration {config!r}")

@@ -4,24 +4,28 @@ Random keep-half masks (32x40, 64x56, 128x70), a sparse linear response plus noi
 alpha=0.01 on standardized columns (the context-cite package's pipeline). Prints the
 largest coefficient difference and the mean time per fit. Needs scikit-learn.
 
-    python bench/lasso_vs_sklearn.py
+    python bench lasso_vs_sklearn
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 import warnings
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import Lasso
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from pyllmattr.methods.lasso import lasso
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    # scikit-learn is no dependency of the project: imported once asked for (not for --help).
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import Lasso
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     warnings.simplefilter("ignore", ConvergenceWarning)  # float32 data limits its duality gap
     worst, t_numpy, t_sklearn, runs = 0.0, 0.0, 0.0, 30
     for seed in range(runs):

@@ -3,8 +3,8 @@
 Every token attends over all KV cells of its wave, so large waves cost attention;
 the shared prefix is kept between waves, so the tokens decoded do not change.
 
-    cd /tmp && python /work/main/bench/wave_size_probe.py
-    cd /tmp && python /work/main/bench/wave_size_probe.py --tokens 1024 --stride 8
+    python bench wave_size
+    python bench wave_size --tokens 1024 --stride 8
 
 ``--tokens N`` instead cuts texts.CORPUS to N tokens and scores every ``stride``-th
 leave-one-out sequence (the sharing pattern of token-level ablation, fewer leaves).
@@ -16,7 +16,7 @@ import argparse
 import time
 
 import numpy as np
-from texts import CORPUS, PALM_COAST
+from harness.texts import CORPUS, PALM_COAST
 
 import pyllmattr as pla
 

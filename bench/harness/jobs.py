@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import texts
+from harness import texts
 
 PLA_SHARED = "pla-shared"
 PLA_INDEPENDENT = "pla-independent"
@@ -222,8 +222,7 @@ def _job4(sizes: Sizes, lengths: tuple[int, ...]) -> list[Workload]:
 
 def resolve(workload: Workload, model: Any) -> Workload:
     """Cut the prompt to length and fix the target ids with ``model`` (a pyllmattr model)."""
-    from runners import pla_input
-
+    from harness.runners import pla_input
     from pyllmattr.methods.base import empty_context
 
     inp = dict(workload.inp)

@@ -8,7 +8,7 @@ Two workloads on the shipped SmolLM2 Q4_1, 2 threads:
   and a contrast (what a contrastive feature ablation scores): one ``score_pairs`` call
   over all pairs against one ``score`` call per target.
 
-    cd /tmp && python /work/main/bench/pairs_probe.py [--repeats 5] [--json OUT]
+    python bench pairs [--repeats 5] [--json OUT]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from texts import ANSWER, PALM_COAST, PASSAGES, retrieval_template
+from harness.texts import ANSWER, PALM_COAST, PASSAGES, retrieval_template
 
 import pyllmattr as pla
 
