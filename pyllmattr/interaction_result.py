@@ -62,30 +62,6 @@ class InteractionResult(AttributionResult):
         """The k strongest interactions (two or more features) as a ranked table."""
         return plot_interaction_table(self, k, ax)
 
-    # ------------------------------------------------------------ serialization
-    def to_dict(self) -> dict[str, Any]:
-        out = super().to_dict()
-        # JSON objects have string keys: the coalitions go out as [[features], value] pairs.
-        out["interactions"] = [[list(key), float(v)] for key, v in self.interactions.items()]
-        for name in ("interaction_matrix", "token_interaction_matrix"):
-            value = getattr(self, name)
-            out[name] = None if value is None else np.asarray(value).tolist()
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InteractionResult:
-        data = dict(data)
-        pairs = data.get("interactions") or []
-        if isinstance(pairs, dict):  # already in memory form
-            pairs = list(pairs.items())
-        data["interactions"] = {tuple(int(i) for i in key): float(v) for key, v in pairs}
-        for name in ("interaction_matrix", "token_interaction_matrix"):
-            if data.get(name) is not None:
-                data[name] = np.asarray(data[name], dtype=float)
-        result = super().from_dict(data)
-        assert isinstance(result, InteractionResult)
-        return result
-
     def __repr__(self) -> str:
         top = ", ".join(
             f"{' x '.join(map(repr, names))}: {value:+.3f}"

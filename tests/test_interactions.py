@@ -389,3 +389,37 @@ def test_the_html_view_lists_the_top_pairs(result):
 
 def test_the_method_is_listed_for_front_ends():
     assert pla.METHODS["interactions"] is pla.ShapleyInteractions
+
+
+def test_the_cli_passes_the_interaction_flags_and_refuses_them_elsewhere(capsys):
+    from pyllmattr.cli.commands import _method_options
+    from pyllmattr.cli.parser import build_parser
+
+    parser = build_parser()
+    flags = ["--order", "3", "--index", "STII", "--budget", "500", "--approximator", "svarm"]
+    args = parser.parse_args(["attribute", "--prompt", "Hi", "--method", "interactions", *flags])
+    assert _method_options(args, pla.ShapleyInteractions, parser) == {
+        "order": 3, "index": "STII", "budget": 500, "approximator": "svarm",
+    }  # fmt: skip
+    args = parser.parse_args(["attribute", "--prompt", "Hi", "--order", "2"])
+    with pytest.raises(SystemExit):
+        _method_options(args, pla.FeatureAblation, parser)
+    assert "--order applies to --method interactions" in capsys.readouterr().err
+
+
+def test_the_cli_prints_the_strongest_interactions(tmp_path):
+    from test_cli import run
+
+    out = tmp_path / "out.json"
+    done = run(
+        "attribute", "--model", "default", "--prompt", "Dave lives in Palm Coast, FL",
+        "--target", " and", "--method", "interactions", "--index", "SII", "--json", str(out),
+        "--plot", str(tmp_path / "out.png"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = pla.AttributionResult.from_json(out.read_text())
+    assert isinstance(result, pla.InteractionResult) and result.index == "SII"
+    assert result.budget_used == 2 ** len(result.input_features)
+    assert f"strongest SII interactions (exact, {result.budget_used} coalitions):" in done.stdout
+    names, value = result.top_interactions(1)[0]
+    assert f"{value:+11.4f}  {' x '.join(names)}" in done.stdout

@@ -118,6 +118,12 @@ def _method_options(
         if "levels" not in defaults:
             parser.error("--levels applies to --method hierarchical")
         options["levels"] = tuple(level.strip() for level in args.levels.split(","))
+    for flag in ("order", "index", "budget", "approximator"):
+        value = getattr(args, flag, None)
+        if value is not None:
+            if flag not in defaults:
+                parser.error(f"--{flag} applies to --method interactions")
+            options[flag] = value
     if args.method in ("hierarchical",) and not args.context:
         parser.error("--method hierarchical needs --context FILE --query TEXT")
     return options
@@ -242,7 +248,10 @@ def _save_heatmap(result: Any, path: str) -> None:
     matplotlib.use("Agg")  # files only: never open a window or need a display
     import matplotlib.pyplot as plt
 
-    fig, _ = result.plot_token_attr()
+    if getattr(result, "interaction_matrix", None) is not None:
+        fig, _ = result.plot_interactions()  # interactions: pairs, main effects on the diagonal
+    else:
+        fig, _ = result.plot_token_attr()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

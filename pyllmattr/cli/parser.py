@@ -164,6 +164,28 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         help="gradient methods: attribute at this layer's output, 'embeddings' (the default), "
         "a decoder layer index (e.g. 12) or a module name (e.g. model.layers.12.mlp)",
     )
+    pairs = p.add_argument_group("interactions (--method interactions)")
+    pairs.add_argument(
+        "--order", metavar="K", type=positive_int, help="largest coalition size (default 2)"
+    )
+    pairs.add_argument(
+        "--index",
+        choices=("k-SII", "SII", "STII", "FSII"),
+        help="interaction index (default k-SII)",
+    )
+    pairs.add_argument(
+        "--budget",
+        metavar="N",
+        type=positive_int,
+        help="coalitions per input: exact when 2^features fits (default: exact up to 12 "
+        "features, else 4096 estimated by shapiq)",
+    )
+    pairs.add_argument(
+        "--approximator",
+        choices=("auto", "exact", "regression", "permutation", "montecarlo", "svarm", "spex",
+                 "proxyspex"),
+        help="shapiq's estimator beyond the budget (default auto)",
+    )  # fmt: skip
     chat = p.add_argument_group("chat models")
     chat.add_argument(
         "--chat",

@@ -29,6 +29,7 @@ def format_result(result: Any, top: int = 20) -> str:
         f"{result.method}: how much each feature raises (+) or lowers (-) {result.quantity}",
     ]
     lines += _ranking(result, top)
+    lines += _top_pairs(result, min(top, 10))
     lines += ["", _summary(result)]
     return "\n".join(lines)
 
@@ -57,6 +58,19 @@ def _ranking(result: Any, top: int) -> list[str]:
             f"  ~ within the noise floor ±{result.noise_floor:.4f} (llama.cpp batch noise; "
             "exact scoring, the default on the CPU, removes it)"
         )
+    return rows
+
+
+def _top_pairs(result: Any, k: int) -> list[str]:
+    """Interaction results: the strongest interactions of two or more features."""
+    top = result.top_interactions(k) if hasattr(result, "top_interactions") else []
+    if not top:
+        return []
+    how = "exact" if result.exact else f"estimated by {result.approximator}"
+    rows = ["", f"strongest {result.index} interactions ({how}, {result.budget_used} coalitions):"]
+    for rank, (names, value) in enumerate(top, start=1):
+        label = " x ".join(short_label(name, 24) for name in names)
+        rows.append(f"  {rank:>4}  {value:+11.4f}  {label}")
     return rows
 
 

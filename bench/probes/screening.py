@@ -4,9 +4,9 @@ For a few templates on SmolLM2 (the default exact layout), at the same n_samples
 prompts scored by screened sampling over prompts scored by plain sampling, and the
 largest |difference| from the exact Shapley values (mean over seeds) of both.
 
-    python bench/screening.py                  # 4 templates, 5 seeds, n_samples 10
-    python bench/screening.py --quick          # 2 templates, 2 seeds
-    python bench/screening.py --tol 0.05 0.2   # several tolerances
+    python bench screening                  # 4 templates, 5 seeds, n_samples 10
+    python bench screening --quick          # 2 templates, 2 seeds
+    python bench screening --tol 0.05 0.2   # several tolerances
 """
 
 from __future__ import annotations
