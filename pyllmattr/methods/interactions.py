@@ -148,20 +148,22 @@ def plan(n: int, index: str, order: int, budget: int | None, approximator: str) 
                 'approximator="auto"'
             )
         return Plan(True, everything, index, order, "exact")
-    if budget is None and n <= EXACT_FEATURES:
-        budget = everything
-    if approximator == "auto" and budget is not None and budget >= everything:
+    given = budget
+    if budget is None:
+        budget = everything if n <= EXACT_FEATURES else DEFAULT_BUDGET
+    if approximator == "auto" and budget >= everything:
         return Plan(True, everything, index, order, "exact")
     least = minimum_budget(n, index, order, approximator)
-    if budget is None:
-        budget = max(DEFAULT_BUDGET, least)
+    if given is None:
+        budget = max(budget, least)
     elif budget < least:
         raise ValueError(
             f"budget={budget} is below the {least} coalitions the {approximator!r} estimator "
             f"needs for {index} of order {order} over {n} features; raise budget to at least "
             f"{least}, lower the order, or group features with a mask"
         )
-    if approximator not in ("permutation", "spex"):  # samplers draw distinct coalitions
+    # Regression and sampling estimators draw distinct coalitions: at most 2^n of them.
+    if approximator not in ("permutation", "spex", "proxyspex"):
         budget = min(budget, everything)
     return Plan(False, budget, index, order, approximator)
 
