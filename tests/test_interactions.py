@@ -108,18 +108,31 @@ def smollm2_f(smollm2, smollm2_target):
 
 
 @pytest.fixture(scope="module")
+def smollm2_results(smollm2, smollm2_target):
+    """ShapleyInteractions on SmolLM2 per index, computed once for the tests that read them."""
+    cache = {}
+
+    def result(index):
+        if index not in cache:
+            cache[index] = pla.ShapleyInteractions(smollm2).attribute(
+                template_input(), target=smollm2_target, index=index, order=2
+            )
+        return cache[index]
+
+    return result
+
+
+@pytest.fixture(scope="module")
 def target(tiny):
     return tiny.tokenize(TARGET, add_special=False)
 
 
 @pytest.mark.parametrize("index", ["SII", "k-SII", "STII"])
 def test_exact_order_2_equals_brute_force_from_the_64_coalitions(
-    smollm2, smollm2_target, smollm2_f, index
+    smollm2, smollm2_target, smollm2_f, smollm2_results, index
 ):
     assert smollm2.scores_are_exact  # the default layout: a prompt scores the same anywhere
-    result = pla.ShapleyInteractions(smollm2).attribute(
-        template_input(), target=smollm2_target, index=index, order=2
-    )
+    result = smollm2_results(index)
     expected = brute_force(smollm2_f, index)
     assert result.exact and result.approximator == "exact" and result.budget_used == 2**N
     assert set(result.interactions) == set(expected)
@@ -133,10 +146,8 @@ def test_exact_order_2_equals_brute_force_from_the_64_coalitions(
     np.testing.assert_allclose(result.seq_attr, [expected[(i,)][0] for i in range(N)], atol=1e-9)
 
 
-def test_k_sii_values_sum_to_the_change_from_all_baselines(smollm2, smollm2_target, smollm2_f):
-    result = pla.ShapleyInteractions(smollm2).attribute(
-        template_input(), target=smollm2_target, index="k-SII", order=2
-    )
+def test_k_sii_values_sum_to_the_change_from_all_baselines(smollm2_f, smollm2_results):
+    result = smollm2_results("k-SII")
     full, empty = smollm2_f[-1, 0], smollm2_f[0, 0]
     assert sum(result.interactions.values()) == pytest.approx(full - empty, abs=1e-9)
     assert result.target_logprob - result.baseline_logprob == pytest.approx(full - empty, abs=1e-9)
@@ -325,6 +336,10 @@ def test_estimates_with_sampled_baselines_over_trials(tiny, target):
         ({"budget": 10}, "budget=10 is below the 22 coalitions"),
         ({"budget": 10, "approximator": "exact"}, "need 2^6 = 64 coalitions; pass budget=64"),
         ({"budget": 20, "approximator": "permutation"}, "below the 33 coalitions"),
+        (
+            {"budget": 100, "approximator": "spex"},
+            r"budget=100 is below the \d+ coalitions the 'spex'",
+        ),
     ],
 )
 def test_bad_options_say_what_to_do(tiny, target, options, message):

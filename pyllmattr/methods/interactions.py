@@ -47,6 +47,11 @@ APPROXIMATORS: dict[str, tuple[str, ...]] = {
     "spex": INDICES,
     "proxyspex": INDICES,
 }
+SPEX_QUERY = {
+    "query_method": "complex", "num_subsample": 3, "delays_method_source": "joint-coded",
+    "subsampling_method": "qsft", "delays_method_channel": "identity-siso", "num_repeat": 1,
+    "t": 2,
+}  # fmt: skip
 PROXYSPEX_MIN_BUDGET = 100  # 5-fold cross-validated boosted trees need samples per fold
 
 
@@ -180,8 +185,10 @@ def minimum_budget(n: int, index: str, order: int, approximator: str) -> int:
     if approximator == "spex":
         from sparse_transform.qsft.signals.input_signal_subsampled import SubsampledSignal
 
-        query_args = dict(shapiq.SPEX(n=n, index=index, max_order=order).query_args, t=2)
-        return int(SubsampledSignal.get_number_of_samples(n, 3, 2, 2, query_args))
+        # SPEX's smallest design (b = 3 bits, degree t = 2), from its query parameters;
+        # these are shapiq 1.4.1's, restated because building a SPEX (its BCH decoder)
+        # takes minutes.
+        return int(SubsampledSignal.get_number_of_samples(n, 3, 2, 2, SPEX_QUERY))
     if approximator == "proxyspex":
         return PROXYSPEX_MIN_BUDGET
     # Regression and sampling estimators: one coalition per value they estimate.
