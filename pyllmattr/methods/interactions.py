@@ -122,7 +122,8 @@ class ShapleyInteractions(AttributionMethod):
                 found.update(exact_found(exact_jobs, stages, tracker, settings))
             for job, rng, p in zip(jobs, rngs, plans, strict=True):
                 if not p.exact:
-                    found[job.index] = estimated_found(job, rng, p, stages, tracker, settings)
+                    with naming_input(job.index, settings.batch):
+                        found[job.index] = estimated_found(job, rng, p, stages, tracker, settings)
             tracker.finish()
         totals = stages.totals()
         return [found[job.index].evaluation(job, totals) for job in jobs]
