@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "quantize.h"
+#include "sysinfo.h"
 
 namespace py = pybind11;
 using namespace pyllmattr;
@@ -321,7 +322,49 @@ void bind_engine(py::module_ & m) {
         .def_property_readonly("exact_block", [](Engine & e) {
             py::gil_scoped_release release;
             return e.exact_rules().block;
-        });
+        })
+        // The self-check's outcome without running it: None until settled, else
+        // (verified, block, row_mult, row_min, seconds the check took in this process).
+        .def_property_readonly("exact_outcome",
+                               [](const Engine & e) -> py::object {
+                                   const ExactOutcome o = e.exact_outcome();
+                                   if (o.state < 0) {
+                                       return py::none();
+                                   }
+                                   return py::make_tuple(o.state == 1, o.rules.block, o.rules.row_mult,
+                                                         o.rules.row_min, o.check_seconds);
+                               })
+        .def(
+            "adopt_exact_rules",
+            [](Engine & e, int32_t block, int32_t row_mult, int32_t row_min, bool verified) {
+                py::gil_scoped_release release;  // computes the filler cell: one small decode
+                return e.adopt_exact_rules({block, row_mult, row_min}, verified);
+            },
+            py::arg("block"), py::arg("row_mult"), py::arg("row_min"), py::arg("verified"),
+            "Use a cached outcome of the self-check instead of running it (False: refused).");
+}
+
+py::dict system_info_dict() {
+    const SystemInfo info = system_info();
+    py::dict d;
+    d["system_info"] = info.llama_system_info;
+    d["ggml_version"] = info.ggml_version;
+    d["ggml_commit"] = info.ggml_commit;
+    d["gpu_offload"] = info.gpu_offload;
+    d["backends"] = info.backends;
+    py::list devices;
+    for (const BackendDevice & dev : info.devices) {
+        py::dict item;
+        item["name"] = dev.name;
+        item["description"] = dev.description;
+        item["type"] = dev.type;
+        item["backend"] = dev.backend;
+        item["memory_free"] = dev.memory_free;
+        item["memory_total"] = dev.memory_total;
+        devices.append(item);
+    }
+    d["devices"] = devices;
+    return d;
 }
 
 }  // namespace
@@ -344,4 +387,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
     m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));
     m.def("llama_symbol_address", &llama_symbol_address);
+    m.def("system_info", &system_info_dict,
+          "llama.cpp's system info line, ggml's version and commit, back ends and devices.");
+    m.attr("EXACT_RULES_VERSION") = kExactRulesVersion;
 }

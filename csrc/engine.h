@@ -104,6 +104,17 @@ struct GenerateOptions {
 class KvRestorer;
 struct ExactSeqs;
 
+// The rules exact calls use when the self-check failed for every candidate: they then
+// score every sequence alone, exact by definition.
+inline constexpr ExactRules kUnverifiedRules{64, 16, 64};
+
+// What the exact layout's rules are on an engine, without settling them.
+struct ExactOutcome {
+    int state = -1;            // -1 not settled yet, 0 the self-check failed, 1 verified
+    ExactRules rules{};
+    double check_seconds = 0;  // the self-check's time in this process (0: adopted, or not run)
+};
+
 class Engine {
   public:
     // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded, and
@@ -142,6 +153,11 @@ class Engine {
     bool exact_verified();  // the self-check passed (false: exact calls score one by one)
     // For tests: the self-check with given rules (does not change the engine's rules).
     bool exact_self_check(const ExactRules & rules);
+    // Takes a known outcome of the self-check on this model and machine (a disk cache)
+    // instead of running it. Refused (false) when the rules are already settled, the
+    // engine does not use the exact layout, or the outcome is not one the check can reach.
+    bool adopt_exact_rules(const ExactRules & rules, bool verified);
+    ExactOutcome exact_outcome() const;  // never runs the self-check
 
     // The GGUF file's chat template ("" when it has none), and a conversation rendered
     // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
@@ -190,6 +206,8 @@ class Engine {
     ScoreResult score_exact(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control,
                             const ExactRules & rules, int32_t max_slots, bool verified);
     void calibrate_exact();
+    void prepare_exact();  // the filler cells every exact wave copies
+    std::vector<ExactRules> exact_candidates() const;
     bool run_self_check(const ExactRules & rules);
     ExactSeqs exact_seqs() const;
 
@@ -204,6 +222,7 @@ class Engine {
     int32_t plan_slack_ = 0;   // EngineTesting only
     ExactRules exact_rules_{};
     int exact_state_ = -1;  // -1 not checked yet, 0 the self-check failed, 1 verified
+    double exact_check_seconds_ = 0.0;
     std::shared_ptr<KvRestorer> kv_;
     mutable std::mutex mutex_;  // one call at a time per context
 };

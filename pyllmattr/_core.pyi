@@ -6,7 +6,7 @@ the built module's.
 """
 
 from collections.abc import Callable, Sequence
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -203,6 +203,12 @@ class Engine:
         """The exact layout's rules were checked on this model (runs the self-check once)."""
     @property
     def exact_block(self) -> int: ...
+    @property
+    def exact_outcome(self) -> tuple[bool, int, int, int, float] | None:
+        """The self-check's outcome without running it: None until settled, else
+        (verified, block, row_mult, row_min, seconds the check took in this process)."""
+    def adopt_exact_rules(self, block: int, row_mult: int, row_min: int, verified: bool) -> bool:
+        """Use a cached outcome of the self-check instead of running it (False: refused)."""
 
 class _Testing(Protocol):
     """``_core.testing``: test-only hooks into the engine (pyllmattr._testing wraps them)."""
@@ -223,3 +229,7 @@ testing: _Testing
 def quantize_model(input: str, output: str, type: FileType, n_threads: int) -> None: ...
 def set_verbose(verbose: bool) -> None: ...
 def llama_symbol_address() -> int: ...
+def system_info() -> dict[str, Any]:
+    """llama.cpp's system info line, ggml's version and commit, back ends and devices."""
+
+EXACT_RULES_VERSION: int

@@ -203,6 +203,6 @@ def test_methods_check_the_model_interface(exact):
     class NotAModel:
         pass
 
-    with pytest.raises(ValueError, match="needs a model from pla.load_gguf"):
+    with pytest.raises(TypeError, match="needs a model from pla.load_gguf"):
         pla.FeatureAblation(NotAModel())
     assert isinstance(exact, pla.ScoringModel) and not isinstance(exact, pla.GradientModel)

@@ -97,6 +97,11 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert modes["feature-ablation"] == ["prompt", "context"]
     assert modes["hierarchical"] == modes["context-cite"] == ["context"]
     assert "chatml" in config["chat_templates"]
+    # the feature kinds the page offers, from the library's own lists
+    assert config["features"] == [
+        "token", "character", "word", "sentence", "paragraph", "template"
+    ]  # fmt: skip
+    assert config["context_features"] == ["word", "sentence", "paragraph"]
 
 
 def test_a_run_gives_the_result_the_library_gives(client, smollm2):

@@ -149,8 +149,11 @@ class Captum:
 def run_ray(path: Path, n: int, threads: int) -> dict[str, Any]:
     import ray
 
-    from pyllmattr.dataset import make_jobs, run_jobs
+    from pyllmattr._testing import ExitingWorker, first_actor_runs
+    from pyllmattr.dataset import make_tasks
+    from pyllmattr.dataset.batch import Work
     from pyllmattr.dataset.ray_runner import RayRunner, init_ray
+    from pyllmattr.dataset.shard import make_chunks
 
     recs = dataset_job.records(n)
     chunk = math.ceil(n / 2)  # one chunk per actor
@@ -164,10 +167,12 @@ def run_ray(path: Path, n: int, threads: int) -> dict[str, Any]:
         start = perf_counter()
         on_ray = pla.attribute_dataset(path, recs, chunk_size=chunk, ray=True, actors=2)
         out["ray"] = perf_counter() - start
-        runner = RayRunner(ray, path, "feature-ablation", {}, actors=2,
-                           testing_exit_first_actor=True)  # fmt: skip
+        # The first actor's process exits on its first chunk; a new actor takes its chunks.
+        runner = RayRunner(ray, path, "feature-ablation", {}, actors=2)
+        first_actor_runs(runner, ExitingWorker)
         start = perf_counter()
-        items = list(run_jobs(path, make_jobs(recs), chunk_size=chunk, runner=runner))
+        work = Work(make_chunks(make_tasks(recs), chunk))
+        items = sorted((i for batch in runner.run(work) for i in batch), key=lambda i: i.index)
         out["ray_dead_actor"] = perf_counter() - start
     finally:
         ray.shutdown()

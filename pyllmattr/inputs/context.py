@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import WrongTypeError
 from .._text import check_text
 from . import scripts
 from .base import Encoding, InterpretableInput
@@ -71,7 +73,7 @@ class ContextInput(InterpretableInput):
     ) -> None:
         self.documents = _documents(context)
         if not isinstance(query, str):
-            raise ValueError("ContextInput: query must be a string")
+            raise WrongTypeError("ContextInput: query must be a string")
         check_text(query, "ContextInput: the query")
         self.query = query
         self.template = template
@@ -102,8 +104,7 @@ class ContextInput(InterpretableInput):
 
     def at(self, by: str) -> ContextInput:
         """The same context and query with the features at another level."""
-        other = ContextInput.__new__(ContextInput)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)  # the documents, their units and the template are shared
         other.by = _check_level(by)
         other._inner = self._template_input(other.by)
         return other
@@ -132,26 +133,15 @@ class ContextInput(InterpretableInput):
     def _template_input(self, by: str) -> TextTemplateInput:
         """A template input whose slots are this level's units, each with the gap before it."""
         units = self._units[by]
-        parts: list[tuple[str, Any]] = []
-        values: dict[str, str] = {}
-        lead = self._before + self.context[: units[0].start]
-        if lead:
-            parts.append(("text", lead))
-        for i, unit in enumerate(units):
-            begin = unit.start if i == 0 else units[i - 1].end
-            values[f"u{i}"] = self.context[begin : unit.end]
-            parts.append(("slot", f"u{i}"))
-        trail = self.context[units[-1].end :] + self._after
-        if trail:
-            parts.append(("text", trail))
-        inner = TextTemplateInput.__new__(TextTemplateInput)
-        inner.keys = list(values)
-        inner.values = values
-        inner.template, inner.parts = self.prompt, parts
-        inner.baselines = dict.fromkeys(values, "")
-        inner.feature_of_slot = {k: i for i, k in enumerate(values)}
-        inner.n_features = len(values)
-        return inner
+        pieces = [
+            self.context[unit.start if i == 0 else units[i - 1].end : unit.end]
+            for i, unit in enumerate(units)
+        ]
+        return TextTemplateInput.from_units(
+            pieces,
+            before=self._before + self.context[: units[0].start],
+            after=self.context[units[-1].end :] + self._after,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -172,7 +162,7 @@ def _documents(context: Any) -> list[str]:
     elif isinstance(context, Sequence) and all(isinstance(d, str) for d in context):
         documents = list(context)
     else:
-        raise ValueError("ContextInput: context must be a string or a list of strings")
+        raise WrongTypeError("ContextInput: context must be a string or a list of strings")
     if not documents:
         raise ValueError("ContextInput: the context has no documents; give at least one")
     for i, doc in enumerate(documents):
@@ -187,7 +177,7 @@ def _documents(context: Any) -> list[str]:
 def _split_template(template: Any, query: str) -> tuple[str, str]:
     """The template's text before and after ``{context}``, with the query filled in."""
     if not isinstance(template, str):
-        raise ValueError("ContextInput: template must be a string with a {context} slot")
+        raise WrongTypeError("ContextInput: template must be a string with a {context} slot")
     check_text(template, "ContextInput: the template")
     try:
         parsed = list(string.Formatter().parse(template))

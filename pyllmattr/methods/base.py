@@ -6,21 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from ..objectives import ATTR_TARGETS, LogProb, Objective, Prob
-from ..pipeline import AttributionMethod, Evaluation, Job, Settings, build_result, resolve_target
-from ..pipeline.jobs import GEN_ARGS, check_positive_int, naming_input
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import naming_input
 from ..pipeline.scoring import score_all
 
-__all__ = [
-    "ATTR_TARGETS",
-    "GEN_ARGS",
-    "PerturbationMethod",
-    "build_result",
-    "check_positive_int",
-    "empty_context",
-    "resolve_target",
-    "to_outputs",
-]
+__all__ = ["PerturbationMethod", "empty_context"]
 
 
 class PerturbationMethod(AttributionMethod):
@@ -113,14 +103,6 @@ class PerturbationMethod(AttributionMethod):
             stats={"n_evaluations": len(outputs), **stats},
             baseline_logprob=baseline,
         )
-
-
-def to_outputs(logprobs: np.ndarray, attr_target: str | Objective) -> np.ndarray:
-    """Columns [whole target, token 1, ..., token T] of log-probs or probabilities."""
-    objective = attr_target if isinstance(attr_target, Objective) else None
-    if objective is None:
-        objective = Prob() if attr_target == "prob" else LogProb()
-    return objective.outputs([logprobs])
 
 
 def empty_context(model: Any) -> list[int]:

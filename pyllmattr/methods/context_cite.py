@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..objectives import LogProb, Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from . import staged
 from .lasso import lasso, spearman
 
@@ -44,6 +45,8 @@ class ContextCite(AttributionMethod):
     """
 
     name = "context-cite"
+    context_method = True
+    proxy_options = frozenset({"keep"})
     defaults: dict[str, Any] = {
         "n_samples": 64,
         "keep_prob": 0.5,

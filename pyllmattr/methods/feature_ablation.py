@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..pipeline import Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int
 from . import staged
 from .base import PerturbationMethod
 from .proxy import DEFAULT_KEEP, proxy_feature_ablation
@@ -28,6 +28,7 @@ class FeatureAblation(PerturbationMethod):
     """
 
     name = "feature-ablation"
+    proxy_options = frozenset({"keep"})
     defaults: dict[str, Any] = {"proxy": None, "keep": None}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:

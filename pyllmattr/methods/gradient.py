@@ -7,12 +7,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..cancel import Cancelled
 from ..inputs.base import Encoding
-from ..models.interface import GradientModel
 from ..objectives import Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from ..progress import progress_callback
 from .layers import Probe
 
@@ -43,7 +43,7 @@ class GradientMethod(AttributionMethod):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-    requires: ClassVar[type] = GradientModel
+    needs_gradients: ClassVar[bool] = True
     requirement: ClassVar[str] = (
         "gradients, which llama.cpp does not provide: load the model with "
         "pla.load_torch(hf_model, tokenizer), or the same GGUF file with "

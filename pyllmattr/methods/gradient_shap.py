@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..pipeline import Job
-from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
     Ticker,

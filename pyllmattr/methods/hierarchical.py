@@ -6,9 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int, check_positive_int
 from ..inputs.context import LEVELS, ContextInput
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_int_at_least, check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from . import staged
 
 UNREFINED = ("split", "copy")
@@ -53,6 +54,8 @@ class HierarchicalAblation(AttributionMethod):
     """
 
     name = "hierarchical"
+    needs_context_input = True
+    context_method = True
     defaults: dict[str, Any] = {
         "levels": None, "keep": 3, "keep_alone": 0, "proxy": None, "unrefined": "split",
     }  # fmt: skip
@@ -62,7 +65,7 @@ class HierarchicalAblation(AttributionMethod):
         if levels is not None:
             options["levels"] = check_levels(levels, options["proxy"])
         check_positive_int("keep", options["keep"])
-        check_int_at_least("keep_alone", options["keep_alone"], 0)
+        check_int("keep_alone", options["keep_alone"], least=0)
         if options["unrefined"] not in UNREFINED:
             raise ValueError(f"unrefined must be one of {UNREFINED}, got {options['unrefined']!r}")
         if options["proxy"] is not None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._warnings import warn
 from ..models.interface import token_list
 from ..pipeline import Job
-from ..pipeline.jobs import check_positive_int
 from .gradient import (
     GradientMethod,
     Points,

@@ -23,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int, check_positive_int
+from .._extras import require
 from ..interaction_result import InteractionResult
 from ..objectives import LogProb
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from ..progress import ProgressCallback, progress_callback
 from . import staged
 from .interaction_indices import INDICES, all_coalitions, exact_interactions
@@ -91,8 +93,7 @@ class ShapleyInteractions(AttributionMethod):
         if index not in INDICES:
             raise ValueError(f"unknown interaction index {index!r}; use one of {list(INDICES)}")
         check_positive_int("order", options["order"])
-        if options["budget"] is not None:
-            check_positive_int("budget", options["budget"])
+        check_int("budget", options["budget"], least=1, none_ok=True)
         known = ["auto", "exact", *APPROXIMATORS]
         if approximator not in known:
             raise ValueError(f"unknown approximator {approximator!r}; use one of {known}")
@@ -206,13 +207,8 @@ def auto_family(n: int, index: str, order: int) -> str:
 
 
 def import_shapiq() -> Any:
-    try:
-        import shapiq
-    except ImportError as exc:
-        raise ImportError(
-            f"estimating Shapley interactions needs shapiq: {EXTRA} (exact values, "
-            "2^n_features <= budget, need nothing more)"
-        ) from exc
+    """shapiq, or an ImportError naming the extra (exact values need nothing more)."""
+    (shapiq,) = require(("shapiq",), "estimating Shapley interactions beyond the budget", EXTRA)
     return shapiq
 
 
@@ -224,10 +220,7 @@ def make_approximator(
 
         return setup_approximator_automatically(index, order, n, random_state)
     if approximator == "proxyspex":
-        try:
-            import lightgbm  # noqa: F401
-        except ImportError as exc:
-            raise ImportError(f"approximator='proxyspex' needs lightgbm: {EXTRA}") from exc
+        require(("lightgbm",), "approximator='proxyspex'", EXTRA)
         return shapiq.ProxySPEX(n=n, index=index, max_order=order, random_state=random_state)
     from shapiq.explainer.configuration import setup_approximator
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._warnings import warn
-from .base import PerturbationMethod, check_positive_int
+from .base import PerturbationMethod
 
 
 class Lime(PerturbationMethod):

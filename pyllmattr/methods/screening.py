@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import WrongTypeError
 from ..objectives import LogProb
 from ..pipeline import Evaluation, Job, Settings
 from ..results import AttributionResult
@@ -59,10 +60,13 @@ def check_screen_options(options: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("screen_tol sets the screening's tolerance: give screen=True too")
         return options
     if screen is not True:
-        raise ValueError(f"screen must be True or False, got {screen!r}")
+        raise WrongTypeError(f"screen must be True or False, got {screen!r}")
     tol = DEFAULT_TOLERANCE if tol is None else tol
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-        raise ValueError(f"screen_tol must be a number >= 0 (in the attributed units), got {tol!r}")
+    wording = f"screen_tol must be a number >= 0 (in the attributed units), got {tol!r}"
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)):
+        raise WrongTypeError(wording)
+    if not tol >= 0:
+        raise ValueError(wording)
     return {**options, "screen": True, "screen_tol": float(tol)}
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..pipeline import Evaluation, Job, Settings
 from . import screening
-from .base import PerturbationMethod, check_positive_int
+from .base import PerturbationMethod
 
 
 class ShapleyValueSampling(PerturbationMethod):

@@ -65,6 +65,8 @@ class GGUFInfo:
     metadata: dict[str, Any] = field(repr=False)
     array_lengths: dict[str, int] = field(repr=False)
     quantization: str
+    # Where the tensor data starts: the header's end, padded to ``general.alignment``.
+    data_offset: int = field(default=0, repr=False)
 
     @property
     def architecture(self) -> str | None:
@@ -194,7 +196,13 @@ def _parse(file: Path, data: Any) -> GGUFInfo:
         metadata=metadata,
         array_lengths=arrays,
         quantization=_quantization(metadata.get("general.file_type"), weight_types),
+        data_offset=_aligned(cur.at, metadata.get("general.alignment", 32)),
     )
+
+
+def _aligned(offset: int, alignment: Any) -> int:
+    step = alignment if isinstance(alignment, int) and alignment > 0 else 32
+    return -(-offset // step) * step
 
 
 def _quantization(file_type: Any, weight_types: Counter) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
@@ -26,6 +27,7 @@ from .interface import (
 )
 from .refs import resolve_model
 from .requantize import requantized_copy
+from .selfcheck_cache import ExactRulesSource, SelfCheckCache
 
 # The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
 _STRATEGIES = {s.label: s for s in _core.Strategy.__members__.values()}
@@ -64,7 +66,12 @@ class LlamaModel:
     """
 
     def __init__(
-        self, engine: Any, path: Path | None, owner: Any = None, layout: Layout | None = None
+        self,
+        engine: Any,
+        path: Path | None,
+        owner: Any = None,
+        layout: Layout | None = None,
+        selfcheck: SelfCheckCache | None = None,
     ) -> None:
         self._engine = engine
         self.path = path
@@ -75,6 +82,9 @@ class LlamaModel:
             guaranteed=options.deterministic and options.n_gpu_layers == 0,
         )
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
+        # The exact layout's rules: from the self-check's disk cache, or from the check
+        # the engine runs at its first exact call (models/selfcheck_cache.py).
+        self._exact_source = ExactRulesSource(engine, selfcheck)
         # Held by an attribution for all its calls, so that attributions from several
         # threads run one after the other (the engine already serializes single calls).
         self._attribution_lock = threading.RLock()
@@ -158,7 +168,34 @@ class LlamaModel:
         """Cells per block of the exact layout, checked on this model at first use (None
         without the exact layout). 16 on AVX-512 CPUs, 8 on AVX2; 64 when the check of the
         CPU's width failed and the wider blocks passed it."""
-        return self._engine.exact_block if self._layout.exact else None
+        if not self._layout.exact:
+            return None
+        block = self._engine.exact_block
+        self._exact_source.settled()
+        return block
+
+    @property
+    def exact_verified_by(self) -> str | None:
+        """Where the exact layout's rules come from: ``"self-check"`` (run by this process
+        at the first exact call; this property runs it when it has not run yet) or
+        ``"cache"`` (the outcome of an earlier run on this machine and model, from the
+        disk cache: models/selfcheck_cache.py, docs/numerics.md). None without the exact
+        layout."""
+        if not self._layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules: adopts them or runs the check)
+        return self._exact_source.verified_by
+
+    @property
+    def exact_verified(self) -> bool | None:
+        """Whether the exact layout's rules passed the self-check (on this run or the cached
+        one). False: no rules passed, and exact calls score every sequence alone (still
+        exact, without prefix sharing). None without the exact layout."""
+        if not self._layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules)
+        outcome = self._exact_source.outcome
+        return outcome.verified if outcome is not None else None
 
     @property
     def n_gpu_layers(self) -> int:
@@ -291,6 +328,7 @@ class LlamaModel:
             progress,
             cancel._flag if cancel is not None else None,
         )
+        self._exact_source.settled()
         return (scores, _score_stats(stats)) if return_stats else scores
 
     def score_pairs(
@@ -332,6 +370,7 @@ class LlamaModel:
             progress,
             cancel._flag if cancel is not None else None,
         )
+        self._exact_source.settled()
         scores = np.split(flat, offsets[1:-1])
         return (scores, _score_stats(stats)) if return_stats else scores
 
@@ -405,24 +444,17 @@ def _engine_options(
     kv_precision: str,
     layout: Layout,
 ) -> Any:
-    for name, value, low in (
-        ("n_ctx", n_ctx, 8),
-        ("n_batch", n_batch, 1),
-        ("n_outputs", n_outputs, 1),
-        ("max_branches", max_branches, 1),
-    ):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_int("n_ctx", n_ctx, least=8)
+    check_int("n_batch", n_batch, least=1)
+    check_int("n_outputs", n_outputs, least=1)
+    check_int("max_branches", max_branches, least=1)
     if max_branches > 255:
         raise ValueError("max_branches must be <= 255 (llama.cpp's limit on sequences)")
     if flash_attn not in _FLASH_ATTN:
         raise ValueError(f"flash_attn must be 'auto', 'on' or 'off', got {flash_attn!r}")
     if kv_precision not in ("f16", "f32"):
         raise ValueError(f"kv_precision must be 'f16' or 'f32', got {kv_precision!r}")
-    if n_threads is None:
-        n_threads = os.cpu_count() or 1
-    if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n_threads = check_int("n_threads", n_threads, least=1, none_ok=True) or os.cpu_count() or 1
     return _core.EngineOptions(
         n_ctx=int(n_ctx),
         n_batch=int(n_batch),
@@ -472,10 +504,14 @@ def load_gguf(
     slot of any batch and with prefix sharing, and attributions report
     ``noise_floor == 0``; with layers on a GPU it is the fast layout, whose noise floor
     every attribution measures. ``True`` forces the exact layout, ``False`` the fast
-    one (costs and evidence: docs/numerics.md).
+    one (costs and evidence: docs/numerics.md). The exact layout's rules are verified
+    by a self-check (seconds) at the first exact call once per machine, model and
+    options: its outcome is cached in pyllmattr's cache folder (``$PYLLMATTR_CACHE_DIR``;
+    ``model.exact_verified_by`` says ``"self-check"`` or ``"cache"``).
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
-    ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
+    ``$PYLLMATTR_CACHE_DIR``, or the platform's user cache folder, e.g.
+    ~/.cache/pyllmattr); the file at ``path`` is never
     changed. On CPUs without fast kernels for the file's type (Q4_1, Q5_*) "f16"
     and "q8_0" run about twice as fast; "f16" also skips the 8-bit activations of
     Q4_1/Q8_0 kernels (it scores like float32 PyTorch on the same weights), "q8_0"
@@ -513,7 +549,8 @@ def load_gguf(
         file = requantized_copy(file, requantize, cache_dir, options.n_threads)
     options.n_gpu_layers = gpu_layers
     engine = _core.Engine(str(file), options)
-    return LlamaModel(engine, file, layout=layout)
+    selfcheck = SelfCheckCache.for_engine(file, engine) if layout.exact else None
+    return LlamaModel(engine, file, layout=layout, selfcheck=selfcheck)
 
 
 def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
@@ -521,9 +558,7 @@ def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
     if _is_llama_cpp_object(path):
         params = getattr(path, "model_params", None)
         return int(getattr(params, "n_gpu_layers", 0) or 0)
-    if not isinstance(n_gpu_layers, (int, np.integer)) or isinstance(n_gpu_layers, bool):
-        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    return int(n_gpu_layers)
+    return check_int("n_gpu_layers (-1: all)", n_gpu_layers)
 
 
 def _is_llama_cpp_object(obj: Any) -> bool:
@@ -548,5 +583,8 @@ def _from_llama_cpp(llm: Any, options: Any, layout: Layout) -> LlamaModel:
     # The weights' placement is the borrowed model's: report its GPU layers.
     options.n_gpu_layers = _gpu_layers(llm, 0)
     engine = _core.Engine.from_model_pointer(pointer, options)
-    model_path = getattr(llm, "model_path", None)
-    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm, layout=layout)
+    model_path = Path(llm.model_path) if getattr(llm, "model_path", None) else None
+    selfcheck = (
+        SelfCheckCache.for_engine(model_path, engine) if layout.exact and model_path else None
+    )
+    return LlamaModel(engine, model_path, owner=llm, layout=layout, selfcheck=selfcheck)

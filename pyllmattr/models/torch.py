@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
+from .._extras import require
 from ..cancel import Cancelled, CancelToken
 from .interface import (
     ProgressCallback,
@@ -34,14 +36,7 @@ DEFAULT_BATCH_TOKENS = 4096
 
 def require_torch() -> Any:
     """Import torch and transformers, or explain which extra installs them."""
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"the PyTorch path needs torch and transformers ({exc.name} is missing); "
-            f"install them with: {INSTALL_HINT}"
-        ) from exc
+    torch, _ = require(("torch", "transformers"), "the PyTorch path", INSTALL_HINT)
     return torch
 
 
@@ -91,8 +86,7 @@ class TorchModel:
                 "load_torch expects the model's Hugging Face tokenizer (AutoTokenizer), "
                 f"got {type(tokenizer).__name__}"
             )
-        if not isinstance(max_batch_tokens, (int, np.integer)) or max_batch_tokens < 1:
-            raise ValueError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens}")
+        check_positive_int("max_batch_tokens", max_batch_tokens)
         model.eval()  # attributions need deterministic forwards (no dropout)
         self.model = model
         self.tokenizer = tokenizer

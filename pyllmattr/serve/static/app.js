@@ -52,7 +52,7 @@ function currentMode() {
 function updateForm() {
   const mode = currentMode();
   const features = $("features");
-  const wanted = mode === "context" ? ["sentence", "paragraph", "word"] : state.config.features;
+  const wanted = mode === "context" ? state.config.context_features : state.config.features;
   const keep = features.value;
   if ([...features.options].map((o) => o.value).join() !== wanted.join()) {
     features.replaceChildren(...wanted.map((f) => el("option", { value: f, text: f })));
