@@ -20,6 +20,7 @@ from .inputs import (
     TextTemplateInput,
     TextTokenInput,
 )
+from .interaction_result import InteractionResult
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
@@ -35,6 +36,7 @@ from .methods import (
     Lime,
     PerturbationMethod,
     Saliency,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -82,6 +84,7 @@ __all__ = [
     "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
+    "InteractionResult",
     "InterpretableInput",
     "KernelShap",
     "Lime",
@@ -95,6 +98,7 @@ __all__ = [
     "Saliency",
     "ScoreStats",
     "ScoringModel",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",

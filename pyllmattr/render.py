@@ -151,7 +151,7 @@ def to_html(result: Any, faithfulness: Any = None) -> str:
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
-        f"{_top_units_html(result)}"
+        f"{_top_units_html(result)}{_top_pairs_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"{_logprob_note(result)} · {_noise_note(result)}{_completeness_note(result)}"
         f"{_legend(result)}; hover for values</div>"
@@ -248,6 +248,13 @@ def _top_units_html(result: Any, k: int = 5) -> str:
         "<tr><th>rank</th><th></th><th>unit</th><th>attribution</th><th>computed by</th></tr>"
         f"{rows}</table>"
     )
+
+
+def _top_pairs_html(result: Any) -> str:
+    """For interaction results: the strongest interactions, in a small table."""
+    from .interaction_result import top_pairs_html  # lazily: that module imports this one
+
+    return top_pairs_html(result)
 
 
 def _target_html(result: Any) -> str:

@@ -127,6 +127,10 @@ def _method_options(
         ("keep", args.keep, ", or with --proxy"),
         ("keep_alone", args.keep_alone, ""),
         ("levels", levels, ""),
+        ("order", args.order, ""),
+        ("index", args.index, ""),
+        ("budget", args.budget, ""),
+        ("approximator", args.approximator, ""),
     ):
         if given is not None:
             if not takes(option):
@@ -237,7 +241,10 @@ def _save_heatmap(result: Any, path: str) -> None:
     matplotlib.use("Agg")  # files only: never open a window or need a display
     import matplotlib.pyplot as plt
 
-    fig, _ = result.plot_token_attr()
+    if getattr(result, "interaction_matrix", None) is not None:
+        fig, _ = result.plot_interactions()  # interactions: pairs, main effects on the diagonal
+    else:
+        fig, _ = result.plot_token_attr()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

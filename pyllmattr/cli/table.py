@@ -30,6 +30,7 @@ def format_result(result: Any, top: int = 20) -> str:
     ]
     lines += _ranking(result, top)
     lines += _certainty_lines(result)
+    lines += _top_pairs(result, min(top, 10))
     lines += ["", _summary(result)]
     return "\n".join(lines)
 
@@ -109,6 +110,19 @@ def format_faithfulness(faith: Any, points: int = 6) -> str:
             f"  insertion, k features kept:    {curve(faith.insertion)}",
         ]
     )
+
+
+def _top_pairs(result: Any, k: int) -> list[str]:
+    """Interaction results: the strongest interactions of two or more features."""
+    top = result.top_interactions(k) if hasattr(result, "top_interactions") else []
+    if not top:
+        return []
+    how = "exact" if result.exact else f"estimated by {result.approximator}"
+    rows = ["", f"strongest {result.index} interactions ({how}, {result.budget_used} coalitions):"]
+    for rank, (names, value) in enumerate(top, start=1):
+        label = " x ".join(short_label(name, 24) for name in names)
+        rows.append(f"  {rank:>4}  {value:+11.4f}  {label}")
+    return rows
 
 
 def _contrast_lines(result: Any) -> list[str]:

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._checks import check_positive_int
+from ..pipeline import Evaluation, Job, Settings
+from . import screening
 from .base import PerturbationMethod
 from .uncertainty import resampled_solves
 
@@ -24,7 +26,17 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25, "screen": False, "screen_tol": None}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = screening.check_screen_options(options)
+        check_positive_int("n_samples", options["n_samples"])
+        return options
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        if not settings.options.get("screen"):
+            return super().evaluate(jobs, settings)
+        return screening.screened_sampling(self.model, jobs, settings)
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
