@@ -12,6 +12,7 @@ from importlib.metadata import version as _version
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
+from .evaluation import Faithfulness, evaluate
 from .inputs import (
     ContextInput,
     InterpretableInput,
@@ -19,6 +20,7 @@ from .inputs import (
     TextTemplateInput,
     TextTokenInput,
 )
+from .interaction_result import InteractionResult
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
@@ -34,6 +36,7 @@ from .methods import (
     Lime,
     PerturbationMethod,
     Saliency,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -72,6 +75,7 @@ __all__ = [
     "Cancelled",
     "Contrast",
     "DatasetSummary",
+    "Faithfulness",
     "FeatureAblation",
     "GGUFInfo",
     "GradientMethod",
@@ -80,6 +84,7 @@ __all__ = [
     "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
+    "InteractionResult",
     "InterpretableInput",
     "KernelShap",
     "Lime",
@@ -93,6 +98,7 @@ __all__ = [
     "Saliency",
     "ScoreStats",
     "ScoringModel",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",
@@ -101,6 +107,7 @@ __all__ = [
     "attribute_dataset",
     "builtin_chat_templates",
     "default_model_path",
+    "evaluate",
     "find_models",
     "load_gguf",
     "load_torch",

@@ -114,7 +114,11 @@ def _color(value: float, limit: float) -> str:
 CHAT_STYLE = "color:#777;font-family:monospace;font-size:smaller"
 
 
-def to_html(result: Any) -> str:
+def to_html(result: Any, faithfulness: Any = None) -> str:
+    """The result's HTML view; with ``faithfulness`` (default: ``result.faithfulness``)
+    its curves and scores below."""
+    if faithfulness is None:
+        faithfulness = getattr(result, "faithfulness", None)
     values = np.asarray(result.seq_attr)
     limit = float(np.abs(values).max()) if values.size else 1.0
     quiet = result.below_noise()
@@ -147,10 +151,11 @@ def to_html(result: Any) -> str:
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
-        f"{_top_units_html(result)}"
+        f"{_top_units_html(result)}{_top_pairs_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"{_logprob_note(result)} · {_noise_note(result)}{_completeness_note(result)}"
-        f"{_legend(result)}; hover for values</div></div>"
+        f"{_legend(result)}; hover for values</div>"
+        f"{faithfulness_html(faithfulness) if faithfulness is not None else ''}</div>"
     )
 
 
@@ -245,6 +250,13 @@ def _top_units_html(result: Any, k: int = 5) -> str:
     )
 
 
+def _top_pairs_html(result: Any) -> str:
+    """For interaction results: the strongest interactions, in a small table."""
+    from .interaction_result import top_pairs_html  # lazily: that module imports this one
+
+    return top_pairs_html(result)
+
+
 def _target_html(result: Any) -> str:
     """The target, token by token (hover: each token's log-probability)."""
     logprobs = result.target_token_logprobs
@@ -281,9 +293,123 @@ def _completeness_note(result: Any) -> str:
     return f"completeness gap {gap:+.4f} · "
 
 
-def html_page(result: Any) -> str:
+def html_page(result: Any, faithfulness: Any = None) -> str:
     return (
         '<!DOCTYPE html><html><head><meta charset="utf-8">'
         f"<title>pyllmattr: {html.escape(result.method)}</title></head>"
-        f'<body style="max-width:60em;margin:2em auto">{to_html(result)}</body></html>'
+        f'<body style="max-width:60em;margin:2em auto">{to_html(result, faithfulness)}'
+        "</body></html>"
+    )
+
+
+# ---------------------------------------------------------------- faithfulness
+
+
+def plot_faithfulness(faith: Any, axes: Any = None) -> tuple[Any, Any]:
+    """Deletion and insertion curves, each with the random orders' mean and a band of
+    one standard deviation around it."""
+    plt = _pyplot()
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharey=True)
+    else:
+        fig = axes[0].figure
+    for ax, kind in zip(axes, ("deletion", "insertion"), strict=True):
+        curve = np.asarray(getattr(faith, kind))
+        ks = np.arange(len(curve))
+        ax.plot(ks, curve, marker="o", color="#2166ac", label="attribution order")
+        mean, std = getattr(faith, f"{kind}_random"), getattr(faith, f"{kind}_random_std")
+        if mean is not None:
+            ax.plot(ks, mean, linestyle="--", color="0.35", label=f"random (n={faith.n_random})")
+            ax.fill_between(ks, mean - std, mean + std, color="0.85", zorder=0)
+        ax.set_xlabel("features removed" if kind == "deletion" else "features put back")
+        ax.set_title(f"{kind}: AOPC {getattr(faith, f'aopc_{kind}'):+.3f}")
+    axes[0].set_ylabel(faith.quantity)
+    axes[0].legend(loc="best", fontsize=8)
+    lds = "n/a" if faith.lds is None else f"{faith.lds:.2f}"
+    fig.suptitle(f"{faith.method}: faithfulness (LDS {lds})")
+    return fig, axes
+
+
+def faithfulness_html(faith: Any) -> str:
+    """A section with the scores and both curves (inline SVG, no scripts)."""
+    lo, hi = _curve_range(faith)
+    charts = "".join(_curve_svg(faith, kind, lo, hi) for kind in ("deletion", "insertion"))
+    return (
+        '<div class="pla-faithfulness" style="margin-top:1em;font-size:smaller">'
+        f"<b>Faithfulness</b> of these attributions ({html.escape(faith.quantity)}, "
+        f"{faith.n_prompts} prompts scored in one call)"
+        f"{_scores_table(faith)}<div>{charts}</div></div>"
+    )
+
+
+def _scores_table(faith: Any) -> str:
+    def cell(value: Any) -> str:
+        return "–" if value is None or value != value else f"{value:+.3f}"
+
+    rows = [
+        ("LDS (1: additive and right; 0: chance)", faith.lds, None),
+        ("AOPC deletion, comprehensiveness (higher is better)", faith.aopc_deletion,
+         faith.aopc_deletion_random),
+        ("AOPC insertion, sufficiency (lower is better)", faith.aopc_insertion,
+         faith.aopc_insertion_random),
+    ]  # fmt: skip
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td><td style='text-align:right'>{cell(value)}</td>"
+        f"<td style='text-align:right'>{cell(chance)}</td></tr>"
+        for name, value, chance in rows
+    )
+    return (
+        '<table class="pla-faith-scores" style="margin:0.3em 0">'
+        "<tr><th></th><th>attribution order</th><th>random orders</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _curve_range(faith: Any) -> tuple[float, float]:
+    parts = [faith.deletion, faith.insertion]
+    for kind in ("deletion", "insertion"):
+        mean, std = getattr(faith, f"{kind}_random"), getattr(faith, f"{kind}_random_std")
+        if mean is not None:
+            parts += [np.asarray(mean) - std, np.asarray(mean) + std]
+    values = np.concatenate([np.asarray(p, dtype=float) for p in parts])
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)
+
+
+def _curve_svg(faith: Any, kind: str, lo: float, hi: float) -> str:
+    """One curve (blue), the random mean (dashed) and its band (grey), as SVG."""
+    width, height, pad = 300, 160, 28
+    curve = np.asarray(getattr(faith, kind), dtype=float)
+    span = max(len(curve) - 1, 1)
+
+    def xy(values: np.ndarray) -> list[tuple[float, float]]:
+        xs = pad + np.arange(len(values)) / span * (width - 2 * pad)
+        ys = height - pad - (values - lo) / (hi - lo) * (height - 2 * pad)
+        return list(zip(xs.tolist(), ys.tolist(), strict=True))
+
+    def line(points: list[tuple[float, float]]) -> str:
+        return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+
+    parts = []
+    mean, std = getattr(faith, f"{kind}_random"), getattr(faith, f"{kind}_random_std")
+    if mean is not None:
+        band = xy(np.asarray(mean) + std) + xy(np.asarray(mean) - std)[::-1]
+        parts.append(f'<polygon class="pla-random-band" points="{line(band)}" fill="#ddd"/>')
+        parts.append(
+            f'<polyline class="pla-random" points="{line(xy(np.asarray(mean)))}" fill="none" '
+            'stroke="#666" stroke-dasharray="4 3"/>'
+        )
+    parts.append(
+        f'<polyline class="pla-curve" points="{line(xy(curve))}" fill="none" '
+        'stroke="#2166ac" stroke-width="2"/>'
+    )
+    label = "features removed" if kind == "deletion" else "features put back"
+    return (
+        f'<svg class="pla-{kind}" width="{width}" height="{height}" role="img" '
+        f'style="margin-right:1em"><title>{kind} curve</title>'
+        f'<text x="{pad}" y="14" font-size="12">{kind} (blue) vs random (dashed)</text>'
+        f'<text x="2" y="{pad}" font-size="9">{hi:.2f}</text>'
+        f'<text x="2" y="{height - pad}" font-size="9">{lo:.2f}</text>'
+        f'<text x="{pad}" y="{height - 6}" font-size="10">{label}: 0..{len(curve) - 1}</text>'
+        f"{''.join(parts)}</svg>"
     )

@@ -71,6 +71,16 @@ class AttributionResult:
     ``quantity`` is the attributed quantity as plots and tables label it (the
     objective's ``describe()``: ``"log p(target)"``, ``"p(target)"``, ContextCite's
     ``"logit p(target)"``, ``"log p(target) - log p(contrast ' B')"``).
+    Sampling methods (Shapley value sampling, KernelSHAP, LIME, ContextCite) report
+    how sure their values are, from a seeded bootstrap over the coalitions they
+    sampled: ``seq_attr_stderr`` (``token_attr_stderr``) the standard error of each
+    value and ``top_k_prob[k - 1]`` the probability that the k features ranked first
+    by |seq_attr| come first in that order. Integrated gradients and GradientShap
+    record in ``convergence`` how many points they used and how much the values still
+    moved (``n_steps="auto"``, see :mod:`pyllmattr.methods.convergence`).
+
+    ``faithfulness`` holds the :class:`pyllmattr.Faithfulness` of the result once
+    ``pla.evaluate(result, model)`` measured it (the HTML view then shows it).
 
     Example:
         >>> result = pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
@@ -104,6 +114,11 @@ class AttributionResult:
     contrast_token_logprobs: np.ndarray | None = None
     token_attr_of: str = "target"
     quantity: str = ""
+    seq_attr_stderr: np.ndarray | None = None
+    token_attr_stderr: np.ndarray | None = None
+    top_k_prob: list[float] | None = None
+    convergence: dict[str, Any] | None = None
+    faithfulness: Any = None  # a pyllmattr.Faithfulness, set by pla.evaluate
 
     # Result types by class name: what ``from_dict`` rebuilds from ``"result_type"``.
     _types: ClassVar[dict[str, type[AttributionResult]]] = {}
@@ -187,11 +202,15 @@ class AttributionResult:
 
     # ------------------------------------------------------------ notebook
     def _repr_html_(self) -> str:
-        return render.to_html(self)
+        return render.to_html(self, self.faithfulness)
 
-    def to_html(self, path: Any = None) -> str:
-        """A standalone HTML page of the result; written to ``path`` when given."""
-        page = render.html_page(self)
+    def to_html(self, path: Any = None, faithfulness: Any = None) -> str:
+        """A standalone HTML page of the result; written to ``path`` when given.
+
+        ``faithfulness`` (a :class:`pyllmattr.Faithfulness`; default: the one
+        ``pla.evaluate`` attached to this result, if any) adds its curves and scores.
+        """
+        page = render.html_page(self, faithfulness)
         if path is not None:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(page)
@@ -207,7 +226,9 @@ class AttributionResult:
         """
         out: dict[str, Any] = {"result_type": type(self).__name__}
         for f in fields(self):
-            out[f.name] = _encode(getattr(self, f.name))
+            value = getattr(self, f.name)
+            # a nested result with its own format (faithfulness), else from the field's type
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else _encode(value)
         return out
 
     def to_json(self, **kwargs: Any) -> str:
@@ -224,7 +245,12 @@ class AttributionResult:
             >>> type(again) is type(result)  # doctest: +SKIP
             True
         """
-        return _from_fields(_result_type(cls, data), data)
+        result = _from_fields(_result_type(cls, data), data)
+        if isinstance(result.faithfulness, dict):
+            from .evaluation import Faithfulness
+
+            result.faithfulness = Faithfulness.from_dict(result.faithfulness)
+        return result
 
     @classmethod
     def from_json(cls, text: str) -> AttributionResult:

@@ -182,3 +182,21 @@ def test_a_repeated_word_is_marked_by_its_own_value_against_the_noise_floor():
         ["4", "dog", "+0.2000"],
         ["5", "the", "+0.0500~"],
     ]
+
+
+def test_evaluate_prints_faithfulness_and_sampling_methods_their_standard_errors(tmp_path):
+    out, page = tmp_path / "out.json", tmp_path / "out.html"
+    done = run(
+        "attribute", "--model", "default", "--prompt", PROMPT, "--target", " lawyer",
+        "--method", "shapley-sampling", "--n-samples", "4", "--seed", "0", "--evaluate",
+        "--json", str(out), "--html", str(page),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = pla.AttributionResult.from_json(out.read_text())
+    faith = result.faithfulness
+    assert isinstance(faith, pla.Faithfulness) and faith.seed == 0
+    assert f"LDS {faith.lds:+.3f}" in done.stdout
+    assert f"AOPC deletion  {faith.aopc_deletion:+.3f}" in done.stdout
+    assert f"0: {faith.deletion[0]:.3f}" in done.stdout
+    assert "± std.err" in done.stdout and "top-1" in done.stdout
+    assert "pla-faithfulness" in page.read_text()

@@ -90,7 +90,8 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     status, config = client.json("/api/config")
     assert status == 200
     methods = {m["name"]: m["options"] for m in config["methods"]}
-    assert methods["shapley-sampling"] == {"n_samples": 25}
+    assert methods["shapley-sampling"] == {"n_samples": 25, "screen": False}
+    assert methods["interactions"] == {"index": "k-SII", "order": 2, "approximator": "auto"}
     assert methods["hierarchical"] == {"keep": 3, "keep_alone": 0, "unrefined": "split"}
     assert "integrated-gradients" not in methods  # PyTorch models only
     modes = {m["name"]: m["modes"] for m in config["methods"]}

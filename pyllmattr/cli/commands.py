@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .table import format_context, format_result
+from .table import format_context, format_faithfulness, format_result
 
 PROXY_ARGS = ("n_ctx", "n_threads")  # what the proxy model takes of the model's flags
 
@@ -62,9 +62,16 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             chat=chat,
             **options,
         )
+        faith = None
+        if args.evaluate:  # on the model that computed it, before it is closed
+            from ..evaluation import evaluate
+
+            faith = evaluate(result, model, seed=args.seed, progress=args.progress)
     print(format_result(result, top=args.top))
     if args.context:
         print("\n" + format_context(result, top=min(args.top, 5)))
+    if faith is not None:
+        print("\n" + format_faithfulness(faith))
     _write_outputs(result, args)
     return 0
 
@@ -120,6 +127,10 @@ def _method_options(
         ("keep", args.keep, ", or with --proxy"),
         ("keep_alone", args.keep_alone, ""),
         ("levels", levels, ""),
+        ("order", args.order, ""),
+        ("index", args.index, ""),
+        ("budget", args.budget, ""),
+        ("approximator", args.approximator, ""),
     ):
         if given is not None:
             if not takes(option):
@@ -230,7 +241,10 @@ def _save_heatmap(result: Any, path: str) -> None:
     matplotlib.use("Agg")  # files only: never open a window or need a display
     import matplotlib.pyplot as plt
 
-    fig, _ = result.plot_token_attr()
+    if getattr(result, "interaction_matrix", None) is not None:
+        fig, _ = result.plot_interactions()  # interactions: pairs, main effects on the diagonal
+    else:
+        fig, _ = result.plot_token_attr()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -105,6 +105,7 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_sampling(p)
     _add_context_options(p)
+    _add_interaction_options(p)
     p.add_argument(
         "--layer",
         metavar="LAYER",
@@ -122,6 +123,12 @@ def _add_attribute(subparsers: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=20,
         help="features listed (default: %(default)s)",
+    )
+    out.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="also measure how faithful the attributions are (pla.evaluate: LDS, AOPC, "
+        "deletion and insertion curves against random orders; one more engine call)",
     )
     _add_progress(out)
     engine = _add_engine(p, "CPU threads (default: all)")
@@ -270,6 +277,29 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="a smaller or faster GGUF that computes the coarse levels or prunes the features; "
         f"the --model rescores what survives ({', '.join(methods_taking('proxy'))})",
+    )
+
+
+def _add_interaction_options(p: argparse.ArgumentParser) -> None:
+    from ..methods.interaction_indices import INDICES
+    from ..methods.interactions import APPROXIMATORS
+
+    pairs = p.add_argument_group("interactions (--method interactions)")
+    pairs.add_argument(
+        "--order", metavar="K", type=positive_int, help="largest coalition size (default 2)"
+    )
+    pairs.add_argument("--index", choices=INDICES, help="interaction index (default k-SII)")
+    pairs.add_argument(
+        "--budget",
+        metavar="N",
+        type=positive_int,
+        help="coalitions per input: exact when 2^features fits (default: exact up to 12 "
+        "features, else 4096 estimated by shapiq)",
+    )
+    pairs.add_argument(
+        "--approximator",
+        choices=("auto", "exact", *APPROXIMATORS),
+        help="shapiq's estimator beyond the budget (default: auto)",
     )
 
 

@@ -29,6 +29,8 @@ def format_result(result: Any, top: int = 20) -> str:
         f"{result.method}: how much each feature raises (+) or lowers (-) {result.quantity}",
     ]
     lines += _ranking(result, top)
+    lines += _certainty_lines(result)
+    lines += _top_pairs(result, min(top, 10))
     lines += ["", _summary(result)]
     return "\n".join(lines)
 
@@ -43,11 +45,14 @@ def _ranking(result: Any, top: int) -> list[str]:
     # Pad by display width: a Chinese or Japanese label is twice as wide as it is long.
     width = max([len("feature"), *map(display_width, labels)])
     largest = max((abs(v) for v in values), default=0.0) or 1.0
-    rows = [f"  {'rank':>4}  {'feature':<{width}}  {'attribution':>11}"]
+    stderr = result.seq_attr_stderr
+    head = f"  {'rank':>4}  {'feature':<{width}}  {'attribution':>11}"
+    rows = [head + ("  ± std.err" if stderr is not None else "")]
     for rank, (i, value, label) in enumerate(zip(ranked, values, labels, strict=True), start=1):
         bar = "#" * max(1 if value else 0, round(abs(value) / largest * BAR_WIDTH))
         mark = "~" if quiet[i] else " "
-        rows.append(f"  {rank:>4}  {pad_width(label, width)}  {value:+11.4f}{mark} {bar}")
+        error = f"  ±{float(stderr[i]):8.4f}" if stderr is not None else ""
+        rows.append(f"  {rank:>4}  {pad_width(label, width)}  {value:+11.4f}{mark}{error} {bar}")
     rows = _mark_staged(result, rows, ranked)
     hidden = len(result.input_features) - len(ranked)
     if hidden:
@@ -57,6 +62,66 @@ def _ranking(result: Any, top: int) -> list[str]:
             f"  ~ within the noise floor ±{result.noise_floor:.4f} (llama.cpp batch noise; "
             "exact scoring, the default on the CPU, removes it)"
         )
+    return rows
+
+
+def _certainty_lines(result: Any) -> list[str]:
+    """How sure sampled values are, and whether approximated ones converged."""
+    lines = []
+    if result.top_k_prob:
+        probs = ", ".join(f"top-{k} {p:.2f}" for k, p in enumerate(result.top_k_prob, start=1))
+        lines.append(f"  bootstrap: probability that the ranking's first k hold: {probs}")
+    convergence = result.convergence
+    if convergence and "last_change" in convergence:
+        key = "n_samples" if "n_samples" in convergence else "n_steps"
+        state = "converged" if convergence.get("converged") else "NOT converged"
+        check = "last doubling" if convergence.get("check") == "doubling" else "half the points"
+        lines.append(
+            f"  {key}={convergence[key]}: {state} ({check} moved values by "
+            f"{convergence['last_change']:.1%} of the largest |attribution|)"
+        )
+    return lines
+
+
+def format_faithfulness(faith: Any, points: int = 6) -> str:
+    """What ``--evaluate`` prints: LDS, AOPC against chance, the curves' first points.
+
+    Example:
+        >>> print(format_faithfulness(pla.evaluate(result, model)))  # doctest: +SKIP
+    """
+    lds = "n/a" if faith.lds is None else f"{faith.lds:+.3f}"
+
+    def chance(value: Any) -> str:
+        return "" if value is None else f"   random orders {value:+.3f}"
+
+    def curve(values: Any) -> str:
+        shown = "  ".join(f"{k}: {float(v):.3f}" for k, v in enumerate(values[:points]))
+        return shown + ("  ..." if len(values) > points else "")
+
+    return "\n".join(
+        [
+            f"faithfulness ({faith.quantity}; {faith.n_prompts} prompts in one engine call):",
+            f"  LDS {lds} (Spearman over {faith.n_ablations} random ablations; 1 is best)",
+            f"  AOPC deletion  {faith.aopc_deletion:+.3f} (comprehensiveness, higher is better)"
+            + chance(faith.aopc_deletion_random),
+            f"  AOPC insertion {faith.aopc_insertion:+.3f} (sufficiency, lower is better)"
+            + chance(faith.aopc_insertion_random),
+            f"  deletion,  k features removed: {curve(faith.deletion)}",
+            f"  insertion, k features kept:    {curve(faith.insertion)}",
+        ]
+    )
+
+
+def _top_pairs(result: Any, k: int) -> list[str]:
+    """Interaction results: the strongest interactions of two or more features."""
+    top = result.top_interactions(k) if hasattr(result, "top_interactions") else []
+    if not top:
+        return []
+    how = "exact" if result.exact else f"estimated by {result.approximator}"
+    rows = ["", f"strongest {result.index} interactions ({how}, {result.budget_used} coalitions):"]
+    for rank, (names, value) in enumerate(top, start=1):
+        label = " x ".join(short_label(name, 24) for name in names)
+        rows.append(f"  {rank:>4}  {value:+11.4f}  {label}")
     return rows
 
 

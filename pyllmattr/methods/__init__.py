@@ -14,6 +14,7 @@ from .gradient import GradientMethod
 from .gradient_shap import GradientShap
 from .hierarchical import HierarchicalAblation
 from .integrated_gradients import IntegratedGradients
+from .interactions import ShapleyInteractions
 from .lime import KernelShap, Lime
 from .saliency import InputXGradient, Saliency
 from .shapley import ShapleyValues, ShapleyValueSampling
@@ -53,6 +54,7 @@ METHODS: dict[str, type[AttributionMethod]] = _Methods(
                 KernelShap,
                 HierarchicalAblation,
                 ContextCite,
+                ShapleyInteractions,
             )
         },
         **GRADIENT_METHODS,
@@ -74,6 +76,7 @@ __all__ = [
     "Lime",
     "PerturbationMethod",
     "Saliency",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "UnknownMethodError",

@@ -9,6 +9,7 @@ import numpy as np
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
 from ..pipeline.jobs import naming_input
 from ..pipeline.scoring import score_prompts
+from .uncertainty import bootstrap_rng, mean_of_trials, uncertainty_fields
 
 __all__ = ["PerturbationMethod"]
 
@@ -37,6 +38,14 @@ class PerturbationMethod(AttributionMethod):
 
     def check_design(self, n_features: int, **options: Any) -> None:
         """Warn about option choices that make the result meaningless (before scoring)."""
+
+    def replicates(
+        self, masks: np.ndarray, outputs: np.ndarray, rng: np.random.Generator, **options: Any
+    ) -> np.ndarray | None:
+        """Bootstrap replicates (n, n_outputs, n_features) of ``solve`` for a method that
+        samples coalitions (None: its values are not sampled). They give the result's
+        standard errors and top-k order probabilities (:mod:`.uncertainty`)."""
+        return None
 
     # ------------------------------------------------------------ pipeline step
     def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
@@ -82,9 +91,31 @@ class PerturbationMethod(AttributionMethod):
         empty = np.flatnonzero(~trial_masks[0].any(axis=1))
         # The method scored the all-baseline prompt: report the target's log-prob there.
         baseline = float(scored[0][1 + empty[0]].sum()) if empty.size else None
+        values = np.stack(attributions)
         return Evaluation(
-            values=np.stack(attributions),
+            values=values,
             reference=[s[0] for s in scored],
             stats={"n_evaluations": len(outputs), **stats},
             baseline_logprob=baseline,
+            extras=self._uncertainty(trial_masks, outputs, values, settings),
         )
+
+    def _uncertainty(
+        self,
+        trial_masks: list[np.ndarray],
+        outputs: np.ndarray,
+        values: np.ndarray,
+        settings: Settings,
+    ) -> dict[str, Any]:
+        """Standard errors and top-k order probabilities of a sampling method (a
+        bootstrap over each trial's coalitions, seeded by ``seed``); none otherwise."""
+        rng = bootstrap_rng(settings.seed)  # per input: as if it were alone
+        replicates, row = [], 1
+        for masks in trial_masks:
+            trial = outputs[row : row + len(masks)]
+            replicates.append(self.replicates(masks, trial, rng, **settings.options))
+            row += len(masks)
+        drawn = [r for r in replicates if r is not None]
+        if not drawn:  # not a sampling method
+            return {}
+        return uncertainty_fields(mean_of_trials(drawn), values.mean(axis=0))

@@ -1,8 +1,18 @@
+"""The gradient methods' evaluate step: trials of PyTorch gradients, summed into features.
+
+A trial (:meth:`GradientMethod.trial`) gets a :class:`TrialInput` (the job, the matrix
+summing token attributions into features, the random generator, the progress ticker
+and the options) and returns a :class:`Trial`. Gradients come from
+:func:`chunk_gradients` (per point, chunk by chunk), summed with quadrature weights by
+:func:`weighted_sums`.
+"""
+
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -15,7 +25,7 @@ from ..objectives import Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
 from ..pipeline.jobs import naming_input
 from ..progress import progress_callback
-from .layers import Probe
+from .layers import EMBEDDINGS, Probe
 
 # Input embeddings (batch, tokens, hidden) at some path points, and the probe's
 # replacements of its layer's output there (None: the layer computes its own).
@@ -24,13 +34,62 @@ Points = Callable[[slice], tuple[Any, list[Any] | None]]
 AGGREGATES = ("sum", "l2")
 # Tokens (batch x sequence length) per gradient forward when internal_batch_size is None.
 DEFAULT_GRADIENT_TOKENS = 1024
+# The options integrated gradients and GradientShap share (each adds its point count).
+PATH_DEFAULTS: dict[str, Any] = {
+    "baselines": None,
+    "internal_batch_size": None,
+    "aggregate": "sum",
+    "per_token": True,
+    "layer": EMBEDDINGS,
+}
+
+
+@dataclass
+class TrialInput:
+    """What one trial of a gradient method works on.
+
+    ``weights`` (n_tokens, n_features) sums token attributions into features
+    (:func:`feature_weights`); ``rng`` is the input's generator (seeded by ``seed``),
+    shared by its trials; ``ticker`` reports progress and checks cancellation.
+    """
+
+    job: Job
+    weights: np.ndarray
+    rng: np.random.Generator
+    ticker: Ticker
+    options: dict[str, Any]
+
+
+@dataclass
+class Trial:
+    """One gradient attribution of one job (what :meth:`GradientMethod.trial` returns).
+
+    ``values`` (1 [+ T], n_features): row 0 the whole target, then each target token;
+    ``input_logprobs``: each continuation's token log-probs at the prompt;
+    ``gap`` (1 [+ T],): sum of attributions minus f(prompt) - f(baseline), where the
+    method has a completeness property, with ``baseline_logprob`` (the target at the
+    baseline); ``samples`` (n, 1 [+ T], n_features): per-sample values whose mean
+    ``values`` is (their spread becomes ``*_attr_std``); ``convergence``: how the
+    point count was chosen or checked (``result.convergence``).
+
+    Example:
+        >>> Trial(values=np.zeros((1, 3)), input_logprobs=[np.array([-1.0])]).gap is None
+        True
+    """
+
+    values: np.ndarray
+    input_logprobs: list[np.ndarray]
+    gap: np.ndarray | None = None
+    baseline_logprob: float | None = None
+    samples: np.ndarray | None = None
+    convergence: dict[str, Any] | None = None
 
 
 class GradientMethod(AttributionMethod):
     """Base of the gradient methods: attribute through gradients of the input embeddings.
 
-    A subclass defines ``name``, ``defaults`` and ``trial(job, weights, rng, ticker,
-    options)``; this class runs the trials of every job of the pipeline, reports
+    A subclass defines ``name``, ``defaults`` and ``trial(inputs) -> Trial``; this
+    class runs the trials of every job of the pipeline, reports
     progress over all of them, and sums per-token attributions into features.
     ``attribute_batch`` runs the inputs one after the other (PyTorch batches the
     path points of one input), through the same pipeline as ``attribute``.
@@ -57,19 +116,8 @@ class GradientMethod(AttributionMethod):
         """Embedding points at which one trial takes gradients."""
         return 1
 
-    def trial(
-        self,
-        job: Job,
-        weights: np.ndarray,
-        rng: np.random.Generator,
-        ticker: Ticker,
-        options: dict[str, Any],
-    ) -> dict[str, Any]:
-        """One attribution: per-feature values for [whole target, each token]
-        (``"values"``), the continuations' log-probs at the prompt
-        (``"input_logprobs"``, one array each) and extras (``"gap"``,
-        ``"baseline_logprob"``, and ``"samples"``: the per-sample values whose mean
-        ``"values"`` is, for the spread)."""
+    def trial(self, inputs: TrialInput) -> Trial:
+        """One attribution of ``inputs.job``: see :class:`Trial`."""
         raise NotImplementedError
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +143,8 @@ class GradientMethod(AttributionMethod):
         trials = []
         with naming_input(job.index, settings.batch):
             for _ in range(settings.num_trials):
-                trials.append(self.trial(job, weights, rng, ticker, settings.options))
+                inputs = TrialInput(job, weights, rng, ticker, settings.options)
+                trials.append(self.trial(inputs))
         longest = max(map(len, job.scored_targets))
         stats = {
             **ticker.stats,
@@ -104,18 +153,43 @@ class GradientMethod(AttributionMethod):
             "seconds": time.perf_counter() - started,
             "n_inputs": n_inputs,
         }
-        has_gap = "gap" in trials[0]
-        samples = [t["samples"] for t in trials if "samples" in t]
-        return Evaluation(
-            values=np.stack([t["values"] for t in trials]),
-            reference=list(trials[0]["input_logprobs"]),
-            stats=stats,
-            baseline_logprob=float(np.mean([t["baseline_logprob"] for t in trials]))
-            if has_gap
-            else None,
-            completeness_gap=np.mean([t["gap"] for t in trials], axis=0) if has_gap else None,
-            spread=np.concatenate(samples).std(axis=0) if samples else None,
-        )
+        return _evaluation(trials, stats)
+
+
+def _evaluation(trials: list[Trial], stats: dict[str, Any]) -> Evaluation:
+    """One job's Evaluation from its trials: their mean, spread and diagnostics."""
+    has_gap = trials[0].gap is not None
+    samples = [t.samples for t in trials if t.samples is not None]
+    convergence = merge_convergence([t.convergence for t in trials if t.convergence])
+    return Evaluation(
+        values=np.stack([t.values for t in trials]),
+        reference=list(trials[0].input_logprobs),
+        stats=stats,
+        baseline_logprob=float(np.mean([t.baseline_logprob for t in trials])) if has_gap else None,
+        completeness_gap=np.mean([t.gap for t in trials if t.gap is not None], axis=0)
+        if has_gap
+        else None,
+        spread=np.concatenate(samples).std(axis=0) if samples else None,
+        extras={"convergence": convergence} if convergence else {},
+    )
+
+
+def merge_convergence(records: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One record for several trials: the most points and the largest change any used,
+    converged only if all did."""
+    if not records:
+        return None
+    if len(records) == 1:
+        return records[0]
+    merged = dict(records[0])
+    for key, value in records[0].items():
+        if isinstance(value, bool):
+            merged[key] = all(r[key] for r in records)
+        elif isinstance(value, (int, float)) and key != "rtol":
+            merged[key] = max(r[key] for r in records)
+    merged.pop("history", None)  # per trial; the merged record keeps the extremes
+    merged["num_trials"] = len(records)
+    return merged
 
 
 class Ticker:
@@ -134,6 +208,10 @@ class Ticker:
             "n_backward_calls": 0,
             "points_per_forward": 0,
         }
+
+    def extend(self, n_points: int) -> None:
+        """More points than announced (a point count chosen as it goes, n_steps="auto")."""
+        self.total += n_points
 
     def check(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
@@ -165,40 +243,43 @@ def feature_weights(encoding: Encoding) -> np.ndarray:
     return np.divide(weights, shared, out=np.zeros_like(weights), where=shared > 0)
 
 
-def path_gradients(
-    probe: Probe,
-    points: Points,
-    alphas: np.ndarray,
-    weights: np.ndarray,
-    job: Job,
-    per_token: bool,
-    batch_size: int,
-    ticker: Ticker,
-) -> list[Any]:
-    """sum_k weights[k] * grad f_j at the path point of alphas[k], for every output j
-    of the job's objective and every leaf of the probe (see :func:`chunk_gradients`).
+def weighted_sums(
+    chunks: Iterable[tuple[slice, list[Any]]], weight_sets: Sequence[np.ndarray]
+) -> list[list[Any]]:
+    """sum_k w[k] * grad f_j at point k, for every weight vector w of ``weight_sets``
+    (one gradient pass serves several quadratures of the same points).
 
-    Returns one float32 tensor (n_outputs, leaf length, width) per leaf.
+    ``chunks`` are :func:`chunk_gradients`' (slice, per-leaf gradients); returns, per
+    weight vector, one float32 tensor (n_outputs, leaf length, width) per leaf (None
+    where no output depends on the leaf).
     """
-    totals: list[Any] = []
-    chunks = chunk_gradients(probe, points, alphas, weights, job, per_token, batch_size, ticker)
-    for _, grads in chunks:
-        sums = [g.sum(dim=1) if g is not None else None for g in grads]
-        totals = sums if not totals else [_add(t, g) for t, g in zip(totals, sums, strict=True)]
-    return totals
+    import torch
+
+    sums: list[list[Any]] = [[] for _ in weight_sets]
+    for chunk, grads in chunks:
+        for total, w in zip(sums, weight_sets, strict=True):
+            for k, g in enumerate(grads):
+                part = None
+                if g is not None:
+                    scale = torch.tensor(w[chunk], dtype=torch.float32, device=g.device)
+                    part = (g * scale[None, :, None, None]).sum(dim=1)
+                if len(total) <= k:
+                    total.append(part)
+                else:
+                    total[k] = _add(total[k], part)
+    return sums
 
 
 def chunk_gradients(
     probe: Probe,
     points: Points,
     alphas: np.ndarray,
-    weights: np.ndarray,
     job: Job,
     per_token: bool,
     batch_size: int,
     ticker: Ticker,
 ) -> Iterator[tuple[slice, list[Any]]]:
-    """weights[k] * grad f_j at each point k, chunk by chunk.
+    """grad f_j at each point k, chunk by chunk.
 
     ``points(chunk)`` gives the input embeddings (batch, prompt tokens, hidden) and
     the probe's replacements (or None) of the points in ``chunk`` (a slice);
@@ -218,7 +299,6 @@ def chunk_gradients(
         for lo in range(0, len(alphas), batch_size):
             ticker.check()
             chunk = slice(lo, min(lo + batch_size, len(alphas)))
-            weight = torch.tensor(weights[chunk], dtype=torch.float32, device=probe.model.device)
             with torch.enable_grad():
                 inputs, replace = points(chunk)
                 leaves, scored = probe.scored(inputs, continuations, replace)
@@ -226,12 +306,10 @@ def chunk_gradients(
                 rows = columns[1:] if summed else columns if per_token else columns[:1]
                 grads: list[Any] = [None] * len(leaves)
                 for i, (row, value) in enumerate(rows):
-                    # Weighting before the backward gives each point its weight in one pass.
+                    # Points are independent rows of the batch: the gradient of the sum
+                    # is each point's own gradient.
                     found = torch.autograd.grad(
-                        (value * weight).sum(),
-                        leaves,
-                        retain_graph=i < len(rows) - 1,
-                        allow_unused=True,
+                        value.sum(), leaves, retain_graph=i < len(rows) - 1, allow_unused=True
                     )
                     for k, g in enumerate(found):
                         if g is None:

@@ -6,18 +6,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .._checks import check_positive_int
 from ..pipeline import Job
+from .convergence import AUTO, AutoPoints, announced_points, auto_defaults, check_auto_options
 from .gradient import (
+    PATH_DEFAULTS,
     GradientMethod,
-    Ticker,
+    Trial,
+    TrialInput,
     aggregate,
     chunk_gradients,
     chunk_size,
     endpoint_logprobs,
 )
 from .integrated_gradients import baseline_embeddings
-from .layers import EMBEDDINGS, Probe
+from .layers import Probe
 
 
 class GradientShap(GradientMethod):
@@ -31,6 +33,12 @@ class GradientShap(GradientMethod):
     (``aggregate="l2"``: its L2 norm) and then over each feature's tokens. The result
     is their mean: an estimate of the SHAP values of a model that is linear between
     baseline and input (integrated gradients averaged over baselines, sampled).
+
+    ``n_samples="auto"`` draws 16 samples, then as many again (the earlier ones are
+    kept) until the mean moves by at most ``rtol`` (default 0.02) of the largest
+    |attribution| between the last two totals, or the next doubling would pass
+    ``max_samples`` (default 1024; a warning then). ``result.convergence`` records
+    ``n_samples``, ``last_change``, ``rtol``, ``converged`` and ``history``.
 
     ``baselines``: ``None`` the input's own baselines (a ``ProductBaselines`` is
     sampled anew for every sample); a token id, ``"zero"``, a text or a list of token
@@ -60,40 +68,60 @@ class GradientShap(GradientMethod):
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 50,
         "stdevs": 0.0,
-        "baselines": None,
-        "internal_batch_size": None,
-        "aggregate": "sum",
-        "per_token": True,
-        "layer": EMBEDDINGS,
+        **PATH_DEFAULTS,
+        **auto_defaults("max_samples"),
     }
 
     def n_points(self, options: dict[str, Any]) -> int:
-        check_positive_int("n_samples", options["n_samples"])
-        return int(options["n_samples"])
+        return announced_points(options, "n_samples")
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         stdevs = options.get("stdevs")
         if isinstance(stdevs, bool) or not isinstance(stdevs, (int, float)) or stdevs < 0:
             raise ValueError(f"stdevs must be a number >= 0 (0: no noise), got {stdevs!r}")
+        check_auto_options(options, "n_samples", "max_samples")
         return super().check_options(options)
 
-    def trial(
-        self,
-        job: Job,
-        weights: np.ndarray,
-        rng: np.random.Generator,
-        ticker: Ticker,
-        options: dict[str, Any],
-    ) -> dict[str, Any]:
+    def trial(self, inputs: TrialInput) -> Trial:
+        x = self.model.embed(inputs.job.encoding.reference_ids)
+        convergence = None
+        if inputs.options["n_samples"] == AUTO:
+            samples, convergence = self._auto(inputs, x)
+        else:
+            samples = self._samples(inputs, x, int(inputs.options["n_samples"]))
+        return Trial(
+            values=samples.mean(axis=0),
+            samples=samples,
+            input_logprobs=[lp[0] for lp in endpoint_logprobs(self.model, [x], inputs.job)],
+            convergence=convergence,
+        )
+
+    def _auto(self, inputs: TrialInput, x: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Add samples (doubling the total) until their mean settles."""
+        auto = AutoPoints.from_options(inputs.options, "max_samples", "GradientShap", "last")
+        samples = np.zeros((0,))
+        for n in auto.counts():
+            new = n - len(samples)
+            if n > auto.start:  # the first draw was announced by n_points
+                inputs.ticker.extend(new)
+            previous = samples.mean(axis=0) if len(samples) else None
+            drawn = self._samples(inputs, x, new)
+            samples = np.concatenate([samples, drawn]) if len(samples) else drawn
+            if auto.step(n, None if previous is None else previous[0], samples.mean(axis=0)[0]):
+                break
+        return samples, auto.record("n_samples")
+
+    def _samples(self, inputs: TrialInput, x: Any, n: int) -> np.ndarray:
+        """``n`` samples' attributions (n, 1 [+ T], n_features)."""
         import torch
 
-        n, ids = int(options["n_samples"]), job.encoding.reference_ids
-        x = self.model.embed(ids)
+        job, options, rng = inputs.job, inputs.options, inputs.rng
+        n_prompt = len(job.encoding.reference_ids)
         probe = Probe(self.model, options["layer"])
         noisy, base = self._draw(job, x, rng, n, float(options["stdevs"]), options["baselines"])
         alphas = rng.uniform(0.0, 1.0, n)
         longest = max(map(len, job.scored_targets))
-        batch = chunk_size(options["internal_batch_size"], len(ids) + longest - 1)
+        batch = chunk_size(options["internal_batch_size"], n_prompt + longest - 1)
         alpha_t = torch.tensor(alphas, dtype=torch.float32, device=x.device)[:, None, None]
         points = (base.float() + alpha_t * (noisy - base).float()).to(x.dtype)
 
@@ -103,18 +131,13 @@ class GradientShap(GradientMethod):
         per_token = bool(options["per_token"])
         samples = []
         for chunk, grads in chunk_gradients(
-            probe, at, alphas, np.ones(n), job, per_token, batch, ticker
+            probe, at, alphas, job, per_token, batch, inputs.ticker
         ):
-            scale = self._multiplier(probe, job, noisy[chunk], base[chunk], len(ids))
-            per_dimension = scale * probe.prompt_part(grads, len(ids))  # (rows, chunk, ...)
-            values = aggregate(per_dimension, options["aggregate"]) @ weights
+            scale = self._multiplier(probe, job, noisy[chunk], base[chunk], n_prompt)
+            per_dimension = scale * probe.prompt_part(grads, n_prompt)  # (rows, chunk, ...)
+            values = aggregate(per_dimension, options["aggregate"]) @ inputs.weights
             samples.append(values.transpose(1, 0, 2))  # (chunk, rows, features)
-        samples_all = np.concatenate(samples)
-        return {
-            "values": samples_all.mean(axis=0),
-            "samples": samples_all,
-            "input_logprobs": [lp[0] for lp in endpoint_logprobs(self.model, [x], job)],
-        }
+        return np.concatenate(samples)
 
     def _draw(
         self, job: Job, x: Any, rng: np.random.Generator, n: int, stdevs: float, baselines: Any

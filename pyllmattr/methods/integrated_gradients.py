@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -10,18 +11,31 @@ from .._checks import check_positive_int
 from .._warnings import warn
 from ..models.interface import token_list
 from ..pipeline import Job
+from .convergence import (
+    AUTO,
+    AutoPoints,
+    announced_points,
+    auto_defaults,
+    check_auto_options,
+    half_rule,
+    relative_change,
+    warn_half_check,
+)
 from .gradient import (
+    PATH_DEFAULTS,
     GradientMethod,
     Points,
-    Ticker,
+    Trial,
+    TrialInput,
     aggregate,
+    chunk_gradients,
     chunk_size,
     embedding_path,
     endpoint_logprobs,
     output_values,
-    path_gradients,
+    weighted_sums,
 )
-from .layers import EMBEDDINGS, Probe
+from .layers import Probe
 
 INTEGRATION_METHODS = (
     "gausslegendre",
@@ -46,6 +60,19 @@ class IntegratedGradients(GradientMethod):
     ``"riemann_right"``, ``"riemann_middle"``), summed over the embedding dimension
     (``aggregate="l2"``: its L2 norm instead), then over each feature's tokens.
 
+    ``n_steps="auto"`` doubles the points (16, 32, ...) until no feature's value moves
+    by more than ``rtol`` (default 0.02) of the largest |attribution| between the last
+    two estimates, or the next doubling would pass ``max_steps`` (default 1024; a
+    warning then); it costs about twice the final point count, since Gauss-Legendre
+    points of successive rules differ. With a fixed ``n_steps`` the same gradients
+    also give an estimate from every other point (a rule of half the points); when it
+    differs by more than 10 % of the largest |attribution| a warning names
+    ``n_steps="auto"``: on short prompts 32-50 points can be far from converged while
+    the completeness gap is small. ``result.convergence`` records either check:
+    ``n_steps`` used, ``last_change`` (relative to the largest |attribution|),
+    ``rtol``, ``converged`` and, for ``"auto"``, ``n_points`` (all points evaluated)
+    and ``history`` ([n_steps, change] per doubling).
+
     ``baselines``: ``None`` uses the input's own baselines (the prompt rendered with
     every feature at its baseline, which must have the same number of tokens as the
     prompt); a token id replaces every feature token; ``"zero"`` gives feature tokens
@@ -55,7 +82,8 @@ class IntegratedGradients(GradientMethod):
     Completeness: the attributions of each output sum to f(prompt) - f(baseline) up to
     the integration error, reported per target token in ``result.completeness_gap``
     (``result.seq_completeness_gap`` for the whole target); a warning suggests a larger
-    ``n_steps`` when it is large.
+    ``n_steps`` when it is large. A small gap does not mean converged per-feature
+    values (errors of opposite sign cancel in the sum): ``result.convergence`` does.
 
     ``layer``: ``"embeddings"`` (default), or an inner layer (a decoder layer's index
     or a module name): the path then runs from the layer's activations on the
@@ -68,86 +96,170 @@ class IntegratedGradients(GradientMethod):
     Example:
         >>> tm = pla.load_torch_gguf(pla.default_model_path())  # doctest: +SKIP
         >>> inp = pla.TextTokenInput("Dave lives in Palm Coast, FL", tm)  # doctest: +SKIP
-        >>> result = pla.IntegratedGradients(tm).attribute(inp, target=" and")  # doctest: +SKIP
-        >>> result.completeness_gap  # doctest: +SKIP
+        >>> result = pla.IntegratedGradients(tm).attribute(  # doctest: +SKIP
+        ...     inp, target=" and", n_steps="auto")
+        >>> result.convergence["n_steps"], result.completeness_gap  # doctest: +SKIP
     """
 
     name = "integrated-gradients"
     defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",
-        "internal_batch_size": None,
-        "baselines": None,
-        "aggregate": "sum",
-        "per_token": True,
-        "layer": EMBEDDINGS,
+        **PATH_DEFAULTS,
+        **auto_defaults("max_steps"),
     }
 
     def n_points(self, options: dict[str, Any]) -> int:
-        check_positive_int("n_steps", options["n_steps"])
-        return int(options["n_steps"])
+        return announced_points(options, "n_steps")
 
-    def trial(
-        self,
-        job: Job,
-        weights: np.ndarray,
-        rng: np.random.Generator,
-        ticker: Ticker,
-        options: dict[str, Any],
-    ) -> dict[str, Any]:
-        alphas, steps = integration_points(options["method"], options["n_steps"])
-        ids = job.encoding.reference_ids
-        inputs = self.model.embed(ids)
-        baseline = baseline_embeddings(self.model, job, inputs, options["baselines"], rng)
-        longest = max(map(len, job.scored_targets))
-        batch = chunk_size(options["internal_batch_size"], len(ids) + longest - 1)
-        per_token = bool(options["per_token"])
-        probe = Probe(self.model, options["layer"])
-        path, delta = self._path(probe, job, baseline, inputs, alphas)
-        totals = path_gradients(probe, path, alphas, steps, job, per_token, batch, ticker)
-        per_dimension = delta[0][: len(ids)] * probe.prompt_part(totals, len(ids))
-        logprobs = endpoint_logprobs(self.model, [inputs, baseline], job)
-        f_input, f_baseline = output_values(job.objective, logprobs, per_token)
-        # At an inner layer the target's own positions move too: their share counts
-        # in the gap (the integration error), though it belongs to no feature.
-        outside = sum(
-            (d[len(ids) :] * t[:, len(ids) :]).sum(dim=(1, 2)).double().cpu().numpy()
-            for d, t in zip(delta, totals, strict=True)
-            if t is not None
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        check_auto_options(options, "n_steps", "max_steps")
+        if options["method"] not in INTEGRATION_METHODS:
+            raise ValueError(
+                f"method must be one of {INTEGRATION_METHODS}, got {options['method']!r}"
+            )
+        return super().check_options(options)
+
+    def trial(self, inputs: TrialInput) -> Trial:
+        path = self._path(inputs)
+        options = inputs.options
+        if options["n_steps"] == AUTO:
+            estimate, convergence = self._auto(inputs, path)
+        else:
+            estimate, convergence = self._fixed(inputs, path)
+        _warn_on_gap(estimate.gap, path.change, convergence["n_steps"], options["method"])
+        return Trial(
+            values=estimate.values,
+            input_logprobs=[lp[0] for lp in path.logprobs],
+            baseline_logprob=float(path.logprobs[0][1].sum()),
+            gap=estimate.gap,
+            convergence=convergence,
         )
-        gap = aggregate(per_dimension, "sum").sum(axis=1) + outside - (f_input - f_baseline)
-        _warn_on_gap(gap, f_input - f_baseline, options["n_steps"], options["method"])
-        return {
-            "values": aggregate(per_dimension, options["aggregate"]) @ weights,
-            "input_logprobs": [lp[0] for lp in logprobs],
-            "baseline_logprob": float(logprobs[0][1].sum()),
-            "gap": gap,
+
+    def _fixed(self, inputs: TrialInput, path: _Path) -> tuple[_Estimate, dict[str, Any]]:
+        """``n_steps`` points, checked against the rule of every other point (free: the
+        same gradients, other weights)."""
+        n, method = int(inputs.options["n_steps"]), inputs.options["method"]
+        alphas, weights = integration_points(method, n)
+        if n < 2:
+            return self._integrate(inputs, path, alphas, [weights])[0], {"n_steps": n}
+        full, half = self._integrate(inputs, path, alphas, [weights, half_rule(method, alphas)])
+        change = relative_change(half.values[0], full.values[0])
+        warn_half_check("integrated gradients", "n_steps", n, change)
+        return full, AutoPoints.half_record(n, change)
+
+    def _auto(self, inputs: TrialInput, path: _Path) -> tuple[_Estimate, dict[str, Any]]:
+        """Double the points until the estimate settles (see ``n_steps="auto"``)."""
+        auto = AutoPoints.from_options(inputs.options, "max_steps", "integrated gradients")
+        method, estimate = inputs.options["method"], None
+        for n in auto.counts():
+            if n > auto.start:  # the first level was announced by n_points
+                inputs.ticker.extend(n)
+            alphas, weights = integration_points(method, n)
+            new = self._integrate(inputs, path, alphas, [weights])[0]
+            done = auto.step(n, None if estimate is None else estimate.values[0], new.values[0])
+            estimate = new
+            if done:
+                break
+        assert estimate is not None  # auto.counts() yields at least one count
+        return estimate, auto.record("n_steps")
+
+    def _integrate(
+        self, inputs: TrialInput, path: _Path, alphas: np.ndarray, weight_sets: list[np.ndarray]
+    ) -> list[_Estimate]:
+        """One gradient pass over ``alphas``; an estimate per quadrature weight vector."""
+        job, n_prompt = inputs.job, path.n_prompt
+        chunks = chunk_gradients(
+            path.probe, path.points(alphas), alphas, job, path.per_token, path.batch,
+            inputs.ticker,
+        )  # fmt: skip
+        estimates = []
+        for totals in weighted_sums(chunks, weight_sets):
+            per_dimension = path.deltas[0][:n_prompt] * path.probe.prompt_part(totals, n_prompt)
+            # At an inner layer the target's own positions move too: their share counts
+            # in the gap (the integration error), though it belongs to no feature.
+            outside = sum(
+                (d[n_prompt:] * t[:, n_prompt:]).sum(dim=(1, 2)).double().cpu().numpy()
+                for d, t in zip(path.deltas, totals, strict=True)
+                if t is not None
+            )
+            gap = aggregate(per_dimension, "sum").sum(axis=1) + outside - path.change
+            values = aggregate(per_dimension, inputs.options["aggregate"]) @ inputs.weights
+            estimates.append(_Estimate(values, gap))
+        return estimates
+
+    def _path(self, inputs: TrialInput) -> _Path:
+        """The path from the baseline to the prompt: at the input embeddings, or at an
+        inner layer from its activations on the baseline to those on the prompt
+        (Captum's ``LayerIntegratedGradients``), one pair per continuation."""
+        job, options = inputs.job, inputs.options
+        ids = job.encoding.reference_ids
+        x = self.model.embed(ids)
+        baseline = baseline_embeddings(self.model, job, x, options["baselines"], inputs.rng)
+        longest = max(map(len, job.scored_targets))
+        probe = Probe(self.model, options["layer"])
+        logprobs = endpoint_logprobs(self.model, [x, baseline], job)
+        per_token = bool(options["per_token"])
+        f_input, f_baseline = output_values(job.objective, logprobs, per_token)
+        common = {
+            "probe": probe,
+            "n_prompt": len(ids),
+            "batch": chunk_size(options["internal_batch_size"], len(ids) + longest - 1),
+            "per_token": per_token,
+            "logprobs": logprobs,
+            "change": f_input - f_baseline,
         }
-
-    def _path(
-        self, probe: Probe, job: Job, baseline: Any, inputs: Any, alphas: np.ndarray
-    ) -> tuple[Points, list[Any]]:
-        """The path's points and (end - start) of each leaf: the input embeddings, or at
-        an inner layer its activations on the baseline and on the prompt (Captum's
-        ``LayerIntegratedGradients``), one pair per continuation."""
         if probe.at_embeddings:
-            return embedding_path(baseline, inputs, alphas), [(inputs - baseline).float()]
-        import torch
-
+            return _Path(
+                deltas=[(x - baseline).float()],
+                points=lambda alphas: embedding_path(baseline, x, alphas),
+                **common,
+            )
         starts = probe.activations(baseline, job.scored_targets)
-        ends = probe.activations(inputs, job.scored_targets)
+        ends = probe.activations(x, job.scored_targets)
         deltas = [(e - s).float() for s, e in zip(starts, ends, strict=True)]
+        return _Path(
+            deltas=deltas, points=lambda alphas: layer_path(x, starts, deltas, alphas), **common
+        )
 
-        def points(chunk: slice) -> tuple[Any, list[Any]]:
-            alpha = torch.tensor(alphas[chunk], dtype=torch.float32, device=inputs.device)
-            alpha = alpha[:, None, None]
-            # Leaves of their own (the hook differentiates with respect to them).
-            replace = [
-                (s.float() + alpha * d).to(s.dtype) for s, d in zip(starts, deltas, strict=True)
-            ]
-            return inputs.expand(len(alpha), -1, -1), replace
 
-        return points, deltas
+@dataclass
+class _Path:
+    """One trial's path: where the gradients are taken, the leaves' end - start
+    (``deltas``), ``points(alphas)``, and f at both ends (``logprobs``: per
+    continuation, rows [prompt, baseline]; ``change``: f(prompt) - f(baseline))."""
+
+    probe: Probe
+    n_prompt: int
+    batch: int
+    per_token: bool
+    logprobs: list[np.ndarray]
+    change: np.ndarray
+    deltas: list[Any]
+    points: Any  # alphas -> Points
+
+
+@dataclass
+class _Estimate:
+    """One quadrature's attributions (1 [+ T], n_features) and completeness gap."""
+
+    values: np.ndarray
+    gap: np.ndarray
+
+
+def layer_path(inputs: Any, starts: list[Any], deltas: list[Any], alphas: np.ndarray) -> Points:
+    """Points of a path at an inner layer: the prompt's input embeddings, with the
+    layer's output replaced by start + alpha * delta (one leaf per continuation)."""
+    import torch
+
+    def points(chunk: slice) -> tuple[Any, list[Any]]:
+        alpha = torch.tensor(alphas[chunk], dtype=torch.float32, device=inputs.device)
+        alpha = alpha[:, None, None]
+        # Leaves of their own (the hook differentiates with respect to them).
+        replace = [(s.float() + alpha * d).to(s.dtype) for s, d in zip(starts, deltas, strict=True)]
+        return inputs.expand(len(alpha), -1, -1), replace
+
+    return points
 
 
 def integration_points(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -235,10 +347,12 @@ def _check_aligned(
 
 
 def _warn_on_gap(gap: np.ndarray, change: np.ndarray, n_steps: int, method: str) -> None:
+    """Warn when the attributions' sum misses f(input) - f(baseline) by much."""
     worst = int(np.argmax(np.abs(gap) - GAP_TOLERANCE * np.maximum(np.abs(change), 1.0)))
     if abs(gap[worst]) > GAP_TOLERANCE * max(abs(change[worst]), 1.0):
         warn(
             f"integrated gradients: the attributions miss f(input) - f(baseline) = "
             f"{change[worst]:.4f} by {gap[worst]:+.4f} (output {worst}, {method}, "
-            f"n_steps={n_steps}); raise n_steps for a closer approximation"
+            f"n_steps={n_steps}); raise n_steps (or pass n_steps='auto') for a closer "
+            "approximation"
         )

@@ -9,6 +9,7 @@ import numpy as np
 from .._checks import check_positive_int
 from .._warnings import warn
 from .base import PerturbationMethod
+from .uncertainty import resampled_solves
 
 
 class Lime(PerturbationMethod):
@@ -60,6 +61,14 @@ class Lime(PerturbationMethod):
         design = np.column_stack([np.ones(len(masks)), masks.astype(float)])
         return _weighted_lstsq(design, outputs, weights)[1:].T
 
+    def replicates(
+        self, masks: np.ndarray, outputs: np.ndarray, rng: np.random.Generator, **options: Any
+    ) -> np.ndarray:
+        """Bootstrap over the sampled coalitions, refitting the surrogate each time."""
+        return resampled_solves(
+            lambda rows: self.solve(masks[rows], outputs[rows], **options), len(masks), rng
+        )
+
 
 class KernelShap(PerturbationMethod):
     """KernelSHAP: Shapley values from a kernel-weighted linear fit.
@@ -107,6 +116,15 @@ class KernelShap(PerturbationMethod):
         others = np.linalg.lstsq(design, y, rcond=None)[0]  # (n_features - 1, n_outputs)
         last = total - others.sum(axis=0)
         return np.vstack([others, last]).T
+
+    def replicates(
+        self, masks: np.ndarray, outputs: np.ndarray, rng: np.random.Generator, **options: Any
+    ) -> np.ndarray:
+        """Bootstrap over the sampled coalitions (the full and empty ones always kept:
+        the efficiency constraint rests on them)."""
+        return resampled_solves(
+            lambda rows: self.solve(masks[rows], outputs[rows]), len(masks), rng, fixed=2
+        )
 
 
 def warn_if_underdetermined(method: Any, n_samples: int, n_unknowns: int) -> None:

@@ -6,14 +6,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..pipeline import Job
 from .gradient import (
     GradientMethod,
-    Ticker,
+    Trial,
+    TrialInput,
     aggregate,
+    chunk_gradients,
     embedding_path,
     endpoint_logprobs,
-    path_gradients,
+    weighted_sums,
 )
 from .layers import EMBEDDINGS, Probe
 
@@ -21,30 +22,25 @@ from .layers import EMBEDDINGS, Probe
 class _PointGradient(GradientMethod):
     """Gradients at the prompt's embeddings x (one forward, one backward per output)."""
 
-    def trial(
-        self,
-        job: Job,
-        weights: np.ndarray,
-        rng: np.random.Generator,
-        ticker: Ticker,
-        options: dict[str, Any],
-    ) -> dict[str, Any]:
+    def trial(self, inputs: TrialInput) -> Trial:
+        job, options = inputs.job, inputs.options
         n_prompt = len(job.encoding.reference_ids)
-        inputs = self.model.embed(job.encoding.reference_ids)
+        x = self.model.embed(job.encoding.reference_ids)
         probe = Probe(self.model, options["layer"])
         one = np.ones(1)
         # A path of one point at its end (alpha = 1): the gradient at x itself.
         per_token = bool(options["per_token"])
-        at_input = embedding_path(inputs * 0, inputs, one)
-        totals = path_gradients(probe, at_input, one, one, job, per_token, 1, ticker)
+        at_input = embedding_path(x * 0, x, one)
+        chunks = chunk_gradients(probe, at_input, one, job, per_token, 1, inputs.ticker)
+        totals = weighted_sums(chunks, [one])[0]
         # The layer's output at x (Captum's LayerGradientXActivation multiplies by it).
-        activations = probe.activations(inputs, job.scored_targets[:1])[0][:n_prompt]
+        activations = probe.activations(x, job.scored_targets[:1])[0][:n_prompt]
         grads = probe.prompt_part(totals, n_prompt)
         per_dimension = self.per_dimension(activations.float(), grads, options)
-        return {
-            "values": aggregate(per_dimension, options["aggregate"]) @ weights,
-            "input_logprobs": [lp[0] for lp in endpoint_logprobs(self.model, [inputs], job)],
-        }
+        return Trial(
+            values=aggregate(per_dimension, options["aggregate"]) @ inputs.weights,
+            input_logprobs=[lp[0] for lp in endpoint_logprobs(self.model, [x], job)],
+        )
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         raise NotImplementedError

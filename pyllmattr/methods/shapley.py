@@ -8,7 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .._checks import check_positive_int
+from ..pipeline import Evaluation, Job, Settings
+from . import screening
 from .base import PerturbationMethod
+from .uncertainty import resampled_solves
 
 
 class ShapleyValueSampling(PerturbationMethod):
@@ -23,7 +26,17 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25, "screen": False, "screen_tol": None}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = screening.check_screen_options(options)
+        check_positive_int("n_samples", options["n_samples"])
+        return options
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        if not settings.options.get("screen"):
+            return super().evaluate(jobs, settings)
+        return screening.screened_sampling(self.model, jobs, settings)
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
@@ -40,16 +53,30 @@ class ShapleyValueSampling(PerturbationMethod):
         return np.array(rows)
 
     def solve(self, masks: np.ndarray, outputs: np.ndarray, **options: Any) -> np.ndarray:
-        n_features = masks.shape[1]
-        steps = n_features + 1
-        n_samples = len(masks) // steps
-        total = np.zeros((outputs.shape[1], n_features))
-        for s in range(n_samples):
-            block = slice(s * steps, (s + 1) * steps)
-            m, f = masks[block], outputs[block]
-            added = np.argmax(m[1:] & ~m[:-1], axis=1)  # the feature added at each step
-            total[:, added] += (f[1:] - f[:-1]).T
-        return total / n_samples
+        per_sample = contributions(masks, outputs)
+        return per_sample.sum(axis=0) / len(per_sample)
+
+    def replicates(
+        self, masks: np.ndarray, outputs: np.ndarray, rng: np.random.Generator, **options: Any
+    ) -> np.ndarray:
+        """Bootstrap over the sampled orderings."""
+        per_sample = contributions(masks, outputs)
+        return resampled_solves(lambda rows: per_sample[rows].mean(axis=0), len(per_sample), rng)
+
+
+def contributions(masks: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """Each sampled ordering's marginal contributions (n_samples, n_outputs, n_features):
+    the change each feature caused when that ordering added it."""
+    n_features = masks.shape[1]
+    steps = n_features + 1
+    n_samples = len(masks) // steps
+    out = np.zeros((n_samples, outputs.shape[1], n_features))
+    for s in range(n_samples):
+        block = slice(s * steps, (s + 1) * steps)
+        m, f = masks[block], outputs[block]
+        added = np.argmax(m[1:] & ~m[:-1], axis=1)  # the feature added at each step
+        out[s][:, added] = (f[1:] - f[:-1]).T
+    return out
 
 
 class ShapleyValues(PerturbationMethod):

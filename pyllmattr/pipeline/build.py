@@ -10,6 +10,7 @@ import numpy as np
 
 from ..results import AttributionResult
 from .jobs import Job, Settings
+from .origin import attach_origin
 
 
 @dataclass
@@ -53,7 +54,7 @@ def build_result(
     target_lp = np.asarray(evaluation.reference[0], dtype=float)
     contrast = _contrast_fields(job, evaluation, to_str)
     gap = evaluation.completeness_gap
-    return evaluation.result_type(
+    result = evaluation.result_type(
         seq_attr=mean[0],
         token_attr=mean[1:] if per_token else None,
         input_features=job.encoding.labels,
@@ -79,6 +80,7 @@ def build_result(
         **contrast,
         **evaluation.extras,
     )
+    return attach_origin(result, job, settings, method)  # for pla.evaluate
 
 
 def _contrast_fields(job: Job, evaluation: Evaluation, to_str: Any) -> dict[str, Any]:
