@@ -145,5 +145,5 @@ def test_the_stub_checks_parameters_against_the_signature_line():
         "sequences", "target", "strategy", "progress", "cancel"
     ]  # fmt: skip
     assert runtime_parameters(_core.EngineOptions.__init__)[-3:] == [
-        "kv_f32", "deterministic", "flash64"
+        "flash_attn", "kv_f32", "layout"
     ]  # fmt: skip
