@@ -171,6 +171,12 @@ void Engine::create_context() {
         cp.type_v = GGML_TYPE_F32;
     }
     cp.swa_full = true;
+    // The exact layout without GPU layers is exact on the CPU's kernels: keep every operation
+    // there. Left on, llama.cpp's op offload sends large batches of host tensors to the GPU of
+    // a CUDA or Metal build, whose kernels the layout's reasoning does not cover.
+    if (exact && options_.n_gpu_layers == 0) {
+        cp.op_offload = false;
+    }
     cp.no_perf = true;
     cp.abort_callback = abort_requested;
     cp.abort_callback_data = &active_control_;
