@@ -13,7 +13,6 @@ import pytest
 
 import pyllmattr as pla
 from pyllmattr.methods import interactions as interactions_module
-from pyllmattr.objectives import LogProb
 
 matplotlib.use("Agg")
 
@@ -39,7 +38,7 @@ def coalition_scores(model, inp, target):
     from model.score (no pipeline)."""
     masks = ((np.arange(2**N)[:, None] >> np.arange(N)) & 1).astype(bool)
     sequences = inp.encode(model).sequences(masks, np.random.default_rng(0))
-    return LogProb().outputs([model.score(sequences, target)])
+    return pla.LogProb().outputs([model.score(sequences, target)])
 
 
 def derivative(f, s_bits, t_bits):
