@@ -10,6 +10,7 @@
 
 #include "engine.h"
 #include "quantize.h"
+#include "sysinfo.h"
 
 namespace py = pybind11;
 using namespace pyllmattr;
@@ -163,6 +164,11 @@ void bind_types(py::module_ & m) {
         .value("independent", Strategy::kIndependent)
         .def_property_readonly("label", [](Strategy s) { return strategy_name(s); },
                                "The name users see: 'trie', 'trie-per-wave', 'independent'.");
+    py::enum_<Layout>(m, "Layout",
+                      "How scoring lays sequences out (csrc/engine.h; pyllmattr.models.exactness.Layout).")
+        .value("fast", Layout::kFast)
+        .value("exact", Layout::kExact)
+        .value("flash64", Layout::kFlash64);
     py::enum_<FlashAttn>(m, "FlashAttn", "llama.cpp's flash attention choice.")
         .value("auto", FlashAttn::kAuto)
         .value("off", FlashAttn::kOff)
@@ -177,17 +183,15 @@ void bind_types(py::module_ & m) {
     py::class_<EngineOptions>(m, "EngineOptions", "How an Engine is set up (csrc/engine.h).")
         .def(py::init([](int32_t n_ctx, int32_t n_batch, int32_t n_outputs, int32_t max_branches,
                          int32_t n_threads, int32_t n_gpu_layers, FlashAttn flash_attn, bool kv_f32,
-                         bool deterministic, bool flash64) {
-                 EngineOptions o{n_ctx,        n_batch,    n_outputs, max_branches, n_threads,
-                                 n_gpu_layers, flash_attn, kv_f32,    deterministic};
-                 o.flash64 = flash64;
-                 return o;
+                         Layout layout) {
+                 return EngineOptions{n_ctx,        n_batch,    n_outputs, max_branches, n_threads,
+                                      n_gpu_layers, flash_attn, kv_f32,    layout};
              }),
              py::kw_only(), py::arg("n_ctx") = d.n_ctx, py::arg("n_batch") = d.n_batch,
              py::arg("n_outputs") = d.n_outputs, py::arg("max_branches") = d.max_branches,
              py::arg("n_threads") = d.n_threads, py::arg("n_gpu_layers") = d.n_gpu_layers,
              py::arg("flash_attn") = d.flash_attn, py::arg("kv_f32") = d.kv_f32,
-             py::arg("deterministic") = d.deterministic, py::arg("flash64") = d.flash64)
+             py::arg("layout") = d.layout)
         .def_readwrite("n_ctx", &EngineOptions::n_ctx)
         .def_readwrite("n_batch", &EngineOptions::n_batch)
         .def_readwrite("n_outputs", &EngineOptions::n_outputs)
@@ -196,8 +200,7 @@ void bind_types(py::module_ & m) {
         .def_readwrite("n_gpu_layers", &EngineOptions::n_gpu_layers)
         .def_readwrite("flash_attn", &EngineOptions::flash_attn)
         .def_readwrite("kv_f32", &EngineOptions::kv_f32)
-        .def_readwrite("deterministic", &EngineOptions::deterministic)
-        .def_readwrite("flash64", &EngineOptions::flash64);
+        .def_readwrite("layout", &EngineOptions::layout);
 
     py::class_<ScoreStats>(m, "ScoreStats", "What one scoring call decoded (pyllmattr.ScoreStats converts it).")
         .def_readonly("n_decoded", &ScoreStats::n_decoded)
@@ -321,7 +324,49 @@ void bind_engine(py::module_ & m) {
         .def_property_readonly("exact_block", [](Engine & e) {
             py::gil_scoped_release release;
             return e.exact_rules().block;
-        });
+        })
+        // The self-check's outcome without running it: None until settled, else
+        // (verified, block, row_mult, row_min, seconds the check took in this process).
+        .def_property_readonly("exact_outcome",
+                               [](const Engine & e) -> py::object {
+                                   const ExactOutcome o = e.exact_outcome();
+                                   if (o.state < 0) {
+                                       return py::none();
+                                   }
+                                   return py::make_tuple(o.state == 1, o.rules.block, o.rules.row_mult,
+                                                         o.rules.row_min, o.check_seconds);
+                               })
+        .def(
+            "adopt_exact_rules",
+            [](Engine & e, int32_t block, int32_t row_mult, int32_t row_min, bool verified) {
+                py::gil_scoped_release release;  // computes the filler cell: one small decode
+                return e.adopt_exact_rules({block, row_mult, row_min}, verified);
+            },
+            py::arg("block"), py::arg("row_mult"), py::arg("row_min"), py::arg("verified"),
+            "Use a cached outcome of the self-check instead of running it (False: refused).");
+}
+
+py::dict system_info_dict() {
+    const SystemInfo info = system_info();
+    py::dict d;
+    d["system_info"] = info.llama_system_info;
+    d["ggml_version"] = info.ggml_version;
+    d["ggml_commit"] = info.ggml_commit;
+    d["gpu_offload"] = info.gpu_offload;
+    d["backends"] = info.backends;
+    py::list devices;
+    for (const BackendDevice & dev : info.devices) {
+        py::dict item;
+        item["name"] = dev.name;
+        item["description"] = dev.description;
+        item["type"] = dev.type;
+        item["backend"] = dev.backend;
+        item["memory_free"] = dev.memory_free;
+        item["memory_total"] = dev.memory_total;
+        devices.append(item);
+    }
+    d["devices"] = devices;
+    return d;
 }
 
 }  // namespace
@@ -344,4 +389,7 @@ PYBIND11_MODULE(_core, m) {
           py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
     m.def("set_verbose", &set_llama_verbose, py::arg("verbose"));
     m.def("llama_symbol_address", &llama_symbol_address);
+    m.def("system_info", &system_info_dict,
+          "llama.cpp's system info line, ggml's version and commit, back ends and devices.");
+    m.attr("EXACT_RULES_VERSION") = kExactRulesVersion;
 }

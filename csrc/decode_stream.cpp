@@ -72,7 +72,7 @@ void DecodeStream::push(const Emission & e) {
 }
 
 void DecodeStream::align_to(int32_t pos) {
-    if (!config_.aligned) {
+    if (!config_.flash64) {
         return;
     }
     const auto n = static_cast<int32_t>(((pos - cell_) % kAlign + kAlign) % kAlign);
@@ -94,15 +94,15 @@ void DecodeStream::flush() {
     if (batch_.size() == 0) {
         return;
     }
-    if (config_.aligned) {
+    if (config_.flash64) {
         // Fill the decode up to a whole number of tiles (the batch capacity is one).
         const int32_t target_rows = std::max(kAlign, round_up(batch_.size(), kAlign));
         while (batch_.size() < target_rows) {
             add_scratch_row();
         }
     }
-    // Deterministic layouts stay whole tiles even when a full cache forces smaller decodes.
-    decode_(batch_.get(), config_.aligned ? kAlign : 1,
+    // The flash64 layout stays whole tiles even when a full cache forces smaller decodes.
+    decode_(batch_.get(), config_.flash64 ? kAlign : 1,
             [this](int32_t begin, int32_t end) { collect(begin, end); });
     const int64_t real = real_rows_;
     batch_.clear();
@@ -127,7 +127,7 @@ void DecodeStream::finish_wave() {
     scratch_pos_ = 0;
 }
 
-int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs) {
+int32_t flash64_overhead_per_leaf(int32_t n_target, int32_t n_outputs) {
     // Placement pads the leaf's first token by at most kAlign - 1 cells. A flush forced by
     // the output limit (one per n_outputs outputs, a leaf has n_target) pads the decode
     // and then re-pads the next token: at most 2 * (kAlign - 1) cells.

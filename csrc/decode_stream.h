@@ -1,7 +1,10 @@
-// Feeds a wave's emissions to llama_decode in batches and collects log-probs.
+// Feeds a wave's emissions to llama_decode in batches and collects log-probs, in the
+// fast layout or the flash64 one (Layout in engine.h; the exact layout has its own
+// stream, exact_stream.h).
 //
-// Aligned mode (deterministic scoring) makes every token's arithmetic
-// independent of what else is decoded with it, on llama.cpp's CPU backend:
+// The flash64 layout (0.1's deterministic scoring, kept for benchmarks) makes every
+// token's arithmetic independent of what else is decoded with it, on llama.cpp's CPU
+// backend with flash attention on:
 // - every decode has a multiple of kAlign rows (at least kAlign), so flash
 //   attention always takes its tiled path and no weight kernel sees a
 //   remainder tile;
@@ -26,12 +29,14 @@ struct llama_context;
 
 namespace pyllmattr {
 
-constexpr int32_t kAlign = 64;  // flash attention's KV tile on the CPU backend
+// Flash attention's KV tile on the CPU backend: the flash64 layout's alignment, and the
+// decode granularity of both batch-invariant layouts (the exact layout's blocks divide it).
+constexpr int32_t kAlign = 64;
 
 struct StreamConfig {
     int32_t n_batch;
     int32_t n_outputs;      // logit rows per decode
-    bool aligned;
+    bool flash64;           // the flash64 layout's padding and cell placement (else: fast)
     int32_t scratch_seq;    // KV sequence of the padding rows
     Token scratch_token;
     int32_t n_vocab;
@@ -81,9 +86,9 @@ int32_t round_up(int64_t n, int32_t to);
 void fill_logprobs(const float * logits, int32_t n_vocab, const OutputRequest * requests,
                    int32_t n_requests, std::vector<double> & out);
 
-// Padding cells a leaf adds in aligned mode, at most (placement, and its share of the
+// Padding cells a leaf adds in the flash64 layout, at most (placement, and its share of the
 // flushes forced by the output limit), given the most target tokens of a pair on it;
 // a wave's final flush adds up to kAlign more.
-int32_t aligned_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
+int32_t flash64_overhead_per_leaf(int32_t n_target, int32_t n_outputs);
 
 }  // namespace pyllmattr

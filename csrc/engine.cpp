@@ -125,7 +125,7 @@ void Engine::create_context() {
         close();
         throw std::invalid_argument("n_batch must be >= 1 and n_ctx >= 8");
     }
-    const bool exact = options_.deterministic && !options_.flash64;
+    const bool exact = options_.layout == Layout::kExact;
     if (exact && options_.max_branches > 255 - ExactSeqs{}.count()) {
         close();
         throw std::invalid_argument("max_branches must be at most " + std::to_string(255 - ExactSeqs{}.count()) +
@@ -144,11 +144,11 @@ void Engine::create_context() {
         options_.flash_attn = FlashAttn::kOff;
         options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
         options_.n_outputs = std::max(options_.n_outputs, 2 * kAlign);  // a block and its padding fit
-    } else if (options_.deterministic) {
+    } else if (options_.layout == Layout::kFlash64) {
         if (options_.flash_attn == FlashAttn::kOff) {
             close();
             throw std::invalid_argument(
-                "the flash64 deterministic layout needs flash attention; use flash_attn='auto' or 'on'");
+                "the flash64 layout needs flash attention; use flash_attn='auto' or 'on'");
         }
         options_.flash_attn = FlashAttn::kOn;
         options_.n_batch = round_up(std::max(options_.n_batch, kAlign), kAlign);
@@ -185,7 +185,7 @@ void Engine::create_context() {
     // llama.cpp caps the batch at the context size and asserts (aborting the process) on
     // a larger batch: build batches no larger than what it kept.
     options_.n_batch = std::min(options_.n_batch, static_cast<int32_t>(llama_n_batch(ctx_)));
-    if (options_.deterministic) {
+    if (options_.layout != Layout::kFast) {  // both batch-invariant layouts decode whole blocks
         options_.n_batch = options_.n_batch / kAlign * kAlign;
         if (options_.n_batch < kAlign) {
             close();

@@ -55,6 +55,17 @@ using RowsDecodedFn = std::function<void(int32_t begin, int32_t end)>;
 // llama_flash_attn_type's values (engine.cpp checks them against llama.h).
 enum class FlashAttn : int32_t { kAuto = -1, kOff = 0, kOn = 1 };
 
+// How scoring lays sequences out in decodes and KV cells (docs/numerics.md). One name per
+// layout from here to Python: _core.Layout, pyllmattr.models.exactness.Layout.
+enum class Layout : int32_t {
+    kFast = 0,     // flash attention as llama.cpp chooses, token-level prefix sharing; scores
+                   // depend on the batch (attributions measure a noise floor)
+    kExact = 1,    // flash attention off, cells placed in SIMD-width blocks (layout.h,
+                   // scorer_exact.cpp): batch-invariant; the default on the CPU back end
+    kFlash64 = 2,  // the 0.1 batch-invariant layout: flash attention, 64-row decodes and 64-cell
+                   // tiles (decode_stream.h); kept for benchmarks only (pyllmattr._bench)
+};
+
 struct EngineOptions {
     int32_t n_ctx = 4096;
     int32_t n_batch = 512;        // tokens per llama_decode
@@ -64,9 +75,7 @@ struct EngineOptions {
     int32_t n_gpu_layers = 0;
     FlashAttn flash_attn = FlashAttn::kAuto;
     bool kv_f32 = false;          // keep the KV cache in f32 instead of f16
-    bool deterministic = false;   // exact layout (layout.h); forces flash attention off
-    bool flash64 = false;         // with deterministic: the earlier 64-cell layout with flash
-                                  // attention (decode_stream.h), kept for comparison
+    Layout layout = Layout::kFast;  // kExact forces flash attention off, kFlash64 on
 };
 
 struct ScoreStats {
@@ -104,6 +113,17 @@ struct GenerateOptions {
 class KvRestorer;
 struct ExactSeqs;
 
+// The rules exact calls use when the self-check failed for every candidate: they then
+// score every sequence alone, exact by definition.
+inline constexpr ExactRules kUnverifiedRules{64, 16, 64};
+
+// What the exact layout's rules are on an engine, without settling them.
+struct ExactOutcome {
+    int state = -1;            // -1 not settled yet, 0 the self-check failed, 1 verified
+    ExactRules rules{};
+    double check_seconds = 0;  // the self-check's time in this process (0: adopted, or not run)
+};
+
 class Engine {
   public:
     // Loads a GGUF file. Throws std::invalid_argument when it cannot be loaded, and
@@ -135,13 +155,18 @@ class Engine {
     std::vector<Token> generate(const std::vector<Token> & prompt, const GenerateOptions & options,
                                 const CallControl & control);
 
-    // Exact scoring (deterministic=true; scorer_exact.cpp). The layout rules are checked on
+    // Exact scoring (Layout::kExact; scorer_exact.cpp). The layout rules are checked on
     // this model the first time they are needed: a self-check scores sequences alone and
     // prefix-shared and compares the results bit for bit.
     const ExactRules & exact_rules();
     bool exact_verified();  // the self-check passed (false: exact calls score one by one)
     // For tests: the self-check with given rules (does not change the engine's rules).
     bool exact_self_check(const ExactRules & rules);
+    // Takes a known outcome of the self-check on this model and machine (a disk cache)
+    // instead of running it. Refused (false) when the rules are already settled, the
+    // engine does not use the exact layout, or the outcome is not one the check can reach.
+    bool adopt_exact_rules(const ExactRules & rules, bool verified);
+    ExactOutcome exact_outcome() const;  // never runs the self-check
 
     // The GGUF file's chat template ("" when it has none), and a conversation rendered
     // with it (or with `tmpl`, a template text or a built-in name such as "chatml");
@@ -165,7 +190,7 @@ class Engine {
     std::string meta(const std::string & key) const;  // "" when absent
     std::string description() const;
     // The options in effect: as given, then adjusted to what llama.cpp and the
-    // deterministic layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
+    // layout allow (n_ctx, n_batch, n_outputs, flash_attn, n_threads).
     const EngineOptions & options() const { return options_; }
 
   private:
@@ -190,6 +215,8 @@ class Engine {
     ScoreResult score_exact(const Pairs & pairs, bool named_pairs, Strategy strategy, const CallControl & control,
                             const ExactRules & rules, int32_t max_slots, bool verified);
     void calibrate_exact();
+    void prepare_exact();  // the filler cells every exact wave copies
+    std::vector<ExactRules> exact_candidates() const;
     bool run_self_check(const ExactRules & rules);
     ExactSeqs exact_seqs() const;
 
@@ -204,6 +231,7 @@ class Engine {
     int32_t plan_slack_ = 0;   // EngineTesting only
     ExactRules exact_rules_{};
     int exact_state_ = -1;  // -1 not checked yet, 0 the self-check failed, 1 verified
+    double exact_check_seconds_ = 0.0;
     std::shared_ptr<KvRestorer> kv_;
     mutable std::mutex mutex_;  // one call at a time per context
 };

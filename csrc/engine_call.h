@@ -34,7 +34,7 @@ struct CallScope {
 // the highest one in use, and on a CPU several sequences per decode buy no throughput, so a
 // wave gets the cells of its longest sequence, or the first 256 (llama.cpp pads the attended
 // range to 256 cells, so short sequences share them for free). Leave-one-out, SmolLM2 Q4_1,
-// 2 threads (bench/wave_size_probe.py): 110 tokens 21.1 s with 1 leaf per wave vs 25.9 s with
+// 2 threads (bench/probes/wave_size.py): 110 tokens 21.1 s with 1 leaf per wave vs 25.9 s with
 // 8; 250 tokens 26.1 vs 32.1 s; 32 tokens 2.32 s with 8 vs 2.66 s with 1. The same holds
 // without flash attention (the exact layout), where every query attends over all of them.
 constexpr int32_t kFreeWaveCells = 256;

@@ -31,6 +31,12 @@ struct ExactRules {
     int32_t row_min = 16;   // ... and at least this many
 };
 
+// The version of the exact layout's rules, candidates and self-check. Outcomes of the
+// self-check are cached on disk keyed by it (pyllmattr/models/selfcheck_cache.py): bump
+// it whenever layout.*, exact_stream.*, kv_restore.* or scorer_exact.cpp change in a way
+// that could change what the self-check finds or what the rules mean.
+inline constexpr int32_t kExactRulesVersion = 1;
+
 // How one leaf (KV sequence) of a wave gets its cells, in cell order.
 struct LeafLayout {
     int32_t slot = 0;

@@ -128,7 +128,7 @@ ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy 
     std::lock_guard<std::mutex> lock(mutex_);
     LogScope log;
     check_open();
-    if (options_.deterministic && !options_.flash64) {  // the exact layout: scorer_exact.cpp
+    if (options_.layout == Layout::kExact) {  // scorer_exact.cpp
         if (exact_state_ < 0) {
             calibrate_exact();
         }
@@ -136,33 +136,33 @@ ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy 
                            exact_state_ == 1);
     }
     const auto started = std::chrono::steady_clock::now();
-    const bool aligned = options_.deterministic;
+    const bool flash64 = options_.layout == Layout::kFlash64;  // else the fast layout
     const int32_t n_outputs = options_.n_outputs;
     std::function<int32_t(int32_t)> leaf_overhead;
-    if (aligned) {
-        leaf_overhead = [n_outputs](int32_t n_target) { return aligned_overhead_per_leaf(n_target, n_outputs); };
+    if (flash64) {
+        leaf_overhead = [n_outputs](int32_t n_target) { return flash64_overhead_per_leaf(n_target, n_outputs); };
     }
     std::function<int32_t(int32_t)> fits_overhead;  // a wave's final flush pads up to kAlign more
-    if (aligned) {
+    if (flash64) {
         fits_overhead = [&](int32_t n_target) { return leaf_overhead(n_target) + kAlign; };
     }
     check_fits(pairs, named_pairs, fits_overhead);
 
-    // Never share more than this model's memory allows; aligned layouts need an
+    // Never share more than this model's memory allows; the flash64 layout needs an
     // empty cache at every wave.
     strategy = std::max(strategy, sharing_strategy());
-    if (aligned) {
+    if (flash64) {
         strategy = std::max(strategy, Strategy::kTriePerWave);
     }
     if (strategy != Strategy::kIndependent && !supports_partial_memory()) {
         strategy = Strategy::kIndependent;
     }
-    int32_t max_cells = options_.n_ctx - (aligned ? kAlign : 0);
-    if (!aligned) {  // aligned waves restart from an empty cache: their layout is fixed
+    int32_t max_cells = options_.n_ctx - (flash64 ? kAlign : 0);
+    if (!flash64) {  // flash64 waves restart from an empty cache: their layout is fixed
         max_cells = std::min(max_cells, wave_cells(pairs));
     }
     const PlanLimits limits{max_cells + plan_slack_, options_.max_branches, leaf_overhead,
-                            aligned ? kAlign : 1};
+                            flash64 ? kAlign : 1};
     const Plan plan = make_plan(pairs, strategy, limits);
 
     CallScope scope(ctx_, active_control_, control);
@@ -171,7 +171,7 @@ ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy 
     std::vector<double> unique_scores(static_cast<size_t>(plan.row_offset.back()),
                                       std::numeric_limits<double>::quiet_NaN());
     ScoreStats stats;
-    const StreamConfig config{options_.n_batch, options_.n_outputs, aligned, keeper,
+    const StreamConfig config{options_.n_batch, options_.n_outputs, flash64, keeper,
                               bos() >= 0 ? bos() : 0, n_vocab()};
     DecodeStream stream(
         ctx_, config, plan.requests, unique_scores,
@@ -187,7 +187,7 @@ ScoreResult Engine::run_scoring(const Pairs & pairs, bool named_pairs, Strategy 
         });
 
     for (const Wave & wave : plan.waves) {
-        if (aligned) {
+        if (flash64) {
             llama_memory_clear(mem, false);  // cells are then assigned from 0, in row order
         }
         for (const PrefixCopy & copy : wave.copies) {

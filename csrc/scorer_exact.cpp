@@ -184,34 +184,74 @@ bool Engine::exact_self_check(const ExactRules & rules) {
     return run_self_check(rules);
 }
 
-void Engine::calibrate_exact() {
-    // Filler cells are copies of one computed cell: compute one.
-    {
-        CallScope scope(ctx_, active_control_, kQuiet);
-        const ExactSeqs seqs = exact_seqs();
-        Batch batch(1, seqs.keeper + seqs.count());
-        batch.add(bos() >= 0 ? bos() : 0, 0, seqs.scratch, seqs.scratch + 1, false);
-        decode(batch.get(), 1, [](int32_t, int32_t) {});
-        kv_->build_stock(seqs.scratch, 0, seqs.hole);
-    }
-    exact_state_ = 0;
-    exact_rules_ = {64, 16, 64};
-    const int32_t swa = n_swa();
+std::vector<ExactRules> Engine::exact_candidates() const {
     // The CPU's width with few padding rows first; then the probe's wide rows; then 64-cell
     // blocks (a multiple of every SIMD width llama.cpp uses).
     const int32_t block = cpu_block();
+    const int32_t swa = n_swa();
+    std::vector<ExactRules> candidates;
     for (const ExactRules & candidate : {ExactRules{block, 4, 16}, ExactRules{block, 16, 64}, ExactRules{64, 16, 64}}) {
         // A branch copies less than a block, which a sliding window must hold whole (the
         // self-check catches window kinds that need more).
         if (swa > 0 && swa < candidate.block) {
             continue;
         }
+        candidates.push_back(candidate);
+    }
+    return candidates;
+}
+
+void Engine::prepare_exact() {
+    // Filler cells are copies of one computed cell: compute one.
+    CallScope scope(ctx_, active_control_, kQuiet);
+    const ExactSeqs seqs = exact_seqs();
+    Batch batch(1, seqs.keeper + seqs.count());
+    batch.add(bos() >= 0 ? bos() : 0, 0, seqs.scratch, seqs.scratch + 1, false);
+    decode(batch.get(), 1, [](int32_t, int32_t) {});
+    kv_->build_stock(seqs.scratch, 0, seqs.hole);
+}
+
+void Engine::calibrate_exact() {
+    const auto started = std::chrono::steady_clock::now();
+    prepare_exact();
+    exact_state_ = 0;
+    exact_rules_ = kUnverifiedRules;
+    for (const ExactRules & candidate : exact_candidates()) {
         if (run_self_check(candidate)) {
             exact_rules_ = candidate;
             exact_state_ = 1;
-            return;
+            break;
         }
     }
+    exact_check_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+}
+
+bool Engine::adopt_exact_rules(const ExactRules & rules, bool verified) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    LogScope log;
+    check_open();
+    if (options_.layout != Layout::kExact || exact_state_ >= 0) {
+        return false;  // not the exact layout, or its rules are already settled
+    }
+    // Only an outcome this engine's own check could have reached: a verified candidate,
+    // or the unverified fallback (which scores one by one).
+    const auto same = [&rules](const ExactRules & r) {
+        return r.block == rules.block && r.row_mult == rules.row_mult && r.row_min == rules.row_min;
+    };
+    const std::vector<ExactRules> candidates = exact_candidates();
+    if (verified ? std::none_of(candidates.begin(), candidates.end(), same) : !same(kUnverifiedRules)) {
+        return false;
+    }
+    prepare_exact();
+    exact_rules_ = rules;
+    exact_state_ = verified ? 1 : 0;
+    exact_check_seconds_ = 0.0;
+    return true;
+}
+
+ExactOutcome Engine::exact_outcome() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {exact_state_, exact_rules_, exact_check_seconds_};
 }
 
 bool Engine::run_self_check(const ExactRules & rules) {

@@ -1,23 +1,22 @@
 """Take the screenshots of `pyllmattr serve` in docs/ (explorer.png, explorer-compare.png).
 
 Runs the app on the default model and drives headless chromium through the page with
-the test suite's DevTools client, as tests/test_serve_browser.py does:
+the test suite's DevTools client (tests/browser.py, hence tests/ on PYTHONPATH), as
+tests/test_serve_browser.py does:
 
-    pip install ".[serve,test]" && python docs/explorer_screenshots.py
+    pip install ".[serve,test]" && PYTHONPATH=tests python docs/explorer_screenshots.py
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
+from browser import Chromium
+
+from pyllmattr.serve import Server
+
 DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS.parent / "tests"))
-
-from browser import Chromium  # noqa: E402
-
-from pyllmattr.serve import Server  # noqa: E402
 
 PROMPT = "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include"
 CONTEXT = (

@@ -7,6 +7,8 @@ Example:
     >>> pla.FeatureAblation(model).attribute(inp, target=" lawyer")  # doctest: +SKIP
 """
 
+from importlib.metadata import version as _version
+
 from .cancel import Cancelled, CancelToken
 from .chat import builtin_chat_templates
 from .dataset import attribute_dataset
@@ -18,6 +20,7 @@ from .inputs import (
     TextTemplateInput,
     TextTokenInput,
 )
+from .interaction_result import InteractionResult
 from .methods import (
     GRADIENT_METHODS,
     METHODS,
@@ -33,6 +36,7 @@ from .methods import (
     Lime,
     PerturbationMethod,
     Saliency,
+    ShapleyInteractions,
     ShapleyValues,
     ShapleyValueSampling,
 )
@@ -57,7 +61,8 @@ from .objectives import Contrast, LogProb, Objective, Prob
 from .results import AttributionResult
 from .summary import DatasetSummary, summarize
 
-__version__ = "0.1.0"
+# pyproject.toml's version is the only place the version is written.
+__version__ = _version("pyllmattr")
 
 __all__ = [
     "GRADIENT_METHODS",
@@ -79,6 +84,7 @@ __all__ = [
     "HierarchicalAblation",
     "InputXGradient",
     "IntegratedGradients",
+    "InteractionResult",
     "InterpretableInput",
     "KernelShap",
     "Lime",
@@ -92,6 +98,7 @@ __all__ = [
     "Saliency",
     "ScoreStats",
     "ScoringModel",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "TextTemplateInput",

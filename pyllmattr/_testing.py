@@ -1,5 +1,6 @@
-"""Test-only hooks into the engine. Not part of pyllmattr's API: tests use them to
-provoke failures for real and to count what the planner decodes without a model.
+"""Test-only hooks into the engine and the Ray runner. Not part of pyllmattr's API:
+tests use them to provoke failures for real (a full KV cache, a Ray actor that dies or
+lags) and to count what the planner decodes without a model.
 
 Example:
     >>> from pyllmattr._testing import plan_stats
@@ -9,10 +10,15 @@ Example:
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ._native import _core
+from .dataset.ray_runner import DatasetWorker, RayRunner
+
+WAIT_S = 120.0  # the longest a WaitingWorker waits: a test that forgets to release ends
 
 
 def set_plan_slack(model: Any, cells: int) -> None:
@@ -38,3 +44,46 @@ def exact_self_check(model: Any, block: int, row_mult: int, row_min: int) -> boo
     """Run the exact layout's self-check on ``model`` with these rules (its own rules are
     left as they are): True when prefix-shared scores equal scores alone bit for bit."""
     return _core.testing.exact_self_check(model._engine, int(block), int(row_mult), int(row_min))
+
+
+# ---------------------------------------------------------------- Ray actors
+
+
+class ExitingWorker(DatasetWorker):
+    """A Ray actor whose process exits on its first chunk, as a crashed or killed
+    worker's would (Ray reports a RayActorError)."""
+
+    def run(self, *args: Any) -> Any:
+        os._exit(1)
+
+
+class WaitingWorker(DatasetWorker):
+    """A Ray actor that starts no chunk before the file ``release`` exists, as a slow
+    worker would (it waits at most :data:`WAIT_S` seconds)."""
+
+    def __init__(self, model: Any, method: Any, load_args: dict, release: str) -> None:
+        super().__init__(model, method, load_args)
+        self.release = release
+
+    def run(self, *args: Any) -> Any:
+        deadline = time.monotonic() + WAIT_S
+        while not os.path.exists(self.release) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return super().run(*args)
+
+
+def first_actor_runs(runner: RayRunner, worker: type, *args: Any) -> RayRunner:
+    """Make the first actor ``runner`` starts a ``worker`` (given ``args`` after the
+    usual ones); every other actor, a replacement of the first included, runs normally."""
+    launch = runner._launch
+    launched: list[Any] = []
+
+    def launch_first_as_worker() -> Any:
+        if launched:
+            return launch()
+        launched.append(worker)
+        actor_class = runner.ray.remote(num_cpus=runner.cpus)(worker)
+        return actor_class.remote(runner.model, runner.method, runner.load_args, *args)
+
+    runner._launch = launch_first_as_worker  # type: ignore[method-assign]
+    return runner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -19,7 +20,8 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     Example:
         >>> warn("n_samples is small")  # doctest: +SKIP
     """
-    frame, level = sys._getframe(1), 2  # stacklevel 2: the caller of warn()
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # stacklevel 2: the caller of warn()
     while frame is not None and _inside_package(frame.f_code.co_filename):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._native import _core
 
 Cancelled = _core.Cancelled
@@ -27,11 +29,20 @@ class CancelToken:
         self._flag = _core.CancelFlag()
 
     def cancel(self) -> None:
+        """Ask the call holding this token to stop (from any thread)."""
         self._flag.set()
 
     def reset(self) -> None:
+        """Clear the request, so that the token can be passed to another call."""
         self._flag.clear()
 
     @property
     def cancelled(self) -> bool:
-        return self._flag.is_set()
+        """Whether :meth:`cancel` was called (and not reset since)."""
+        return bool(self._flag.is_set())
+
+    @property
+    def flag(self) -> Any:
+        """The engine's flag behind this token (``_core.CancelFlag``), which native calls
+        poll while they run; change it through :meth:`cancel` and :meth:`reset`."""
+        return self._flag

@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -69,8 +70,8 @@ class Objective(ABC):
         return "target"
 
     def describe(self) -> str:
-        """The attributed quantity in words, for tables and plots."""
-        return "the target's log-prob"
+        """The attributed quantity as plots and tables label it (``result.quantity``)."""
+        return f"{self.attr_target}(target)"
 
     def outputs(self, scored: Sequence[np.ndarray]) -> np.ndarray:
         """Outputs (n, 1 + T) of numpy log-probs, one array per continuation of ``targets``."""
@@ -97,6 +98,9 @@ class LogProb(Objective):
     def whole_is_token_sum(self, target_ids: list[int]) -> bool:
         return True
 
+    def describe(self) -> str:
+        return "log p(target)"
+
 
 @dataclass(frozen=True)
 class Prob(Objective):
@@ -112,7 +116,7 @@ class Prob(Objective):
         return [exp(column) for column in _logprob_columns(scored[0])]
 
     def describe(self) -> str:
-        return "the target's probability"
+        return "p(target)"
 
 
 @dataclass(frozen=True)
@@ -132,10 +136,11 @@ class Contrast(Objective):
 
     contrast: Any
     contrast_ids: tuple[int, ...] = ()
+    text: str = ""  # the contrast's tokens as the result shows them (set by bind)
 
     def bind(self, model: Any) -> Contrast:
         ids = contrast_token_ids(model, self.contrast)
-        return Contrast(self.contrast, tuple(ids))
+        return Contrast(self.contrast, tuple(ids), "".join(map(model.token_to_str, ids)))
 
     def targets(self, target_ids: list[int]) -> list[list[int]]:
         if not self.contrast_ids:
@@ -156,7 +161,8 @@ class Contrast(Objective):
         return "difference" if self.whole_is_token_sum(target_ids) else "target"
 
     def describe(self) -> str:
-        return "the target's log-prob minus the contrast's"
+        text = self.text or self.contrast
+        return f"log p(target) - log p(contrast {text!r})"
 
 
 def contrast_token_ids(model: Any, contrast: Any) -> list[int]:
@@ -174,6 +180,25 @@ def contrast_token_ids(model: Any, contrast: Any) -> list[int]:
     if not ids:
         raise ValueError("the contrast is empty; give at least one contrast token")
     return ids
+
+
+def describe_attr_target(attr_target: str, contrast: str | None = None) -> str:
+    """The label of an objective known only by its ``attr_target`` (and contrast text):
+    results built by hand, or saved before they stored ``quantity``.
+
+    Example:
+        >>> describe_attr_target("prob")
+        'p(target)'
+    """
+    if contrast is not None:
+        return Contrast(contrast, (), contrast).describe()
+    pending: list[type[Any]] = [Objective]  # Any: the abstract ones are never instantiated
+    while pending:  # every objective class defined so far, ContextCite's included
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__dict__.get("attr_target") == attr_target and not inspect.isabstract(cls):
+            return cls().describe()
+    return f"{attr_target}(target)"
 
 
 def objective_for(attr_target: Any, contrast: Any, model: Any) -> Objective:

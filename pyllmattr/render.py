@@ -8,12 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from ._text import fit_width
+
 LABEL_CHARS = 24
 
 
 def short_label(text: str, limit: int = LABEL_CHARS) -> str:
-    text = " ".join(text.split()) or repr(text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` on one line, cut to ``limit`` columns (a Chinese character takes two)."""
+    return fit_width(" ".join(text.split()) or repr(text), limit)
 
 
 def _pyplot() -> Any:
@@ -123,7 +125,9 @@ def to_html(result: Any, faithfulness: Any = None) -> str:
     chat = bool(result.settings.get("chat"))
     last = len(result.prompt_segments) - 1
     spans = []
+    previous = ""  # the text of the segment before, when it is a feature
     for i, (text, feature) in enumerate(result.prompt_segments):
+        touches, previous = _touches(previous, text), text if feature is not None else ""
         escaped = html.escape(text)
         if feature is None and chat and i in (0, last):
             spans.append(f'<span class="pla-chat" style="{CHAT_STYLE}">{escaped}</span>')
@@ -143,16 +147,27 @@ def to_html(result: Any, faithfulness: Any = None) -> str:
             css, extra = css + " pla-coarse", extra + "border-bottom:1px dotted #555;"
         attrs = f'data-feature="{feature}" title="{html.escape(title)}"'
         style = f"background:{_color(value, limit)};{extra}"
-        spans += _feature_spans(text, css, attrs, style)
+        spans += _feature_spans(text, css, attrs, style, TOUCH_STYLE if touches else "")
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
-        f"{_top_units_html(result)}"
+        f"{_top_units_html(result)}{_top_pairs_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"{_logprob_note(result)} · {_noise_note(result)}{_completeness_note(result)}"
         f"{_legend(result)}; hover for values</div>"
         f"{faithfulness_html(faithfulness) if faithfulness is not None else ''}</div>"
     )
+
+
+# Features with no space between them (Chinese, Japanese and Thai words, subword tokens)
+# would merge into one highlight; a thin white line drawn inside the later one's left
+# edge parts them without moving the text.
+TOUCH_STYLE = "box-shadow:inset 1px 0 0 #fff;"
+
+
+def _touches(previous_feature: str, text: str) -> bool:
+    """Whether a feature starts right where the feature before it ends, no space between."""
+    return bool(previous_feature[-1:].strip() and text[:1].strip())
 
 
 def _target_words(result: Any) -> str:
@@ -184,16 +199,20 @@ def _legend(result: Any) -> str:
 _SPACE_RUNS = re.compile(r"^\s+|\s*\n\s*|\s+$")
 
 
-def _feature_spans(text: str, css: str, attrs: str, style: str) -> list[str]:
-    """A feature's text as highlighted spans of its visible runs, whitespace between them."""
+def _feature_spans(text: str, css: str, attrs: str, style: str, first: str = "") -> list[str]:
+    """A feature's text as highlighted spans of its visible runs, whitespace between them;
+    ``first`` is added to the first run's style."""
     if not text.strip():  # a whitespace token: addressable (hover), never highlighted
         return [f'<span class="{css} pla-space" {attrs}>{html.escape(text)}</span>']
-    out, at = [], 0
+    out: list[str] = []
+    at = 0
     for match in [*_SPACE_RUNS.finditer(text), None]:
         start, end = (match.start(), match.end()) if match else (len(text), len(text))
         if start > at:
+            run_style = style + (first if not out else "")
             out.append(
-                f'<span class="{css}" {attrs} style="{style}">{html.escape(text[at:start])}</span>'
+                f'<span class="{css}" {attrs} style="{run_style}">'
+                f"{html.escape(text[at:start])}</span>"
             )
         if end > start:
             out.append(html.escape(text[start:end]))
@@ -229,6 +248,13 @@ def _top_units_html(result: Any, k: int = 5) -> str:
         "<tr><th>rank</th><th></th><th>unit</th><th>attribution</th><th>computed by</th></tr>"
         f"{rows}</table>"
     )
+
+
+def _top_pairs_html(result: Any) -> str:
+    """For interaction results: the strongest interactions, in a small table."""
+    from .interaction_result import top_pairs_html  # lazily: that module imports this one
+
+    return top_pairs_html(result)
 
 
 def _target_html(result: Any) -> str:

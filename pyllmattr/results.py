@@ -1,14 +1,41 @@
-"""Attribution results: values, plots, serialization and the notebook view."""
+"""Attribution results: values, plots, serialization and the notebook view.
+
+Serialization is derived from the dataclass fields, so a new field or a new result type
+needs no serialization code:
+
+* **A new field** on :class:`AttributionResult` (or on a subclass): declare it with a
+  type annotation and a default (old files lack it). ``to_dict`` writes every field;
+  ``from_dict`` rebuilds it from its annotation: ``np.ndarray`` from a list of numbers,
+  ``float``/``int``/``str``/``bool`` as such, ``X | None``, ``list[X]``, ``tuple[...]``,
+  ``dict[str, X]``, a dict with other keys (``dict[tuple[int, ...], float]``, written as
+  ``[key, value]`` pairs, since JSON keys are strings) and a dataclass (written as an
+  object of its own fields, e.g. a ``convergence`` or faithfulness section). A field
+  typed ``Any`` holds JSON values: numpy arrays and scalars in it become lists and
+  numbers, and stay so when read back.
+* **A new result type**: a ``@dataclass(repr=False)`` subclass of
+  :class:`AttributionResult` (as :class:`pyllmattr.methods.staged.StagedResult`), defined
+  in a module that ``import pyllmattr`` imports. It registers itself by class name;
+  ``to_dict`` writes ``"result_type": "ItsName"`` and ``AttributionResult.from_dict`` /
+  ``from_json`` rebuild that class. A method returns it by setting
+  ``Evaluation.result_type`` (its own fields in ``Evaluation.extras``).
+
+Files written before ``result_type`` and ``quantity`` were stored still load: the type
+is the registered subclass whose own fields the file has, the label is rebuilt from
+``attr_target``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from . import render
+from . import objectives, render
 
 
 @dataclass
@@ -41,6 +68,9 @@ class AttributionResult:
     when both have the same length) or ``"target"`` (the target's own tokens: always
     without a contrast, and with a contrast of another length).
 
+    ``quantity`` is the attributed quantity as plots and tables label it (the
+    objective's ``describe()``: ``"log p(target)"``, ``"p(target)"``, ContextCite's
+    ``"logit p(target)"``, ``"log p(target) - log p(contrast ' B')"``).
     Sampling methods (Shapley value sampling, KernelSHAP, LIME, ContextCite) report
     how sure their values are, from a seeded bootstrap over the coalitions they
     sampled: ``seq_attr_stderr`` (``token_attr_stderr``) the standard error of each
@@ -83,11 +113,29 @@ class AttributionResult:
     contrast_logprob: float | None = None
     contrast_token_logprobs: np.ndarray | None = None
     token_attr_of: str = "target"
+    quantity: str = ""
     seq_attr_stderr: np.ndarray | None = None
     token_attr_stderr: np.ndarray | None = None
     top_k_prob: list[float] | None = None
     convergence: dict[str, Any] | None = None
     faithfulness: Any = None  # a pyllmattr.Faithfulness, set by pla.evaluate
+
+    # Result types by class name: what ``from_dict`` rebuilds from ``"result_type"``.
+    _types: ClassVar[dict[str, type[AttributionResult]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        known = AttributionResult._types.get(cls.__name__)
+        if known is not None and _where(known) != _where(cls):
+            raise TypeError(
+                f"two result types are called {cls.__name__} ({_where(known)} and "
+                f"{_where(cls)}); JSON names a result type by its class name: rename one"
+            )
+        AttributionResult._types[cls.__name__] = cls
+
+    def __post_init__(self) -> None:
+        if not self.quantity:  # built by hand, or read from a file that predates the field
+            self.quantity = objectives.describe_attr_target(self.attr_target, self.contrast)
 
     @property
     def prompt(self) -> str:
@@ -101,13 +149,6 @@ class AttributionResult:
     def contrast(self) -> str | None:
         """The contrast's text, or None without a contrast."""
         return None if self.contrast_tokens is None else "".join(self.contrast_tokens)
-
-    @property
-    def quantity(self) -> str:
-        """What ``seq_attr`` attributes, in words (tables and plots say it)."""
-        if self.contrast_tokens is not None:
-            return f"log p(target) - log p(contrast {self.contrast!r})"
-        return "p(target)" if self.attr_target == "prob" else "log p(target)"
 
     def below_noise(self) -> np.ndarray:
         """Boolean mask of features whose ``seq_attr`` is within the noise floor."""
@@ -177,49 +218,43 @@ class AttributionResult:
 
     # ------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
-        out = {}
+        """Every field as JSON values, and ``"result_type"`` (the class name).
+
+        Example:
+            >>> result.to_dict()["result_type"]  # doctest: +SKIP
+            'AttributionResult'
+        """
+        out: dict[str, Any] = {"result_type": type(self).__name__}
         for f in fields(self):
             value = getattr(self, f.name)
-            if hasattr(value, "to_dict"):  # a nested result (faithfulness)
-                value = value.to_dict()
-            out[f.name] = value.tolist() if isinstance(value, np.ndarray) else value
-        out["prompt_segments"] = [[text, feat] for text, feat in self.prompt_segments]
+            # a nested result with its own format (faithfulness), else from the field's type
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else _encode(value)
         return out
 
     def to_json(self, **kwargs: Any) -> str:
+        """``to_dict()`` as a JSON string (``kwargs`` go to ``json.dumps``)."""
         return json.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttributionResult:
-        arrays = {
-            "seq_attr",
-            "token_attr",
-            "target_token_logprobs",
-            "seq_attr_std",
-            "token_attr_std",
-            "token_noise_floor",
-            "completeness_gap",
-            "contrast_token_logprobs",
-            "seq_attr_stderr",
-            "token_attr_stderr",
-        }
-        kwargs = {}
-        for f in fields(cls):
-            if f.name not in data:
-                continue
-            value = data[f.name]
-            if f.name in arrays and value is not None:
-                value = np.asarray(value, dtype=float)
-            kwargs[f.name] = value
-        if isinstance(kwargs.get("faithfulness"), dict):
+        """The result ``to_dict`` wrote, as its own type (keys that are no field, such as
+        a dataset line's ``"id"``, are ignored).
+
+        Example:
+            >>> again = pla.AttributionResult.from_dict(result.to_dict())  # doctest: +SKIP
+            >>> type(again) is type(result)  # doctest: +SKIP
+            True
+        """
+        result = _from_fields(_result_type(cls, data), data)
+        if isinstance(result.faithfulness, dict):
             from .evaluation import Faithfulness
 
-            kwargs["faithfulness"] = Faithfulness.from_dict(kwargs["faithfulness"])
-        kwargs["prompt_segments"] = [(t, feat) for t, feat in data.get("prompt_segments", [])]
-        return cls(**kwargs)
+            result.faithfulness = Faithfulness.from_dict(result.faithfulness)
+        return result
 
     @classmethod
     def from_json(cls, text: str) -> AttributionResult:
+        """The result ``to_json`` wrote (see :meth:`from_dict`)."""
         return cls.from_dict(json.loads(text))
 
     def __repr__(self) -> str:
@@ -228,3 +263,102 @@ class AttributionResult:
             f"AttributionResult({self.method}, {len(self.input_features)} features, "
             f"target={self.target!r}, log p={self.target_logprob:.3f}, top: {top})"
         )
+
+
+AttributionResult._types["AttributionResult"] = AttributionResult
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _result_type(cls: type[AttributionResult], data: dict[str, Any]) -> type[AttributionResult]:
+    """The class ``data`` was written from: its ``result_type``, or, in files written
+    before that key, the most derived registered subclass whose own fields are all there."""
+    name = data.get("result_type")
+    if name is not None:
+        found = AttributionResult._types.get(name)
+        if found is None:
+            raise ValueError(
+                f"unknown result_type {name!r}: import the module that defines it before "
+                "reading the result"
+            )
+        if not issubclass(found, cls):
+            raise ValueError(f"the data holds a {name}, not a {cls.__name__}")
+        return found
+    best = cls
+    base_names = {f.name for f in fields(cls)}
+    for candidate in AttributionResult._types.values():
+        if not issubclass(candidate, cls):
+            continue
+        own = {f.name for f in fields(candidate)} - base_names
+        if own and own <= data.keys() and issubclass(candidate, best):
+            best = candidate
+    return best
+
+
+_FIELD_TYPES: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of a dataclass's fields (cached per class)."""
+    if cls not in _FIELD_TYPES:
+        _FIELD_TYPES[cls] = typing.get_type_hints(cls)
+    return _FIELD_TYPES[cls]
+
+
+def _from_fields(cls: Any, data: dict[str, Any]) -> Any:
+    """A dataclass built from the JSON values of its fields (missing ones take their default)."""
+    hints = _field_types(cls)
+    given = [f.name for f in fields(cls) if f.init and f.name in data]
+    return cls(**{name: _decode(hints[name], data[name]) for name in given})
+
+
+def _encode(value: Any) -> Any:
+    """``value`` as JSON values: arrays and tuples as lists, numpy scalars as numbers,
+    dataclasses as objects of their fields, dicts with non-string keys as [key, value]
+    pairs."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        if all(isinstance(key, str) for key in value):
+            return {key: _encode(item) for key, item in value.items()}
+        return [[_encode(key), _encode(item)] for key, item in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    """The JSON ``value`` of a field annotated ``kind``, as the field holds it."""
+    if value is None:
+        return None
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        # A union of several types cannot say which one was written: keep the JSON value.
+        return _decode(options[0], value) if len(options) == 1 else value
+    if kind is np.ndarray:
+        return np.asarray(value) if value else np.asarray(value, dtype=float)
+    if kind in (float, int):
+        return kind(value)
+    if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+        return _from_fields(kind, value)
+    if origin is list:
+        return [_decode(args[0] if args else Any, item) for item in value]
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item) for item in value)
+        return tuple(
+            _decode(a, item) for a, item in zip(args or [Any] * len(value), value, strict=True)
+        )
+    if origin is dict:
+        key_kind, item_kind = args or (Any, Any)
+        if isinstance(value, dict):
+            return {_decode(key_kind, k): _decode(item_kind, v) for k, v in value.items()}
+        return {_decode(key_kind, k): _decode(item_kind, v) for k, v in value}
+    return value

@@ -150,7 +150,7 @@ def _as_result(item: Any, index: int) -> AttributionResult:
     if isinstance(item, AttributionResult):
         return item
     if isinstance(item, Mapping) and "seq_attr" in item and "input_features" in item:
-        return AttributionResult.from_dict(item)
+        return AttributionResult.from_dict(dict(item))
     raise ValueError(
         f"summarize: result {index} is a {type(item).__name__}, not an AttributionResult "
         "(or its to_dict())"

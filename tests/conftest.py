@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -52,6 +53,22 @@ class PythonThreadWatch:
         """The longest stretch of [start, end] in which the thread did not run."""
         marks = [start, *(t for t in self.times if start < t < end), end]
         return max(b - a for a, b in zip(marks, marks[1:], strict=False))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """pyllmattr's cache folder (self-check outcomes, converted models) in a temporary
+    folder for the whole session, child processes included: tests neither read the user's
+    cache (a cached self-check would hide the check from them) nor fill it. A test that
+    needs a folder of its own sets ``PYLLMATTR_CACHE_DIR`` with monkeypatch."""
+    saved = os.environ.get("PYLLMATTR_CACHE_DIR")
+    folder = tmp_path_factory.mktemp("pyllmattr-cache")
+    os.environ["PYLLMATTR_CACHE_DIR"] = str(folder)
+    yield folder
+    if saved is None:
+        os.environ.pop("PYLLMATTR_CACHE_DIR", None)
+    else:
+        os.environ["PYLLMATTR_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="session")

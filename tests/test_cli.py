@@ -113,13 +113,13 @@ def test_a_failure_exits_with_1_and_one_line_without_traceback(tmp_path):
 
 def test_requantize_attributes_with_a_cached_q8_0_copy(tmp_path):
     out = tmp_path / "out.json"
-    env = {**os.environ, "PYLLMATTR_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "PYLLMATTR_CACHE_DIR": str(tmp_path / "cache")}
     done = run(
         "attribute", "--prompt", PROMPT, "--target", " lawyer", "--requantize", "q8_0",
         "--json", str(out), env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert [p.name.endswith(".Q8_0.gguf") for p in (tmp_path / "cache").iterdir()] == [True]
+    assert [p.name.endswith(".Q8_0.gguf") for p in (tmp_path / "cache").glob("*.gguf")] == [True]
     assert pla.AttributionResult.from_json(out.read_text()).input_features == PROMPT.split()
 
 

@@ -4,7 +4,10 @@ the tiny GGUF (deterministic scoring, so every way of running gives the same num
 from __future__ import annotations
 
 import json
-import os
+import signal
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -37,8 +40,8 @@ def results(path) -> dict:
     return {row.pop("id"): pla.AttributionResult.from_dict(row) for row in rows}
 
 
-def attribute_dataset(tiny_path, *args, env=None):
-    return run("attribute-dataset", *args, "--model", str(tiny_path), *ENGINE, env=env)
+def attribute_dataset(tiny_path, *args):
+    return run("attribute-dataset", *args, "--model", str(tiny_path), *ENGINE)
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +85,36 @@ def test_a_line_with_a_contrast_gets_the_contrastive_attribution(
     np.testing.assert_array_equal(got["paris"].seq_attr, alone.seq_attr)
 
 
+# The command, killed (SIGKILL: no cleanup, no flush) right after it wrote its second
+# result line: a real kill at a known point, so the test cannot race the writes.
+KILLED_AFTER_TWO = """
+import os, signal, sys
+from pyllmattr.cli import main
+from pyllmattr.dataset import jsonl
+
+write, written = jsonl.write_result, []
+
+def write_then_die_at_two(*args):
+    write(*args)
+    written.append(args[1])
+    if len(written) == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+jsonl.write_result = write_then_die_at_two
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_killed_run_resumes_where_it_stopped_and_drops_a_truncated_last_line(tmp_path, tiny_path):
     source, out, whole = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "whole.jsonl"
     write_lines(source, prompt_rows())
-    env = {**os.environ, "PYLLMATTR_TESTING_EXIT_AFTER": "2"}
-    killed = attribute_dataset(tiny_path, str(source), "--out", str(out), "--chunk", "2", env=env)
-    assert killed.returncode == 137
+    args = ["attribute-dataset", str(source), "--out", str(out), "--chunk", "2"]
+    killed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(KILLED_AFTER_TWO), *args,
+         "--model", str(tiny_path), *ENGINE],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert len(out.read_text().splitlines()) == 2
     line = out.read_text().splitlines()[0]
     with open(out, "a") as f:  # what a kill in the middle of a write leaves

@@ -7,7 +7,7 @@ from test_torch_optional import run_without_torch
 
 import pyllmattr as pla
 from pyllmattr.cli import main
-from pyllmattr.cli.commands import _method_options, needs_torch
+from pyllmattr.cli.commands import _method_options
 from pyllmattr.cli.parser import build_parser
 
 
@@ -21,7 +21,7 @@ def test_every_registered_method_is_a_choice(capsys):
 
 
 def test_exactly_the_gradient_methods_load_the_pytorch_back_end():
-    torch_methods = {name for name, cls in pla.METHODS.items() if needs_torch(cls)}
+    torch_methods = {name for name, cls in pla.METHODS.items() if cls.needs_gradients}
     assert torch_methods == set(pla.GRADIENT_METHODS)
     assert {"integrated-gradients", "saliency"} <= torch_methods
     assert "feature-ablation" not in torch_methods

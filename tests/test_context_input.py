@@ -95,13 +95,36 @@ def test_a_custom_template_keeps_literal_braces_and_may_omit_the_query():
         ({"context": ["a."], "query": "q", "template": "{context}{title}"}, "not allowed"),
         ({"context": ["a."], "query": "q", "template": "{context"}, "malformed"),
         ({"context": ["a."], "query": "q", "by": "token"}, "level must be one of"),
-        ({"context": 3, "query": "q"}, "string or a list"),
-        ({"context": ["a."], "query": None}, "query must be a string"),
     ],
 )
 def test_bad_arguments_are_refused_with_advice(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pla.ContextInput(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"context": 3, "query": "q"}, "string or a list"),
+        ({"context": ["a."], "query": None}, "query must be a string"),
+        ({"context": ["a."], "query": "q", "template": 5}, "template must be a string"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_type_errors(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        pla.ContextInput(**kwargs)
+    with pytest.raises(ValueError, match=message):  # as they always were: code catching it works
+        pla.ContextInput(**kwargs)
+
+
+def test_the_units_are_the_slots_of_a_checked_template_input():
+    inp = pla.ContextInput(["Ravenna {Creek} is a town. It has a mill.", "Ostrel."], "Q?")
+    inner = inp._inner  # built by TextTemplateInput.from_units: validated like any other
+    assert isinstance(inner, pla.TextTemplateInput) and inner.n_features == inp.n_features == 3
+    assert inner.render(np.ones(3, dtype=bool), inner.baselines)[0] == inp.prompt
+    assert inp.render(np.array([True, False, True])) == (
+        "Context: Ravenna {Creek} is a town.\n\nOstrel.\n\nQuery: Q?"
+    )
 
 
 def test_a_parent_must_be_coarser():

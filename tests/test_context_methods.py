@@ -49,6 +49,9 @@ def test_each_level_is_one_call_over_the_candidates_the_level_above_kept(exact, 
     # Each call scores the unperturbed prompt and that level's perturbations.
     assert result.stats["n_calls"] == 3 and result.stats["n_score_calls"] == 3
     assert result.stats["n_evaluations"] == (1 + 3) + (1 + 2) + (1 + 2)
+    # Every ScoreStats count is summed over the calls, distinct pairs too (distinct
+    # prompts here: each removes another unit).
+    assert result.stats["n_unique"] == result.stats["n_evaluations"]
 
 
 def test_on_exact_scores_later_levels_reuse_the_unperturbed_prompts_score(tiny, inp):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import pyllmattr as pla
-from pyllmattr.dataset import make_jobs, parse_record, run_jobs
+from pyllmattr.dataset import make_tasks, parse_record, run_tasks
 from pyllmattr.dataset.shard import make_chunks, make_shards
 
 PROMPTS = [
@@ -138,13 +138,20 @@ def test_progress_counts_inputs_and_returning_false_cancels(model):
 
 
 def test_bad_arguments_are_value_errors_before_any_work(model):
-    cases = [
-        (dict(inputs=[]), "inputs is empty"),
+    wrong_types = [
         (dict(inputs="Paris is"), "not a single one"),
-        (dict(targets=[" France"]), "1 targets for 5 inputs"),
         (dict(contrasts=" Italy"), "contrasts must be a list with one entry per input"),
-        (dict(contrasts=[" Italy"]), "1 contrasts for 5 inputs"),
         (dict(contrasts=[3, None, None, None, None]), 'input 0: "contrast" must be a string'),
+    ]
+    for overrides, message in wrong_types:  # TypeErrors, and ValueErrors as ever
+        kwargs = {"inputs": PROMPTS, "targets": None, **overrides}
+        with pytest.raises(TypeError, match=message):
+            pla.attribute_dataset(model, **kwargs)
+    cases = [
+        *wrong_types,
+        (dict(inputs=[]), "inputs is empty"),
+        (dict(targets=[" France"]), "1 targets for 5 inputs"),
+        (dict(contrasts=[" Italy"]), "1 contrasts for 5 inputs"),
         (dict(method_args={"contrast": " x"}), "give targets= and contrasts="),
         (dict(method_args={"n_samples": 3}), r"FeatureAblation does not take \['n_samples'\]"),
         (dict(method_args={"target": " x"}), "give targets="),
@@ -188,15 +195,15 @@ def hide_ray(monkeypatch) -> None:
 
 def test_a_bad_input_fails_alone_when_errors_are_skipped(model):
     bad = {"template": "{a} is", "values": {"a": "x"}, "baselines": {"a": "x"}}
-    jobs = make_jobs([PROMPTS[0], bad, PROMPTS[1]], [TARGETS[0], " y", TARGETS[1]])
-    items = list(run_jobs(model, jobs, chunk_size=3, skip_errors=True))
+    tasks = make_tasks([PROMPTS[0], bad, PROMPTS[1]], [TARGETS[0], " y", TARGETS[1]])
+    items = list(run_tasks(model, tasks, chunk_size=3, skip_errors=True))
     assert [item.index for item in items] == [0, 1, 2]
     assert items[1].result is None and "tokenizes the same with its baseline" in items[1].error
     np.testing.assert_array_equal(
         items[2].result.seq_attr, alone(model, PROMPTS[1], TARGETS[1]).seq_attr
     )
     with pytest.raises(ValueError, match=r"input 1 \(id 1\): feature 0 \('x'\) tokenizes the same"):
-        list(run_jobs(model, jobs, chunk_size=3))
+        list(run_tasks(model, tasks, chunk_size=3))
 
 
 def test_records_are_checked_without_a_model():
@@ -204,6 +211,8 @@ def test_records_are_checked_without_a_model():
         ({"prompt": ""}, '"prompt" must be a non-empty string'),
         ({"prompt": "hi", "target": ""}, '"target" is empty'),
         ({"prompt": "hi", "target": 3}, '"target" must be a string or a list of token ids'),
+        ({"prompt": "hi", "baseline": 3}, "the baseline must be a string"),
+        ({"prompt": "hi", "features": "token", "baseline": 1.5}, "a token id or a string"),
         ({"prompt": "hi", "contrast": ""}, '"contrast" is empty; give the alternative'),
         ({"template": "{a}", "values": {"a": "x"}, "fixed": {"b": "y"}}, r"\['b'\] are not in"),
         ({"values": {"a": "x"}}, 'needs "template"'),
@@ -211,6 +220,9 @@ def test_records_are_checked_without_a_model():
     ]
     for record, message in cases:
         with pytest.raises(ValueError, match=message):
+            parse_record(record)
+    for record in ([1, 2], {"prompt": "hi", "target": 3}, {"template": 3, "values": ["x"]}):
+        with pytest.raises(TypeError):  # the record, or a field, is of the wrong type
             parse_record(record)
 
 
@@ -227,8 +239,8 @@ def test_inputs_that_start_alike_share_chunks_and_shards():
     prompts = ["B second", "A first", "B first", "A second"]
     long_b = [("B" * 70) + p for p in prompts if p.startswith("B")]
     long_a = [("A" * 70) + p for p in prompts if p.startswith("A")]
-    jobs = make_jobs([long_b[0], long_a[0], long_b[1], long_a[1]])
-    chunks = make_chunks(jobs, 1)
+    tasks = make_tasks([long_b[0], long_a[0], long_b[1], long_a[1]])
+    chunks = make_chunks(tasks, 1)
     # a stable sort on the first 64 characters: A's before B's, each kept in input order
     assert [c[0].index for c in chunks] == [1, 3, 0, 2]
     assert make_shards(chunks, 2) == [[0, 1], [2, 3]]
@@ -238,7 +250,7 @@ def test_inputs_that_start_alike_share_chunks_and_shards():
 
 def test_shards_are_cut_where_neighbouring_prompts_share_least():
     prompts = ["x" * 30 + f" {i}" for i in range(7)] + ["y" * 30 + f" {i}" for i in range(9)]
-    chunks = [[job] for job in make_jobs(prompts)]
+    chunks = [[task] for task in make_tasks(prompts)]
     # the even cut is after 8 chunks; a quarter of a shard (2 chunks) away, after 7, the
     # prompts on either side share nothing
     assert make_shards(chunks, 2) == [list(range(7)), list(range(7, 16))]

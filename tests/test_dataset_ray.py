@@ -12,7 +12,10 @@ import ray
 from test_cli import run
 
 import pyllmattr as pla
-from pyllmattr.dataset import make_jobs, run_jobs
+import pyllmattr.dataset
+from pyllmattr._testing import ExitingWorker, WaitingWorker, first_actor_runs
+from pyllmattr.dataset import make_tasks, run_tasks
+from pyllmattr.dataset.batch import Work
 from pyllmattr.dataset.ray_runner import RayRunner
 from pyllmattr.dataset.shard import make_chunks
 
@@ -38,6 +41,23 @@ def local_ray(tmp_path_factory):
         os.chdir(here)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_runners(monkeypatch):
+    """``prepare(runner)`` applied to every RayRunner that run_tasks makes; returns the
+    list they are kept in, to look at afterwards."""
+    made = []
+
+    def install(prepare=lambda runner: runner):
+        def make(*args, **kwargs):
+            made.append(prepare(RayRunner(*args, **kwargs)))
+            return made[-1]
+
+        monkeypatch.setattr(pyllmattr.dataset, "RayRunner", make)
+        return made
+
+    return install
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +89,11 @@ def test_ray_streams_in_input_order(local_ray, tiny_path, in_process):
     assert_same(list(stream), in_process)
 
 
-def test_an_actor_that_dies_loses_no_input(local_ray, tiny_path, in_process):
-    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2,
-                       testing_exit_first_actor=True)  # fmt: skip
-    items = list(run_jobs(tiny_path, make_jobs(PROMPTS, TARGETS), chunk_size=1, runner=runner))
+def test_an_actor_that_dies_loses_no_input(local_ray, tiny_path, in_process, ray_runners):
+    made = ray_runners(lambda runner: first_actor_runs(runner, ExitingWorker))
+    tasks = make_tasks(PROMPTS, TARGETS)
+    items = list(run_tasks(tiny_path, tasks, ray=True, actors=2, chunk_size=1, load_args=LOAD))
+    [runner] = made
     assert runner.restarts == 1
     assert len({w["worker"] for w in runner.workers}) == 3  # two, and the first one's successor
     assert [item.index for item in items] == [0, 1, 2, 3]
@@ -82,13 +103,13 @@ def test_an_actor_that_dies_loses_no_input(local_ray, tiny_path, in_process):
 
 def test_an_idle_actor_takes_over_the_waiting_chunks_of_a_slow_one(local_ray, tiny_path, tmp_path):
     release = tmp_path / "release"  # the first actor starts no chunk before this file exists
-    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2,
-                       testing_first_actor_waits_for=str(release))  # fmt: skip
+    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2)
+    first_actor_runs(runner, WaitingWorker, str(release))
     cities = ["Athens", "Bern", "Cairo", "Dublin", "Lima", "Oslo", "Paris", "Rome"]
-    chunks = make_chunks(make_jobs([f"{c} is the capital of" for c in cities], [" x"] * 8), 1)
+    chunks = make_chunks(make_tasks([f"{c} is the capital of" for c in cities], [" x"] * 8), 1)
     assert [chunk[0].index for chunk in chunks] == list(range(8))  # already in prefix order
     finished = []
-    for items in runner.run(chunks, {}, skip_errors=False):
+    for items in runner.run(Work(chunks)):
         finished += items
         if len(finished) == 5:  # the second actor's shard of 4, and one taken over
             release.touch()
@@ -102,9 +123,11 @@ def test_an_idle_actor_takes_over_the_waiting_chunks_of_a_slow_one(local_ray, ti
     assert [i for i in range(8) if ran[i] == first] == [0, 1, 2]
 
 
-def test_each_actor_gets_threads_from_its_cpus_and_one_model(local_ray, tiny_path):
-    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, cpus_per_actor=2)
-    items = list(run_jobs(tiny_path, make_jobs(PROMPTS[:2], TARGETS[:2]), runner=runner))
+def test_each_actor_gets_threads_from_its_cpus_and_one_model(local_ray, tiny_path, ray_runners):
+    made = ray_runners()
+    tasks = make_tasks(PROMPTS[:2], TARGETS[:2])
+    items = list(run_tasks(tiny_path, tasks, ray=True, cpus_per_actor=2, load_args=LOAD))
+    [runner] = made
     assert [w["n_threads"] for w in runner.workers] == [2]  # 2 CPUs: one actor
     assert {item.worker for item in items} == {runner.workers[0]["worker"]}
 
@@ -119,9 +142,8 @@ def test_inputs_that_share_a_prefix_run_on_the_same_actor(local_ray, tiny_path):
         for kind, text in examples.items():
             records.append({"template": "{x}" + query, "values": {"x": text}})
             kinds.append(kind)
-    runner = RayRunner(ray, tiny_path, "feature-ablation", LOAD, actors=2)
-    jobs = make_jobs(records, [" x"] * len(records))
-    items = list(run_jobs(tiny_path, jobs, chunk_size=1, runner=runner))
+    tasks = make_tasks(records, [" x"] * len(records))
+    items = list(run_tasks(tiny_path, tasks, ray=True, actors=2, chunk_size=1, load_args=LOAD))
     worker_of = {kind: {i.worker for i, k in zip(items, kinds, strict=True) if k == kind}
                  for kind in examples}  # fmt: skip
     assert len(worker_of["a"]) == len(worker_of["b"]) == 1

@@ -19,9 +19,9 @@ from isolated import run_isolated
 OVERCOMMIT = """
 import json
 import numpy as np
-import pyllmattr as pla
+from pyllmattr._bench import load_gguf_layout
 from pyllmattr._testing import set_plan_slack
-model = pla.load_gguf({path!r}, n_ctx=64, n_threads=1, max_branches=16, deterministic={det})
+model = load_gguf_layout({path!r}, {layout!r}, n_ctx=64, n_threads=1, max_branches=16)
 # 16 sequences of 30 tokens that share nothing: one wave of 16 leaves needs 512 cells,
 # and llama.cpp gave the context {{n_ctx}} cells.
 sequences = [[100 + i] + list(range(1000, 1029)) for i in range(16)]
@@ -40,26 +40,26 @@ print(json.dumps({{
     "error": error,
     "usable": bool(np.array_equal(after, fresh)),
     "all_finite": bool(np.isfinite(everything).all()),
-    "first_row_equal": bool(np.array_equal(everything[:1], fresh)) if {det} else None,
+    "first_row_equal": bool(np.array_equal(everything[:1], fresh)),
 }}))
 """
 
 
 @pytest.mark.parametrize(
-    "deterministic, reported",
+    "layout, reported",
     [
-        (False, "no free KV cache cells (code 1) even for a batch of 1 token"),
-        (True, "no free KV cache cells to restore"),
-        ("'flash64'", "no free KV cache cells (code 1) even for a batch of 64 tokens"),
+        ("fast", "no free KV cache cells (code 1) even for a batch of 1 token"),
+        ("exact", "no free KV cache cells to restore"),
+        ("flash64", "no free KV cache cells (code 1) even for a batch of 64 tokens"),
     ],
 )
-def test_a_full_kv_cache_is_retried_reported_and_survived(tiny_path, deterministic, reported):
-    report = run_isolated(OVERCOMMIT.format(path=str(tiny_path), det=deterministic))
+def test_a_full_kv_cache_is_retried_reported_and_survived(tiny_path, layout, reported):
+    report = run_isolated(OVERCOMMIT.format(path=str(tiny_path), layout=layout))
     assert report["n_ctx"] < 16 * 32  # the overcommitted wave cannot fit
     assert report["error"] is not None
     assert reported in report["error"]
     assert "larger n_ctx" in report["error"]
     assert report["usable"]
     assert report["all_finite"]
-    if deterministic:  # batch-invariant: alone or among 16, the same numbers
+    if layout != "fast":  # batch-invariant: alone or among 16, the same numbers
         assert report["first_row_equal"]

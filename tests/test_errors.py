@@ -128,6 +128,24 @@ def test_text_instead_of_token_ids(tiny):
         tiny.score(["hello"], [5])
 
 
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"max_new_tokens": -1}, "max_new_tokens must be >= 0"),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be >= 0"),
+        ({"temperature": -0.5}, "need temperature >= 0"),
+        ({"top_p": 0.0}, "0 < top_p <= 1"),
+        ({"seed": 2**32}, "seed must be in"),
+    ],
+)
+def test_generate_checks_its_arguments_as_the_torch_back_end_does(tiny, options, message):
+    # The checks live in the back ends' shared base (models/backend.py).
+    with pytest.raises(ValueError, match=message):
+        tiny.generate([1, 2], **options)
+    with pytest.raises(ValueError, match="the prompt is empty"):
+        tiny.generate([], 2)
+
+
 def test_unknown_strategy(tiny):
     with pytest.raises(ValueError, match="unknown strategy"):
         tiny.score([[1]], [5], strategy="fast")

@@ -10,6 +10,7 @@ from exact_models import EXACT_MODELS, exact_model_path
 
 import pyllmattr as pla
 from pyllmattr._testing import exact_self_check
+from pyllmattr.models.exactness import Layout
 
 
 @pytest.fixture(scope="module", params=EXACT_MODELS)
@@ -29,7 +30,7 @@ def target(model):
 
 
 def test_the_default_layout_on_the_cpu_is_exact(model):
-    assert model.layout.exact and model.deterministic
+    assert model.layout is Layout.exact and model.deterministic
     assert model._engine.exact_verified
 
 

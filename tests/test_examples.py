@@ -133,3 +133,16 @@ def test_study_rank_statistics_match_hand_computed_values():
     # tau-b with a tie: concordant pairs 2, the tied pair counts for neither
     assert studykit.kendall([1, 1, 2], [1, 2, 3]) == pytest.approx(2 / math.sqrt(2 * 3))
     assert studykit.top1([0.5, -2.0, 1.0]) == 1
+
+
+def test_the_context_qa_set_is_what_its_generator_writes(tmp_path):
+    # examples/data/make_context_qa.py lives next to the data it writes (seed 15 by default).
+    out = tmp_path / "context_qa.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "data" / "make_context_qa.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert out.read_bytes() == (EXAMPLES / "data" / "context_qa.jsonl").read_bytes()

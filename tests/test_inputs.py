@@ -158,6 +158,34 @@ def test_template_misuse_is_explained(kwargs, message):
         pla.TextTemplateInput(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(template=5, values=["a"]), "template must be a string"),
+        (dict(template="{}", values="a"), "values must be a list"),
+        (dict(template="{}", values=[3]), "must be a string, got int"),
+        (dict(template="{}", values=["a"], baselines=3), "baselines must be a list"),
+        (dict(template="{}", values=["a"], baselines=[3]), "baseline of slot 0 must be a string"),
+        (dict(template="{}", values=["a"], mask=["x"]), "mask entries must be integers"),
+    ],
+)
+def test_template_arguments_of_the_wrong_type_are_type_errors(kwargs, message):
+    with pytest.raises(TypeError, match=message):
+        pla.TextTemplateInput(**kwargs)
+
+
+def test_from_units_keeps_fixed_text_around_the_units():
+    inp = pla.TextTemplateInput.from_units(
+        ["Dave", " lives {here}"], before="{Q} ", after=" now.", baseline="_"
+    )
+    assert inp.labels == ["Dave", "lives {here}"]
+    assert inp.render(np.array([True, False]), inp.baselines)[0] == "{Q} Dave _ now."
+    removal = pla.TextTemplateInput.from_units(["a", " b"])
+    assert removal.render(np.array([True, False]), removal.baselines)[0] == "a"
+    with pytest.raises(TypeError, match="unit 1 must be a string"):
+        pla.TextTemplateInput.from_units(["a", 2])
+
+
 def test_feature_that_does_not_change_the_tokens_is_refused(tiny):
     inp = pla.TextTemplateInput("{} lives here.", ["Dave"], baselines=["Dave"])
     with pytest.raises(ValueError, match="tokenizes the same"):

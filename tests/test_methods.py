@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import pyllmattr as pla
-from pyllmattr.methods.base import to_outputs
 
 TEMPLATE = "{name} lives in {city}, {state} and is a {job}. His interests include"
 VALUES = {"name": "Dave", "city": "Palm Coast", "state": "FL", "job": "lawyer"}
@@ -26,7 +25,7 @@ def f_of(model, inp, masks, target):
     """The method's function: log-probs of [whole target, each token] for each mask."""
     encoding = inp.encode(model)
     sequences = encoding.sequences(np.asarray(masks, dtype=bool), np.random.default_rng(0))
-    return to_outputs(model.score(sequences, target, share_prefix=False), "log_prob")
+    return pla.LogProb().outputs([model.score(sequences, target, share_prefix=False)])
 
 
 class CountingModel:

@@ -3,6 +3,7 @@ methods, and warnings that point at the caller."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 import pyllmattr as pla
 from pyllmattr.pipeline import attribution_lock
+from pyllmattr.pipeline.scoring import merge_stats
 
 TEMPLATE = "{name} lives in {city}, {state} and is a {job}. His interests include"
 VALUES = {"name": "Dave", "city": "Palm Coast", "state": "FL", "job": "lawyer"}
@@ -166,6 +168,17 @@ def test_a_deterministic_model_on_a_gpu_measures_its_noise_floor(deterministic_t
     assert result.noise_floor == pytest.approx(abs(result.target_logprob - alone.sum()), abs=1e-9)
 
 
+def test_the_stats_of_several_calls_sum_every_field_of_score_stats():
+    counts = [f.name for f in dataclasses.fields(pla.ScoreStats) if f.name != "strategy"]
+    first = pla.ScoreStats(*range(1, len(counts) + 1), strategy="trie")
+    second = pla.ScoreStats(*range(10, 10 * len(counts) + 1, 10), strategy="trie-per-wave")
+    merged = merge_stats([dataclasses.asdict(first), dataclasses.asdict(second)])
+    for name in counts:
+        assert merged[name] == getattr(first, name) + getattr(second, name), name
+    assert merged["strategy"] == "trie"  # the first call's
+    assert merge_stats([]) == dict.fromkeys(counts, 0) | {"seconds": 0.0}
+
+
 # ---------------------------------------------------------------- one builder, one pipeline
 
 
@@ -203,6 +216,6 @@ def test_methods_check_the_model_interface(exact):
     class NotAModel:
         pass
 
-    with pytest.raises(ValueError, match="needs a model from pla.load_gguf"):
+    with pytest.raises(TypeError, match="needs a model from pla.load_gguf"):
         pla.FeatureAblation(NotAModel())
     assert isinstance(exact, pla.ScoringModel) and not isinstance(exact, pla.GradientModel)

@@ -37,7 +37,7 @@ def test_second_call_reuses_the_cached_copy(tiny_path: Path, tmp_path: Path) -> 
 def test_cache_dir_defaults_to_the_environment_variable(
     tiny_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("PYLLMATTR_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYLLMATTR_CACHE_DIR", str(tmp_path / "cache"))
     assert pla.requantized_copy(tiny_path, "f16").parent == tmp_path / "cache"
 
 

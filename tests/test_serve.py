@@ -90,13 +90,19 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     status, config = client.json("/api/config")
     assert status == 200
     methods = {m["name"]: m["options"] for m in config["methods"]}
-    assert methods["shapley-sampling"] == {"n_samples": 25}
+    assert methods["shapley-sampling"] == {"n_samples": 25, "screen": False}
+    assert methods["interactions"] == {"index": "k-SII", "order": 2, "approximator": "auto"}
     assert methods["hierarchical"] == {"keep": 3, "keep_alone": 0, "unrefined": "split"}
     assert "integrated-gradients" not in methods  # PyTorch models only
     modes = {m["name"]: m["modes"] for m in config["methods"]}
     assert modes["feature-ablation"] == ["prompt", "context"]
     assert modes["hierarchical"] == modes["context-cite"] == ["context"]
     assert "chatml" in config["chat_templates"]
+    # the feature kinds the page offers, from the library's own lists
+    assert config["features"] == [
+        "token", "character", "word", "sentence", "paragraph", "template"
+    ]  # fmt: skip
+    assert config["context_features"] == ["word", "sentence", "paragraph"]
 
 
 def test_a_run_gives_the_result_the_library_gives(client, smollm2):

@@ -12,6 +12,8 @@ from typing import Any
 
 from .table import format_context, format_faithfulness, format_result
 
+PROXY_ARGS = ("n_ctx", "n_threads")  # what the proxy model takes of the model's flags
+
 # The example of Captum's LLM attribution paper (arXiv 2312.05491).
 DEMO_TEMPLATE = (
     "{name} lives in {city}, {state} and is a {job}. {pronoun} personal interests include"
@@ -36,17 +38,20 @@ DEMO_BASELINES = {
 
 
 def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    import pyllmattr as pla
+    from .. import frontend
 
-    method_cls = pla.METHODS[args.method]
+    method_cls = frontend.method_class(args.method)
     options = _method_options(args, method_cls, parser)
     _check_outputs(args, parser)
     prompt = _read_context(args, parser) if args.context else _read_prompt(args, parser)
     chat = _chat_settings(args, parser)
-    with _load_model(args, method_cls) as model, _load_proxy(args) as proxy:
+    with (
+        frontend.open_model(args.model, method_cls, load_args(args)) as model,
+        _open_proxy(args) as proxy,
+    ):
         if proxy is not None:
             options["proxy"] = proxy
-        inp = _make_input(pla, prompt, args, model)
+        inp = _make_input(prompt, args, model)
         result = method_cls(model).attribute(
             inp,
             target=args.target,
@@ -59,7 +64,9 @@ def attribute(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
         faith = None
         if args.evaluate:  # on the model that computed it, before it is closed
-            faith = pla.evaluate(result, model, seed=args.seed, progress=args.progress)
+            from ..evaluation import evaluate
+
+            faith = evaluate(result, model, seed=args.seed, progress=args.progress)
     print(format_result(result, top=args.top))
     if args.context:
         print("\n" + format_context(result, top=min(args.top, 5)))
@@ -93,38 +100,46 @@ def _chat_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
 def _method_options(
     args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
-    defaults = getattr(method_cls, "defaults", {})
+    """The method's options from the flags, each checked against what the method takes."""
+    from ..frontend import methods_taking, takes_option
+
+    def takes(option: str) -> bool:
+        return takes_option(method_cls, option, proxy=args.proxy is not None)
+
     options: dict[str, Any] = {}
     if args.n_samples is not None:
-        if "n_samples" not in defaults:
+        if not takes("n_samples"):
             parser.error(
                 f"--n-samples does not apply to --method {args.method} (it does not sample)"
             )
         options["n_samples"] = args.n_samples
     if args.layer is not None:
-        if "layer" not in defaults:
+        if not takes("layer"):
             parser.error(
                 f"--layer applies to the gradient methods only, not --method {args.method}"
             )
         # A decoder layer's index, or a module name; the method checks that it exists.
         options["layer"] = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
-    takes_proxy = "proxy" in defaults or args.method == "feature-ablation"
-    if args.proxy is not None and not takes_proxy:
+    if args.proxy is not None and not takes("proxy"):
         parser.error(f"--proxy does not apply to --method {args.method}")
-    if args.keep is not None:
-        if "levels" not in defaults and args.proxy is None:
-            parser.error("--keep applies to --method hierarchical, or with --proxy")
-        options["keep"] = args.keep
-    if args.keep_alone is not None:
-        if "keep_alone" not in defaults:
-            parser.error("--keep-alone applies to --method hierarchical")
-        options["keep_alone"] = args.keep_alone
-    if args.levels is not None:
-        if "levels" not in defaults:
-            parser.error("--levels applies to --method hierarchical")
-        options["levels"] = tuple(level.strip() for level in args.levels.split(","))
-    if args.method in ("hierarchical",) and not args.context:
-        parser.error("--method hierarchical needs --context FILE --query TEXT")
+    levels = None if args.levels is None else tuple(x.strip() for x in args.levels.split(","))
+    for option, given, alternative in (
+        ("keep", args.keep, ", or with --proxy"),
+        ("keep_alone", args.keep_alone, ""),
+        ("levels", levels, ""),
+        ("order", args.order, ""),
+        ("index", args.index, ""),
+        ("budget", args.budget, ""),
+        ("approximator", args.approximator, ""),
+    ):
+        if given is not None:
+            if not takes(option):
+                methods = " / ".join(methods_taking(option))
+                flag = "--" + option.replace("_", "-")
+                parser.error(f"{flag} applies to --method {methods}{alternative}")
+            options[option] = given
+    if method_cls.needs_context_input and not args.context:
+        parser.error(f"--method {args.method} needs --context FILE --query TEXT")
     return options
 
 
@@ -153,33 +168,18 @@ def _read_prompt(args: argparse.Namespace, parser: argparse.ArgumentParser) -> s
     return text
 
 
-def needs_torch(method_cls: Any) -> bool:
-    """Whether ``--method`` needs the PyTorch back end: gradient methods do, perturbation
-    methods run on llama.cpp."""
-    from ..methods import GradientMethod
-
-    return issubclass(method_cls, GradientMethod)
-
-
-def _load_model(args: argparse.Namespace, method_cls: Any) -> Any:
-    import pyllmattr as pla
-
-    from ..models.refs import resolve_cli_model
-
-    path = resolve_cli_model(args.model)
-    if needs_torch(method_cls):
-        # Without the torch extra this raises an ImportError naming it (exit status 1).
-        model = pla.load_torch_gguf(path)
-    else:
-        model = pla.load_gguf(
-            path,
-            n_ctx=args.n_ctx,
-            n_threads=args.threads,
-            n_gpu_layers=args.gpu_layers,
-            deterministic=args.deterministic,
-            requantize=args.requantize,
-        )
-    return contextlib.closing(model) if hasattr(model, "close") else contextlib.nullcontext(model)
+def load_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The model-loading flags given, as ``load_gguf``'s options (a flag not given keeps
+    its default; a method on PyTorch refuses the llama.cpp options it does not take)."""
+    flags = {
+        "n_ctx": "n_ctx",
+        "threads": "n_threads",
+        "gpu_layers": "n_gpu_layers",
+        "deterministic": "deterministic",
+        "requantize": "requantize",
+    }
+    given = {option: getattr(args, flag, None) for flag, option in flags.items()}
+    return {option: value for option, value in given.items() if value is not None}
 
 
 def _read_context(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
@@ -201,32 +201,26 @@ def _read_context(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return documents
 
 
-def _load_proxy(args: argparse.Namespace) -> Any:
+def _open_proxy(args: argparse.Namespace) -> Any:
+    from ..frontend import open_model
+
     if args.proxy is None:
         return contextlib.nullcontext(None)
-    import pyllmattr as pla
-
-    from ..models.refs import resolve_cli_model
-
-    model = pla.load_gguf(resolve_cli_model(args.proxy), n_ctx=args.n_ctx, n_threads=args.threads)
-    return contextlib.closing(model)
+    given = load_args(args)
+    return open_model(args.proxy, load_args={k: v for k, v in given.items() if k in PROXY_ARGS})
 
 
-def _make_input(pla: Any, prompt: Any, args: argparse.Namespace, model: Any) -> Any:
+def _make_input(prompt: Any, args: argparse.Namespace, model: Any) -> Any:
+    from .. import frontend
+    from ..inputs import ContextInput
+
     if args.context:
         finest = args.levels.split(",")[-1].strip() if args.levels else "sentence"
-        return pla.ContextInput(prompt, args.query, by=args.features or finest)
+        return ContextInput(prompt, args.query, by=args.features or finest)
     if args.query is not None:
         raise ValueError("--query goes with --context FILE; for a plain prompt use --prompt")
-    if args.features == "document":
-        raise ValueError("--features document needs --context (a prompt has no documents)")
-    if args.features == "token":
-        if args.baseline is None:
-            return pla.TextTokenInput(prompt, model)
-        return pla.TextTokenInput(prompt, model, baselines=args.baseline)
-    return pla.TextTemplateInput.from_text(
-        prompt, by=args.features or "word", baselines=args.baseline
-    )
+    spec = frontend.PromptSpec(prompt, args.features or "word", args.baseline)
+    return spec.build(model)
 
 
 def _write_outputs(result: Any, args: argparse.Namespace) -> None:
@@ -247,7 +241,10 @@ def _save_heatmap(result: Any, path: str) -> None:
     matplotlib.use("Agg")  # files only: never open a window or need a display
     import matplotlib.pyplot as plt
 
-    fig, _ = result.plot_token_attr()
+    if getattr(result, "interaction_matrix", None) is not None:
+        fig, _ = result.plot_interactions()  # interactions: pairs, main effects on the diagonal
+    else:
+        fig, _ = result.plot_token_attr()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

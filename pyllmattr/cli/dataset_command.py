@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from ..dataset import jsonl
+from .commands import load_args
 
 EXIT_SKIPPED = 3
 
 
 def attribute_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from ..dataset import run_jobs
+    from ..dataset import run_tasks
 
     source, out = Path(args.input).expanduser(), Path(args.out).expanduser()
     _check_paths(args, parser, source, out)
@@ -30,22 +30,22 @@ def attribute_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser)
     for message in dataset.malformed:
         print(f"pyllmattr: skipped {message}", file=sys.stderr)
     done = jsonl.read_done(out)
-    todo = [job for job in dataset.jobs if jsonl.id_key(job.id) not in done]
+    todo = [task for task in dataset.tasks if jsonl.id_key(task.id) not in done]
     print(
-        f"{len(dataset.jobs) + len(dataset.malformed)} input lines: "
-        f"{len(dataset.jobs) - len(todo)} already in {out}, {len(todo)} to attribute, "
+        f"{len(dataset.tasks) + len(dataset.malformed)} input lines: "
+        f"{len(dataset.tasks) - len(todo)} already in {out}, {len(todo)} to attribute, "
         f"{len(dataset.malformed)} malformed",
         file=sys.stderr,
     )
     written = failed = 0
     if todo:
-        items = run_jobs(
+        items = run_tasks(
             args.model,
             todo,
             args.method,
             ray=args.ray,
             chunk_size=args.chunk,
-            load_args=_load_args(args),
+            load_args=load_args(args),
             method_args=_method_args(args),
             progress=args.progress,
             ordered=False,
@@ -60,9 +60,9 @@ def attribute_dataset(args: argparse.Namespace, parser: argparse.ArgumentParser)
                         f"pyllmattr: skipped {source}:{item.index}: {item.error}", file=sys.stderr
                     )
                     continue
+                assert item.result is not None  # an item without an error has its result
                 jsonl.write_result(results, item.id, item.result)
                 written += 1
-                _testing_exit_after(written)
     skipped = failed + len(dataset.malformed)
     print(f"{_count(written, 'result')} written to {out}; {_count(skipped, 'line')} skipped")
     _summarize(out, args)
@@ -92,15 +92,6 @@ def _template(args: argparse.Namespace, parser: argparse.ArgumentParser) -> str 
     if not path.is_file():
         parser.error(f"--template {args.template}: no such file")
     return path.read_text(encoding="utf-8").rstrip("\n")
-
-
-def _load_args(args: argparse.Namespace) -> dict[str, Any]:
-    load: dict[str, Any] = {"n_ctx": args.n_ctx}
-    if args.deterministic is not None:  # a llama.cpp option: PyTorch models do not take it
-        load["deterministic"] = args.deterministic
-    if args.threads is not None:
-        load["n_threads"] = args.threads
-    return load
 
 
 def _method_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,11 +134,3 @@ def _summarize(out: Path, args: argparse.Namespace) -> None:
 
 def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _testing_exit_after(written: int) -> None:
-    """Testing seam: PYLLMATTR_TESTING_EXIT_AFTER=N ends the process abruptly (like a
-    kill) after N results are written, to test resuming."""
-    limit = os.environ.get("PYLLMATTR_TESTING_EXIT_AFTER")
-    if limit and written >= int(limit):
-        os._exit(137)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._text import display_width, pad_width
 from ..render import short_label
 
 BAR_WIDTH = 30
@@ -29,6 +30,7 @@ def format_result(result: Any, top: int = 20) -> str:
     ]
     lines += _ranking(result, top)
     lines += _certainty_lines(result)
+    lines += _top_pairs(result, min(top, 10))
     lines += ["", _summary(result)]
     return "\n".join(lines)
 
@@ -40,7 +42,8 @@ def _ranking(result: Any, top: int) -> list[str]:
     quiet = result.below_noise()
     values = [float(result.seq_attr[i]) for i in ranked]
     labels = [short_label(result.input_features[i], 32) for i in ranked]
-    width = max([len("feature"), *map(len, labels)])
+    # Pad by display width: a Chinese or Japanese label is twice as wide as it is long.
+    width = max([len("feature"), *map(display_width, labels)])
     largest = max((abs(v) for v in values), default=0.0) or 1.0
     stderr = result.seq_attr_stderr
     head = f"  {'rank':>4}  {'feature':<{width}}  {'attribution':>11}"
@@ -49,7 +52,7 @@ def _ranking(result: Any, top: int) -> list[str]:
         bar = "#" * max(1 if value else 0, round(abs(value) / largest * BAR_WIDTH))
         mark = "~" if quiet[i] else " "
         error = f"  ±{float(stderr[i]):8.4f}" if stderr is not None else ""
-        rows.append(f"  {rank:>4}  {label:<{width}}  {value:+11.4f}{mark}{error} {bar}")
+        rows.append(f"  {rank:>4}  {pad_width(label, width)}  {value:+11.4f}{mark}{error} {bar}")
     rows = _mark_staged(result, rows, ranked)
     hidden = len(result.input_features) - len(ranked)
     if hidden:
@@ -107,6 +110,19 @@ def format_faithfulness(faith: Any, points: int = 6) -> str:
             f"  insertion, k features kept:    {curve(faith.insertion)}",
         ]
     )
+
+
+def _top_pairs(result: Any, k: int) -> list[str]:
+    """Interaction results: the strongest interactions of two or more features."""
+    top = result.top_interactions(k) if hasattr(result, "top_interactions") else []
+    if not top:
+        return []
+    how = "exact" if result.exact else f"estimated by {result.approximator}"
+    rows = ["", f"strongest {result.index} interactions ({how}, {result.budget_used} coalitions):"]
+    for rank, (names, value) in enumerate(top, start=1):
+        label = " x ".join(short_label(name, 24) for name in names)
+        rows.append(f"  {rank:>4}  {value:+11.4f}  {label}")
+    return rows
 
 
 def _contrast_lines(result: Any) -> list[str]:

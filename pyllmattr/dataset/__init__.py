@@ -1,6 +1,6 @@
 """Attributing a dataset: many inputs, in chunks, in this process or on Ray actors.
 
-``pla.attribute_dataset`` is the entry point; :func:`run_jobs` is the streaming core
+``pla.attribute_dataset`` is the entry point; :func:`run_tasks` is the streaming core
 it shares with ``pyllmattr attribute-dataset`` (results as chunks finish, bad inputs
 reported instead of raised). See docs/datasets.md.
 """
@@ -8,19 +8,19 @@ reported instead of raised). See docs/datasets.md.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..cancel import Cancelled
+from ..frontend import is_loaded, method_class, model_file
 from ..progress import check_progress, progress_callback
 from ..results import AttributionResult
-from .batch import Item
-from .local import LocalRunner, is_loaded_model, method_class, model_file
-from .ray_runner import RayRunner, connect, import_ray
-from .records import Job, make_jobs, parse_record
+from .batch import Item, Work
+from .local import LocalRunner
+from .ray_runner import LOADED_MODEL, RayRunner, connect, import_ray
+from .records import Task, make_tasks, parse_record
 from .shard import make_chunks
 
 DEFAULT_CHUNK_SIZE = 32
@@ -30,11 +30,11 @@ RESERVED = {"inp", "target", "targets", "progress", "cancel", "contrast", "contr
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "Item",
-    "Job",
+    "Task",
     "attribute_dataset",
-    "make_jobs",
+    "make_tasks",
     "parse_record",
-    "run_jobs",
+    "run_tasks",
 ]
 
 
@@ -83,10 +83,10 @@ def attribute_dataset(
         ...     "Rome is the capital of"], targets=[" France", " Italy"])  # doctest: +SKIP
         >>> pla.summarize(results)  # doctest: +SKIP
     """
-    jobs = make_jobs(inputs, targets, contrasts=contrasts, features=features)
-    items = run_jobs(
+    tasks = make_tasks(inputs, targets, contrasts=contrasts, features=features)
+    items = run_tasks(
         model_path,
-        jobs,
+        tasks,
         method,
         ray=ray,
         chunk_size=chunk_size,
@@ -97,13 +97,19 @@ def attribute_dataset(
         actors=actors,
         cpus_per_actor=cpus_per_actor,
     )
-    results = (item.result for item in items)
+    results = (_result(item) for item in items)
     return results if stream else list(results)
 
 
-def run_jobs(
+def _result(item: Item) -> AttributionResult:
+    # run_tasks raises on a failed input unless skip_errors: every item has a result
+    assert item.result is not None, item.error
+    return item.result
+
+
+def run_tasks(
     model: Any,
-    jobs: Sequence[Job],
+    tasks: Sequence[Task],
     method: str | type = "feature-ablation",
     *,
     ray: bool | str | None = False,
@@ -116,36 +122,31 @@ def run_jobs(
     skip_errors: bool = False,
     actors: int | None = None,
     cpus_per_actor: float = 1,
-    runner: Any = None,
 ) -> Iterator[Item]:
-    """Run ``jobs``; yields one :class:`Item` per job.
+    """Run ``tasks``; yields one :class:`Item` per task.
 
-    ``ordered=True`` yields in the order of ``jobs`` (holding back what finishes
+    ``ordered=True`` yields in the order of ``tasks`` (holding back what finishes
     early); ``ordered=False`` as each chunk finishes. ``skip_errors=True`` turns a bad
-    input into an Item with ``error`` instead of a ValueError. ``runner`` replaces the
-    runner chosen from ``ray`` (tests). Everything is checked before any model loads.
+    input into an Item with ``error`` instead of a ValueError. Everything is checked
+    before any model loads.
 
     Example:
-        >>> jobs = make_jobs(["Paris is the capital of"], [" France"])
-        >>> [item.result.target for item in run_jobs("default", jobs)]  # doctest: +SKIP
+        >>> tasks = make_tasks(["Paris is the capital of"], [" France"])
+        >>> [item.result.target for item in run_tasks("default", tasks)]  # doctest: +SKIP
         [' France']
     """
     cls = method_class(method)
     options = check_method_args(cls, method_args)
     check_progress(progress)
-    chunks = make_chunks(jobs, chunk_size)
-    ids = [job.index for job in jobs]
+    ids = [task.index for task in tasks]
     if len(set(ids)) != len(ids):
-        raise ValueError("run_jobs: two jobs have the same index")
-    load_args = dict(load_args or {})
-    if runner is None:
-        make_runner = _runner_factory(model, cls, load_args, ray, actors, cpus_per_actor)
-    else:
-        make_runner = functools.partial(tuple, (runner, None))
-    return _run(make_runner, chunks, ids, options, progress, cancel, ordered, skip_errors)
+        raise ValueError("run_tasks: two tasks have the same index")
+    work = Work(make_chunks(tasks, chunk_size), options, skip_errors, cancel)
+    make_runner = _runner_factory(model, cls, dict(load_args or {}), ray, actors, cpus_per_actor)
+    return _run(make_runner, work, ids, progress, ordered)
 
 
-def check_method_args(cls: type, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_method_args(cls: Any, method_args: Mapping[str, Any] | None) -> dict[str, Any]:
     """The method arguments, with ValueError for those its ``attribute`` does not take."""
     args = dict(method_args or {})
     reserved = sorted(RESERVED & set(args))
@@ -175,14 +176,12 @@ def _runner_factory(
         import_ray()
     if ray not in (None, False, True) and not isinstance(ray, str):
         raise ValueError(f"ray must be False, True, 'auto' or a cluster address, got {ray!r}")
-    if ray not in (None, False) and is_loaded_model(model):
+    if ray not in (None, False) and is_loaded(model):
         if ray == "auto":
-            return functools.partial(tuple, (LocalRunner(model, cls, load_args), None))
-        raise ValueError(
-            "with ray, pass the model's .gguf path (each actor loads its own copy), "
-            "not a loaded model"
-        )
-    if not is_loaded_model(model):
+            runner = LocalRunner(model, cls, load_args)
+            return lambda: (runner, None)
+        raise ValueError(LOADED_MODEL)
+    if not is_loaded(model):
         model_file(model)  # fail now, not in every actor
 
     def make() -> tuple[Any, Any]:
@@ -199,13 +198,10 @@ def _runner_factory(
 
 def _run(
     make_runner: Callable[[], tuple[Any, Any]],
-    chunks: list[list[Job]],
+    work: Work,
     order: list[int],
-    options: dict[str, Any],
     progress: Any,
-    cancel: Any,
     ordered: bool,
-    skip_errors: bool,
 ) -> Iterator[Item]:
     waiting: dict[int, Item] = {}
     position = done = 0
@@ -213,9 +209,7 @@ def _run(
     try:
         with (
             progress_callback(progress, "attribute_dataset: inputs") as report,
-            contextlib.closing(
-                runner.run(chunks, options, skip_errors=skip_errors, cancel=cancel)
-            ) as batches,
+            contextlib.closing(runner.run(work)) as batches,
         ):
             for items in batches:
                 done += len(items)

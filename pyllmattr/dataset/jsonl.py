@@ -15,21 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .._checks import WrongTypeError
 from ..results import AttributionResult
-from .records import Job, parse_record, prefix_text, record_contrast
+from .records import Task, parse_record, prefix_text, record_contrast
 
 
 @dataclass
 class Dataset:
-    """The usable lines of an input file as jobs (``index`` = line number), and the
+    """The usable lines of an input file as tasks (``index`` = line number), and the
     messages of the lines that are not."""
 
-    jobs: list[Job] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
     malformed: list[str] = field(default_factory=list)
 
 
 def read_inputs(path: Path, *, features: str = "word", template: str | None = None) -> Dataset:
-    """Parse every line; a bad line becomes a message ``FILE:LINE: why`` instead of a job.
+    """Parse every line; a bad line becomes a message ``FILE:LINE: why`` instead of a task.
 
     An input without "id" gets its line number. Raises ValueError (before any work)
     when two lines have the same id.
@@ -42,16 +43,16 @@ def read_inputs(path: Path, *, features: str = "word", template: str | None = No
             if not line.strip():
                 continue
             try:
-                job = _job(line, number, features, template)
+                task = _task(line, number, features, template)
             except ValueError as exc:
                 dataset.malformed.append(f"{path}:{number}: {' '.join(str(exc).split())}")
                 continue
-            key = _id_key(job.id)
+            key = _id_key(task.id)
             if key in first_line:
-                duplicates.append(f"id {job.id!r} on lines {first_line[key]} and {number}")
+                duplicates.append(f"id {task.id!r} on lines {first_line[key]} and {number}")
             else:
                 first_line[key] = number
-            dataset.jobs.append(job)
+            dataset.tasks.append(task)
     if duplicates:
         shown = "; ".join(duplicates[:5]) + (" ..." if len(duplicates) > 5 else "")
         raise ValueError(f"{path}: duplicate ids ({shown}); give every line its own id")
@@ -90,10 +91,10 @@ def open_results(path: Path) -> IO[str]:
     return open(path, "a", encoding="utf-8")
 
 
-def write_result(out: IO[str], job_id: Any, result: AttributionResult) -> None:
+def write_result(out: IO[str], task_id: Any, result: AttributionResult) -> None:
     """One whole line, flushed to the operating system (a crash of this process after
     this call loses nothing)."""
-    row = {"id": job_id, **result.to_dict()}
+    row = {"id": task_id, **result.to_dict()}
     out.write(json.dumps(row, ensure_ascii=False, allow_nan=True) + "\n")
     out.flush()
 
@@ -107,31 +108,31 @@ def iter_results(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-def id_key(job_id: Any) -> Any:
-    return _id_key(job_id)
+def id_key(task_id: Any) -> Any:
+    return _id_key(task_id)
 
 
 # ---------------------------------------------------------------- helpers
 
 
-def _job(line: str, number: int, features: str, template: str | None) -> Job:
+def _task(line: str, number: int, features: str, template: str | None) -> Task:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
     if isinstance(record, dict) and "id" in record:
-        job_id = record["id"]
-        if not isinstance(job_id, (str, int)) or isinstance(job_id, bool):
-            raise ValueError(f'"id" must be a string or an integer, got {job_id!r}')
+        task_id = record["id"]
+        if not isinstance(task_id, (str, int)) or isinstance(task_id, bool):
+            raise WrongTypeError(f'"id" must be a string or an integer, got {task_id!r}')
     else:
-        job_id = number
+        task_id = number
     inp, target = parse_record(record, features=features, template=template)
-    return Job(number, job_id, inp, target, prefix_text(inp), record_contrast(record))
+    return Task(number, task_id, inp, target, prefix_text(inp), record_contrast(record))
 
 
-def _id_key(job_id: Any) -> tuple[str, Any]:
+def _id_key(task_id: Any) -> tuple[str, Any]:
     # 1 and "1" are different ids (JSON keeps them apart); True is not an id
-    return (type(job_id).__name__, job_id)
+    return (type(task_id).__name__, task_id)
 
 
 def _result_row(raw: bytes) -> dict[str, Any] | None:

@@ -17,28 +17,29 @@ Ray is an optional dependency (``pip install 'pyllmattr[ray]'``), imported lazil
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .._checks import check_int
+from .._extras import require
 from ..cancel import Cancelled
-from .batch import Item, run_chunk
-from .local import load_model, method_class, model_file
-from .records import Job, portable
+from ..frontend import is_loaded, load_model, method_class, model_file
+from .batch import Item, Work, run_chunk
+from .records import Task
 from .shard import make_shards
 
 MAX_RESTARTS = 3
 IN_FLIGHT = 2  # chunks sent to an actor at once: one running, one ready to start
 STEAL_MIN_WAITING = 2  # an idle actor takes a chunk from a shard with this many waiting
-RAY_EXTRA = "Ray is not installed: pip install 'pyllmattr[ray]' (or pip install ray)"
+RAY_EXTRA = "pip install 'pyllmattr[ray]' (or pip install ray)"
+LOADED_MODEL = (
+    "with ray, pass the model's .gguf path (each actor loads its own copy), not a loaded model"
+)
 
 
 def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(RAY_EXTRA) from exc
+    (ray,) = require(("ray",), "attributing a dataset on Ray", RAY_EXTRA)
     return ray
 
 
@@ -92,40 +93,27 @@ def init_ray(ray: Any, **kwargs: Any) -> None:
 class DatasetWorker:
     """What runs inside one Ray actor: one model, one method, chunk after chunk.
 
-    Testing seams: with ``testing_exit_on_first_chunk`` the actor's process exits
-    (``os._exit``) when it receives its first chunk, as a crashed or killed worker would;
-    with ``testing_wait_for`` (a file path) it starts no chunk before that file exists
-    (at most :data:`TESTING_WAIT_S` seconds), as a slow worker would.
+    Example:
+        >>> actor = ray.remote(num_cpus=1)(DatasetWorker).remote(path, "lime", {})  # doctest: +SKIP
+        >>> ray.get(actor.describe.remote())  # doctest: +SKIP
+        {'worker': '5f2c81d0:4242', 'n_threads': 1}
     """
 
-    def __init__(
-        self,
-        model: Any,
-        method: str | type,
-        load_args: dict[str, Any],
-        testing_exit_on_first_chunk: bool = False,
-        testing_wait_for: str | None = None,
-    ) -> None:
+    def __init__(self, model: Any, method: str | type, load_args: dict[str, Any]) -> None:
         import ray
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1.0)
         self.n_threads = max(1, int(cpus))
         cls = method_class(method)
         args = {"n_threads": self.n_threads, **load_args}
-        self._model_context = load_model(model, cls, args)
-        self.method = cls(self._model_context.__enter__())
+        # Loaded for the actor's lifetime: Ray ends the process, which frees the model.
+        self.method = cls(load_model(model, cls, args))
         self.name = f"{ray.get_runtime_context().get_node_id()[:8]}:{os.getpid()}"
-        self.exit_on_first_chunk = testing_exit_on_first_chunk
-        self.wait_for = testing_wait_for
 
     def describe(self) -> dict[str, Any]:
         return {"worker": self.name, "n_threads": self.n_threads}
 
-    def run(self, chunk: list[Job], options: dict[str, Any], skip_errors: bool) -> list[Item]:
-        if self.exit_on_first_chunk:
-            os._exit(1)
-        if self.wait_for is not None:
-            _wait_for_file(self.wait_for)
+    def run(self, chunk: list[Task], options: dict[str, Any], skip_errors: bool) -> list[Item]:
         items = run_chunk(self.method, chunk, options, skip_errors=skip_errors)
         for item in items:
             item.worker = self.name
@@ -136,13 +124,11 @@ class RayRunner:
     """Runs the chunks of a dataset on ``actors`` Ray actors of ``cpus_per_actor`` CPUs.
 
     ``actors=None`` uses as many as the cluster's CPUs allow (at most one per chunk).
-    ``testing_exit_first_actor`` makes the first actor exit on its first chunk,
-    ``testing_first_actor_waits_for`` makes it wait for a file before each chunk (see
-    :class:`DatasetWorker`); a replacement runs normally.
 
     Example:
         >>> ray, _ = connect(True)  # doctest: +SKIP
         >>> runner = RayRunner(ray, "m.gguf", "feature-ablation", {}, actors=2)  # doctest: +SKIP
+        >>> for items in runner.run(Work(chunks)): ...  # doctest: +SKIP
     """
 
     def __init__(
@@ -154,46 +140,29 @@ class RayRunner:
         *,
         actors: int | None = None,
         cpus_per_actor: float = 1,
-        testing_exit_first_actor: bool = False,
-        testing_first_actor_waits_for: str | None = None,
     ) -> None:
-        if hasattr(model, "score"):
-            raise ValueError(
-                "with ray, pass the model's .gguf path (each actor loads its own copy), "
-                "not a loaded model"
-            )
-        if actors is not None and (not isinstance(actors, int) or actors < 1):
-            raise ValueError(f"actors must be a positive integer or None, got {actors!r}")
+        if is_loaded(model):
+            raise ValueError(LOADED_MODEL)
+        check_int("actors", actors, least=1, none_ok=True)
         if not cpus_per_actor or cpus_per_actor <= 0:
             raise ValueError(f"cpus_per_actor must be > 0, got {cpus_per_actor!r}")
         # an absolute path: actors do not share the driver's working directory
         self.model = model if model == "default" else str(model_file(model))
         self.ray, self.method = ray, method
         self.load_args, self.actors, self.cpus = dict(load_args), actors, cpus_per_actor
-        self.testing_first_actor = {
-            "testing_exit_on_first_chunk": testing_exit_first_actor,
-            "testing_wait_for": testing_first_actor_waits_for,
-        }
+        self.worker_class: Any = None  # DatasetWorker as a Ray actor class, while running
         self.restarts = 0
         self.workers: list[dict[str, Any]] = []  # describe() of every actor started
 
-    def run(
-        self,
-        chunks: Sequence[Sequence[Job]],
-        options: dict[str, Any],
-        *,
-        skip_errors: bool,
-        cancel: Any = None,
-    ) -> Iterator[list[Item]]:
-        chunks = [[_portable_job(job) for job in chunk] for chunk in chunks]
+    def run(self, work: Work) -> Iterator[list[Item]]:
+        chunks = [[task.portable() for task in chunk] for chunk in work.chunks]
+        work = Work(chunks, work.options, work.skip_errors, work.cancel)
         shards = make_shards(chunks, self._n_actors(len(chunks)))
-        actor_class = self.ray.remote(num_cpus=self.cpus)(DatasetWorker)
+        self.worker_class = self.ray.remote(num_cpus=self.cpus)(DatasetWorker)
         handles: list[Any] = []
         try:
-            seams = [self.testing_first_actor if slot == 0 else {} for slot in range(len(shards))]
-            handles += self._start(actor_class, seams)
-            work = (chunks, shards, options, skip_errors, cancel)
-            yield from self._collect(actor_class, handles, *work)
+            handles += self._start(len(shards))
+            yield from self._collect(handles, work, shards)
         finally:
             for handle in handles:
                 self.ray.kill(handle)
@@ -205,13 +174,10 @@ class RayRunner:
         cpus = self.ray.cluster_resources().get("CPU", 1)
         return max(1, min(int(cpus // self.cpus), n_chunks))
 
-    def _start(self, actor_class: Any, seams: list[dict[str, Any]]) -> list[Any]:
-        """New actors (one per entry of ``seams``, their testing arguments), waited for
-        until their models are loaded, so a model that cannot load fails the run at once
-        with the actor's error."""
-        handles = [
-            actor_class.remote(self.model, self.method, self.load_args, **seam) for seam in seams
-        ]
+    def _start(self, count: int) -> list[Any]:
+        """``count`` new actors, waited for until their models are loaded, so a model
+        that cannot load fails the run at once with the actor's error."""
+        handles = [self._launch() for _ in range(count)]
         try:
             self.workers += self.ray.get([handle.describe.remote() for handle in handles])
         except self.ray.exceptions.RayActorError as exc:
@@ -220,17 +186,14 @@ class RayRunner:
             raise RuntimeError(f"a Ray actor could not load the model: {_cause(exc)}") from exc
         return handles
 
+    def _launch(self) -> Any:
+        """One new actor (its model loads in the background)."""
+        return self.worker_class.remote(self.model, self.method, self.load_args)
+
     def _collect(
-        self,
-        actor_class: Any,
-        handles: list[Any],
-        chunks: list[list[Job]],
-        shards: list[list[int]],
-        options: dict[str, Any],
-        skip_errors: bool,
-        cancel: Any,
+        self, handles: list[Any], work: Work, shards: list[list[int]]
     ) -> Iterator[list[Item]]:
-        ray = self.ray
+        ray, chunks, cancel = self.ray, work.chunks, work.cancel
         waiting = [list(shard) for shard in shards]  # chunks of each actor not sent yet
         running: list[list[int]] = [[] for _ in shards]  # sent, not finished, in order
         pending: dict[Any, tuple[int, int]] = {}  # object ref -> (slot, chunk)
@@ -241,7 +204,8 @@ class RayRunner:
                 if not waiting[slot] and not _take_over(waiting, slot):
                     return
                 c = waiting[slot].pop(0)
-                pending[handles[slot].run.remote(chunks[c], options, skip_errors)] = (slot, c)
+                ref = handles[slot].run.remote(chunks[c], work.options, work.skip_errors)
+                pending[ref] = (slot, c)
                 running[slot].append(c)
 
         for slot in range(len(shards)):
@@ -257,7 +221,7 @@ class RayRunner:
                 try:
                     items = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:
-                    self._replace(actor_class, handles, slot, running[slot], failures, exc)
+                    self._replace(handles, slot, running[slot], failures, exc)
                     for other, (s, _) in list(pending.items()):
                         if s == slot:
                             del pending[other]
@@ -270,7 +234,6 @@ class RayRunner:
 
     def _replace(
         self,
-        actor_class: Any,
         handles: list[Any],
         slot: int,
         unfinished: list[int],
@@ -288,7 +251,7 @@ class RayRunner:
             ) from exc
         self.ray.kill(handles[slot])
         self.restarts += 1
-        (handles[slot],) = self._start(actor_class, [{}])
+        (handles[slot],) = self._start(1)
 
 
 def _take_over(waiting: list[list[int]], slot: int) -> bool:
@@ -302,19 +265,6 @@ def _take_over(waiting: list[list[int]], slot: int) -> bool:
         return False
     waiting[slot].append(waiting[victim].pop())
     return True
-
-
-TESTING_WAIT_S = 120.0
-
-
-def _wait_for_file(path: str) -> None:
-    deadline = time.monotonic() + TESTING_WAIT_S
-    while not os.path.exists(path) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def _portable_job(job: Job) -> Job:
-    return Job(job.index, job.id, portable(job.input), job.target, job.prefix, job.contrast)
 
 
 def _cause(exc: BaseException) -> str:

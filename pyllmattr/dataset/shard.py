@@ -14,33 +14,33 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .records import Job
+from .._checks import check_positive_int
+from .records import Task
 
 # About 16 tokens: the granularity at which the engine shares prefixes.
 PREFIX_CHARS = 64
 
 
-def make_chunks(jobs: Sequence[Job], chunk_size: int) -> list[list[Job]]:
-    """The jobs in prefix order, cut into chunks of at most ``chunk_size``.
+def make_chunks(tasks: Sequence[Task], chunk_size: int) -> list[list[Task]]:
+    """The tasks in prefix order, cut into chunks of at most ``chunk_size``.
 
     Example:
-        >>> [[j.index for j in c] for c in make_chunks([Job(0, 0, None, prefix="b"),
-        ...     Job(1, 1, None, prefix="a"), Job(2, 2, None, prefix="b")], 2)]
+        >>> [[j.index for j in c] for c in make_chunks([Task(0, 0, None, prefix="b"),
+        ...     Task(1, 1, None, prefix="a"), Task(2, 2, None, prefix="b")], 2)]
         [[1, 0], [2]]
     """
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    ordered = sorted(jobs, key=lambda job: job.prefix[:PREFIX_CHARS])
+    check_positive_int("chunk_size", chunk_size)
+    ordered = sorted(tasks, key=lambda task: task.prefix[:PREFIX_CHARS])
     return [list(ordered[i : i + chunk_size]) for i in range(0, len(ordered), chunk_size)]
 
 
-def make_shards(chunks: Sequence[list[Job]], n_shards: int) -> list[list[int]]:
+def make_shards(chunks: Sequence[list[Task]], n_shards: int) -> list[list[int]]:
     """Chunk indices of each shard: ``n_shards`` (at most one per chunk) contiguous runs
     of about equal size, each cut moved (by up to a quarter of a shard) to where the
     prompts on either side share the shortest prefix.
 
     Example:
-        >>> chunks = [[Job(i, i, None, prefix=p)] for i, p in enumerate("aabb")]
+        >>> chunks = [[Task(i, i, None, prefix=p)] for i, p in enumerate("aabb")]
         >>> make_shards(chunks, 2)
         [[0, 1], [2, 3]]
     """

@@ -19,7 +19,6 @@ import numpy as np
 
 from .. import chat as chat_prompts
 from ..methods import GRADIENT_METHODS
-from ..methods.base import empty_context
 from ..methods.context_cite import LogitProb
 from ..methods.gradient_shap import baseline_distribution
 from ..models.interface import token_list
@@ -27,6 +26,7 @@ from ..objectives import Contrast, LogProb, Objective, Prob
 from ..pipeline import Job
 from ..pipeline.jobs import check_context
 from ..pipeline.origin import Origin, origin_of
+from ..pipeline.scoring import empty_context
 from ..results import AttributionResult
 
 Render = Callable[[np.ndarray, np.random.Generator], list[int]]
@@ -105,7 +105,11 @@ def _origin(result: AttributionResult, inp: Any) -> Origin:
 def _objective_from_fields(result: AttributionResult) -> Objective:
     if result.contrast_ids is not None:
         return Contrast(tuple(result.contrast_ids))
-    named = {"log_prob": LogProb, "prob": Prob, "logit_prob": LogitProb}
+    named: dict[str, Callable[[], Objective]] = {
+        "log_prob": LogProb,
+        "prob": Prob,
+        "logit_prob": LogitProb,
+    }
     if result.attr_target not in named:
         raise ValueError(
             f"the result attributes a custom objective ({result.attr_target!r}) that its "

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from .. import render
+from .._checks import check_int
 from ..methods.lasso import spearman
 from ..models.interface import ScoringModel
 from ..pipeline import attribution_lock, score_all
-from ..pipeline.jobs import check_int_at_least
 from ..results import AttributionResult
 from .cases import Case, case_for
 from .plan import (
@@ -233,7 +233,7 @@ def evaluate(
             _check_k(settings.k, case.job.encoding.n_features)
         out = _evaluate(cases, model, settings, progress, cancel)
     for result, faith in zip(items, out, strict=True):
-        result.faithfulness = faith
+        result.faithfulness = faith  # type: ignore[union-attr]
     return out[0] if single else out
 
 
@@ -388,7 +388,7 @@ def _check_settings(
     k: Any, fractions: Any, n_random: Any, n_ablations: Any, seed: Any, per_token: Any
 ) -> _Settings:
     if k is not None:
-        check_int_at_least("k", k, 1, "a positive number of features (None: all of them)")
+        check_int("k", k, 1)
     if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence) or not fractions:
         raise ValueError(
             f"fractions must be a non-empty list of fractions of the features in (0, 1], "
@@ -400,11 +400,11 @@ def _check_settings(
                 f"fractions must lie in (0, 1] (a share of the features, e.g. 0.1 for 10 %); "
                 f"got {q!r}"
             )
-    check_int_at_least("n_random", n_random, 0, "an integer >= 0 (0: no random orders)")
+    check_int("n_random", n_random, 0)
     if n_ablations != 0:
-        check_int_at_least("n_ablations", n_ablations, 3, "0 (no LDS) or an integer >= 3")
+        check_int("n_ablations", n_ablations, 3)
     if seed is not None:
-        check_int_at_least("seed", seed, 0, "None or an integer >= 0")
+        check_int("seed", seed, 0)
     return _Settings(
         None if k is None else int(k), tuple(float(q) for q in fractions), int(n_random),
         int(n_ablations), seed, bool(per_token),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,12 +10,17 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import WrongTypeError
 from .._text import check_text
+from . import scripts
 from .base import Encoding, InterpretableInput
-from .split import split_units
+from .split import UNITS, split_units
 from .template import TextTemplateInput
 
-LEVELS = ("document", "paragraph", "sentence", "word")
+# The feature kinds of a context, coarse to fine: each unit lies inside one of the level
+# above. Plain text's "character" (split.UNITS) is not one: a retrieved context has
+# thousands of characters, too many features to attribute.
+LEVELS = ("document", *UNITS[: UNITS.index("word") + 1])
 DEFAULT_TEMPLATE = "Context: {context}\n\nQuery: {query}"
 DOCUMENT_SEPARATOR = "\n\n"
 
@@ -42,7 +48,9 @@ class ContextInput(InterpretableInput):
     ``context`` is one string or a list of documents (joined with a blank line);
     ``template`` places it and the fixed ``query`` (``{context}`` once, ``{query}`` at
     most once; ``{{``/``}}`` are literal braces). Units nest document -> paragraph ->
-    sentence -> word; ``by`` picks the level whose units are the features. An absent
+    sentence -> word, in any script (see ``TextTemplateInput.from_text``; Chinese,
+    Japanese and Thai words need the ``languages`` extra); ``by`` picks the level whose
+    units are the features, and a level is split when first used. An absent
     unit is removed with the whitespace before it, so removing a paragraph renders the
     same prompt as removing all its sentences. The unperturbed prompt is
     ``template.format(context=inp.context, query=query)`` byte for byte.
@@ -65,14 +73,14 @@ class ContextInput(InterpretableInput):
     ) -> None:
         self.documents = _documents(context)
         if not isinstance(query, str):
-            raise ValueError("ContextInput: query must be a string")
+            raise WrongTypeError("ContextInput: query must be a string")
         check_text(query, "ContextInput: the query")
         self.query = query
         self.template = template
         self._before, self._after = _split_template(template, query)
         self.by = _check_level(by)
         self.context = DOCUMENT_SEPARATOR.join(self.documents)
-        self._units = _nest(self.documents)
+        self._units = _UnitTree(self.documents)
         self._inner = self._template_input(self.by)
 
     # ------------------------------------------------------------ the hierarchy
@@ -96,8 +104,7 @@ class ContextInput(InterpretableInput):
 
     def at(self, by: str) -> ContextInput:
         """The same context and query with the features at another level."""
-        other = ContextInput.__new__(ContextInput)
-        other.__dict__.update(self.__dict__)
+        other = copy.copy(self)  # the documents, their units and the template are shared
         other.by = _check_level(by)
         other._inner = self._template_input(other.by)
         return other
@@ -117,7 +124,7 @@ class ContextInput(InterpretableInput):
 
     def render(self, present: np.ndarray) -> str:
         """The prompt with the absent features removed."""
-        return self._inner.render(np.asarray(present, dtype=bool), self._inner.baselines)[0]
+        return self._inner.render(np.asarray(present, dtype=bool), self._inner.fixed_baselines)[0]
 
     def encode(self, model: Any, add_special: bool = True) -> Encoding:
         return self._inner.encode(model, add_special=add_special)
@@ -126,26 +133,15 @@ class ContextInput(InterpretableInput):
     def _template_input(self, by: str) -> TextTemplateInput:
         """A template input whose slots are this level's units, each with the gap before it."""
         units = self._units[by]
-        parts: list[tuple[str, Any]] = []
-        values: dict[str, str] = {}
-        lead = self._before + self.context[: units[0].start]
-        if lead:
-            parts.append(("text", lead))
-        for i, unit in enumerate(units):
-            begin = unit.start if i == 0 else units[i - 1].end
-            values[f"u{i}"] = self.context[begin : unit.end]
-            parts.append(("slot", f"u{i}"))
-        trail = self.context[units[-1].end :] + self._after
-        if trail:
-            parts.append(("text", trail))
-        inner = TextTemplateInput.__new__(TextTemplateInput)
-        inner.keys = list(values)
-        inner.values = values
-        inner.template, inner.parts = self.prompt, parts
-        inner.baselines = dict.fromkeys(values, "")
-        inner.feature_of_slot = {k: i for i, k in enumerate(values)}
-        inner.n_features = len(values)
-        return inner
+        pieces = [
+            self.context[unit.start if i == 0 else units[i - 1].end : unit.end]
+            for i, unit in enumerate(units)
+        ]
+        return TextTemplateInput.from_units(
+            pieces,
+            before=self._before + self.context[: units[0].start],
+            after=self.context[units[-1].end :] + self._after,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -166,7 +162,7 @@ def _documents(context: Any) -> list[str]:
     elif isinstance(context, Sequence) and all(isinstance(d, str) for d in context):
         documents = list(context)
     else:
-        raise ValueError("ContextInput: context must be a string or a list of strings")
+        raise WrongTypeError("ContextInput: context must be a string or a list of strings")
     if not documents:
         raise ValueError("ContextInput: the context has no documents; give at least one")
     for i, doc in enumerate(documents):
@@ -181,7 +177,7 @@ def _documents(context: Any) -> list[str]:
 def _split_template(template: Any, query: str) -> tuple[str, str]:
     """The template's text before and after ``{context}``, with the query filled in."""
     if not isinstance(template, str):
-        raise ValueError("ContextInput: template must be a string with a {context} slot")
+        raise WrongTypeError("ContextInput: template must be a string with a {context} slot")
     check_text(template, "ContextInput: the template")
     try:
         parsed = list(string.Formatter().parse(template))
@@ -210,37 +206,42 @@ def _split_template(template: Any, query: str) -> tuple[str, str]:
     return "".join(pieces[:cut]), "".join(pieces[cut + 1 :])  # type: ignore[arg-type]
 
 
-def _nest(documents: list[str]) -> dict[str, list[ContextUnit]]:
-    """Every level's units, each split inside its parent so the levels nest."""
-    out: dict[str, list[ContextUnit]] = {level: [] for level in LEVELS}
-    offset = 0
-    for d, doc in enumerate(documents):
-        start = offset + len(doc) - len(doc.lstrip())
-        _add(out, "document", start, offset + len(doc.rstrip()), doc.strip(), {})
-        _children(out, doc, offset, 1, {"document": d})
-        offset += len(doc) + len(DOCUMENT_SEPARATOR)
-    return out
+class _UnitTree(dict):
+    """Every level's units, each level split inside the units of the level above (so
+    the levels nest), computed when first asked for: a long context's words, or those
+    of a language whose segmenter is not installed, cost nothing until used."""
 
+    def __init__(self, documents: list[str]) -> None:
+        super().__init__()
+        self.documents = documents
+        self.languages: dict[int, str | None] = {}
+        units, offset = [], 0
+        for d, doc in enumerate(documents):
+            start = offset + len(doc) - len(doc.lstrip())
+            units.append(
+                ContextUnit("document", d, start, offset + len(doc.rstrip()), doc.strip(), {})
+            )
+            offset += len(doc) + len(DOCUMENT_SEPARATOR)
+        self["document"] = units
 
-def _children(
-    out: dict[str, list[ContextUnit]], text: str, offset: int, depth: int, parents: dict[str, int]
-) -> None:
-    if depth == len(LEVELS):
-        return
-    level = LEVELS[depth]
-    for start, end in split_units(text, level):
-        index = _add(out, level, offset + start, offset + end, text[start:end], parents)
-        _children(out, text[start:end], offset + start, depth + 1, {**parents, level: index})
+    def __missing__(self, level: str) -> list[ContextUnit]:
+        parent = LEVELS[LEVELS.index(level) - 1]
+        units: list[ContextUnit] = []
+        for unit in self[parent]:
+            parents = {**unit.parents, parent: unit.index}
+            language = self._language(parents["document"]) if level == "word" else None
+            for start, end in split_units(unit.text, level, language):
+                text = unit.text[start:end]
+                units.append(
+                    ContextUnit(
+                        level, len(units), unit.start + start, unit.start + end, text, dict(parents)
+                    )
+                )
+        self[level] = units
+        return units
 
-
-def _add(
-    out: dict[str, list[ContextUnit]],
-    level: str,
-    start: int,
-    end: int,
-    text: str,
-    parents: dict[str, int],
-) -> int:
-    units = out[level]
-    units.append(ContextUnit(level, len(units), start, end, text, dict(parents)))
-    return len(units) - 1
+    def _language(self, document: int) -> str | None:
+        """How to read the document's Chinese characters (told once from all of it)."""
+        if document not in self.languages:
+            self.languages[document] = scripts.han_language(self.documents[document])
+        return self.languages[document]

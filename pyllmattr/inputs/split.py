@@ -1,29 +1,128 @@
-"""Splitting plain text into word, sentence or paragraph features."""
+"""Splitting plain text into paragraph, sentence, word or character features, in any script.
+
+- paragraphs end at a blank line;
+- sentences end at ``.``, ``!`` or ``?`` (and closing quotes or brackets) before
+  whitespace, as in Latin, Cyrillic, Greek or Korean text; at once after the full-width
+  and other scripts' terminators (``。！？``, the Devanagari danda ``।``, ``؟``, ...); and
+  at a space between two Thai words, Thai's sentence separator;
+- words are the runs between whitespace, punctuation included (``Coast,``), except in
+  scripts written without spaces (Chinese, Japanese, Thai), which BudouX cuts into words
+  and phrases (:mod:`pyllmattr.inputs.scripts`, the ``languages`` extra);
+- characters are user-perceived characters (a letter with its combining marks, an emoji
+  sequence), whitespace left out.
+
+Every unit is a span of the text: the units and the text between them join back to it.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
-_UNITS = {
-    "word": re.compile(r"\S+"),
-    # A sentence runs to . ! ? (plus closing quotes/brackets) before whitespace, or to the end.
-    "sentence": re.compile(r"\S.*?(?:[.!?][\"')\]]*(?=\s)|\Z)", re.S),
-    "paragraph": re.compile(r"\S.*?(?=\n[ \t]*\n|\Z)", re.S),
-}
+from . import scripts
+
+# The feature kinds of plain text, coarse to fine.
+UNITS = ("paragraph", "sentence", "word", "character")
+
+_CLOSERS = "\"')\\]”’»›」』）】〕〉》〗〙〛］｝＂＇"
+# Terminators that end a sentence without a space after them.
+_FULL_STOPS = "。｡！？‼⁇⁈⁉।॥။។៕።؟۔"
+_THAI_LETTER = "\u0e01-\u0e2e\u0e30-\u0e45\u0e47-\u0e5b"  # without ฯ and ๆ, which precede spaces
+_SENTENCE = re.compile(
+    r"\S.*?(?:"
+    rf"[.!?][{_CLOSERS}]*(?=\s)"  # Latin: a terminator before whitespace
+    # Full-width and other scripts' terminators (the lookaheads take whole runs), except
+    # 「…。」と: a quotation that the sentence goes on to quote.
+    rf"|[{_FULL_STOPS}]+(?![{_FULL_STOPS}{_CLOSERS}])"
+    rf"|[{_FULL_STOPS}]+[{_CLOSERS}]+(?![{_CLOSERS}\u3041-\u3096])"
+    rf"|．+(?![．0-9０-９])[{_CLOSERS}]*"  # the full-width full stop, not a decimal point
+    rf"|(?<=[{_THAI_LETTER}])(?=\s+[\u0e01-\u0e5b])"  # Thai: a space between two words
+    r"|\Z)",
+    re.S,
+)
+_PARAGRAPH = re.compile(r"\S.*?(?=\n[ \t]*\n|\Z)", re.S)
+_CHUNK = re.compile(r"\S+")
 
 
-def split_units(text: str, by: str) -> list[tuple[int, int]]:
-    """Character spans of the words, sentences or paragraphs of ``text``."""
-    if by not in _UNITS:
-        raise ValueError(f"from_text: by must be one of {sorted(_UNITS)}, got {by!r}")
-    spans = []
-    for match in _UNITS[by].finditer(text):
-        end = match.end()
-        while end > match.start() and text[end - 1].isspace():
+def split_units(text: str, by: str, language: str | None = None) -> list[tuple[int, int]]:
+    """Character spans of the paragraphs, sentences, words or characters of ``text``.
+
+    ``language`` ("ja", "zh-hans" or "zh-hant") says how to read Chinese characters when
+    splitting words; by default it is told from ``text`` (kana: Japanese).
+
+    Example:
+        >>> split_units("東京は日本の首都です。大阪は第二の都市です。", "sentence")
+        [(0, 11), (11, 22)]
+    """
+    if by not in UNITS:
+        raise ValueError(f"from_text: by must be one of {list(UNITS)}, got {by!r}")
+    if by == "word":
+        return _words(text, language)
+    if by == "character":
+        return _characters(text)
+    spans: list[tuple[int, int]] = []
+    for match in (_SENTENCE if by == "sentence" else _PARAGRAPH).finditer(text):
+        start, end = match.span()
+        if spans and spans[-1][1] == start:  # marks right after "。" belong to it
+            while start < end and scripts.attaches(text[start]):
+                start += 1
+            spans[-1] = (spans[-1][0], start)
+            while start < end and text[start].isspace():
+                start += 1
+        while end > start and text[end - 1].isspace():
             end -= 1
-        if end > match.start():
-            spans.append((match.start(), end))
+        if end > start:
+            spans.append((start, end))
     return spans
+
+
+def _words(text: str, language: str | None) -> list[tuple[int, int]]:
+    spans = []
+    told = language is not None
+    for match in _CHUNK.finditer(text):
+        start, end = match.span()
+        if not scripts.needs_segmenter(match.group()):
+            spans.append((start, end))
+            continue
+        if not told:  # once, from the whole text: a kanji-only phrase of Japanese is Japanese
+            language, told = scripts.han_language(text), True
+        cuts = [0, *scripts.cuts(match.group(), language), end - start]
+        spans += [(start + a, start + b) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    return spans
+
+
+def _characters(text: str) -> list[tuple[int, int]]:
+    """Spans of user-perceived characters, close to Unicode's extended grapheme clusters:
+    a base with its marks, joiners, variation selectors, conjuncts and flag pairs."""
+    spans: list[tuple[int, int]] = []
+    i = 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        j = i + 1
+        while j < len(text) and _continues(text, i, j):
+            j += 1
+        spans.append((i, j))
+        i = j
+    return spans
+
+
+def _continues(text: str, start: int, j: int) -> bool:
+    """Whether ``text[j]`` belongs to the character that starts at ``start``."""
+    before, char = text[j - 1], text[j]
+    if char.isspace():
+        return False
+    if unicodedata.category(char) in ("Mn", "Mc", "Me") or char in "\u200c\u200d\u0e33\u0eb3":
+        return True
+    if before == "\u200d" or 0xFE00 <= ord(char) <= 0xFE0F or 0xE0020 <= ord(char) <= 0xE007F:
+        return True  # emoji sequences, variation selectors, tag sequences
+    if 0x1F3FB <= ord(char) <= 0x1F3FF:
+        return True  # skin tone modifiers
+    if unicodedata.combining(before) == 9 and unicodedata.category(char) == "Lo":
+        return True  # a virama joins the next consonant: a conjunct (क्ष)
+    regional = [0x1F1E6 <= ord(c) <= 0x1F1FF for c in text[start : j + 1]]
+    return all(regional) and len(regional) == 2  # a flag is a pair of regional indicators
 
 
 def units_with_leading_space(text: str, by: str) -> tuple[str, list[str], str]:

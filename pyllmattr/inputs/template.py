@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
+from .._checks import WrongTypeError
 from .._text import check_text
 from .base import Encoding, InterpretableInput, Segment
 from .baselines import ProductBaselines
@@ -54,32 +55,65 @@ class TextTemplateInput(InterpretableInput):
     def from_text(
         cls, text: str, by: str = "word", baselines: str | None = None
     ) -> TextTemplateInput:
-        """Features from plain text: its words, sentences or paragraphs.
+        """Features from plain text: its ``"word"``, ``"sentence"``, ``"paragraph"`` or
+        ``"character"`` units, in any script.
 
         The unperturbed prompt renders back to ``text`` exactly. An absent unit is
         removed with the whitespace before it, or replaced by ``baselines`` (one
-        string for all units, keeping the whitespace).
+        string for all units, keeping the whitespace). Sentences end at ``. ! ?``
+        before a space and at once after ``。！？``, ``।`` and other scripts' full stops.
+        Words are the runs between spaces, punctuation included, except in Chinese,
+        Japanese and Thai, which BudouX cuts into words and phrases (``pip install
+        'pyllmattr[languages]'``; without it those words raise ImportError naming it).
 
         Example:
             >>> pla.TextTemplateInput.from_text("Dave lives in Palm Coast.").n_features
             5
+            >>> pla.TextTemplateInput.from_text("東京は日本の首都です。", by="word").labels
+            ['東京は', '日本の', '首都です。']
         """
         if not isinstance(text, str):
-            raise ValueError("from_text: text must be a string")
+            raise WrongTypeError("from_text: text must be a string")
         check_text(text, "from_text: the text")
-        if baselines is not None:
-            if not isinstance(baselines, str):
-                raise ValueError("from_text: baselines must be one string (or None: removal)")
-            check_text(baselines, "from_text: the baseline")
         lead, units, trail = units_with_leading_space(text, by)
+        return cls.from_units(units, before=lead, after=trail, baseline=baselines)
+
+    @classmethod
+    def from_units(
+        cls,
+        units: Sequence[str],
+        before: str = "",
+        after: str = "",
+        baseline: str | None = None,
+    ) -> TextTemplateInput:
+        """Features from pieces of text, in order, with fixed text ``before`` and ``after``.
+
+        The unperturbed prompt is ``before + "".join(units) + after``; each unit is one
+        slot. A unit that starts with whitespace keeps it when replaced: an absent unit
+        is removed whole (``baseline=None``) or becomes its whitespace + ``baseline``.
+
+        Example:
+            >>> inp = pla.TextTemplateInput.from_units(["Dave", " lives"], after=" {here}")
+            >>> inp.n_features, inp.labels
+            (2, ['Dave', 'lives'])
+        """
+        if isinstance(units, str) or not isinstance(units, Sequence):
+            raise WrongTypeError("the units must be a list of strings")
+        fixed = {"before": before, "after": after, "baseline": "" if baseline is None else baseline}
+        for what, text in [*fixed.items(), *((f"unit {i}", u) for i, u in enumerate(units))]:
+            if not isinstance(text, str):
+                raise WrongTypeError(f"the {what} must be a string, got {type(text).__name__}")
+        for what, text in fixed.items():  # the units are checked as the template's values
+            check_text(text, f"the {what}")
         values = {f"u{i}": unit for i, unit in enumerate(units)}
-        # The text becomes a template (literal braces escaped) with one slot per unit,
+        # The pieces become a template (literal braces escaped) with one slot per unit,
         # so the constructor checks and normalizes it like any other template.
-        template = _escape(lead) + "".join(f"{{{key}}}" for key in values) + _escape(trail)
-        if baselines is None:
+        template = escape_braces(before) + "".join(f"{{{k}}}" for k in values)
+        template += escape_braces(after)
+        if baseline is None:
             base = dict.fromkeys(values, "")
         else:
-            base = {k: _leading_space(v) + baselines for k, v in values.items()}
+            base = {k: _leading_space(v) + baseline for k, v in values.items()}
         return cls(template, values, base)
 
     @property
@@ -93,17 +127,16 @@ class TextTemplateInput(InterpretableInput):
         self, present: np.ndarray, baselines: Mapping[Key, str]
     ) -> tuple[str, list[Segment]]:
         """The prompt with absent features' slots replaced; also its segments."""
-        chosen = {
+        chosen: dict[Any, str] = {
             key: self.values[key] if present[self.feature_of_slot[key]] else baselines[key]
             for key in self.keys
         }
-        if self.parts is None:
+        if self.parts is None:  # a callable template (a text one is parsed into parts)
+            template = cast(Callable[..., str], self.template)
             args = [chosen[k] for k in self.keys]
-            text = (
-                self.template(*args) if isinstance(self.keys[0], int) else self.template(**chosen)
-            )
+            text = template(*args) if isinstance(self.keys[0], int) else template(**chosen)
             if not isinstance(text, str):
-                raise ValueError("the template callable must return a string")
+                raise WrongTypeError("the template callable must return a string")
             return text, [(text, None)]
         segments: list[Segment] = []
         for kind, item in self.parts:
@@ -113,19 +146,28 @@ class TextTemplateInput(InterpretableInput):
                 segments.append((chosen[item], self.feature_of_slot[item]))
         return "".join(s for s, _ in segments), segments
 
+    @property
+    def fixed_baselines(self) -> Mapping[Key, str]:
+        """Every slot's baseline where none is sampled: the given ones, or each
+        ProductBaselines slot's first alternative."""
+        if isinstance(self.baselines, ProductBaselines):
+            return self.baselines.first()
+        return self.baselines
+
     def encode(self, model: Any, add_special: bool = True) -> Encoding:
-        fixed = self.baselines.first() if isinstance(self.baselines, ProductBaselines) else None
+        product = self.baselines if isinstance(self.baselines, ProductBaselines) else None
+        fixed = self.fixed_baselines
         all_present = np.ones(self.n_features, dtype=bool)
-        text, segments = self.render(all_present, fixed or self.baselines)
+        text, segments = self.render(all_present, fixed)
 
         def tokenize(text: str) -> list[int]:
             return model.tokenize(text, add_special=add_special)
 
         reference = tokenize(text)
-        self._check_features_change_tokens(tokenize, reference, fixed or self.baselines)
+        self._check_features_change_tokens(tokenize, reference, fixed)
 
         def render(mask: np.ndarray, rng: np.random.Generator) -> list[int]:
-            baselines = self.baselines.sample(rng) if fixed is not None else self.baselines
+            baselines = product.sample(rng) if product is not None else fixed
             return tokenize(self.render(mask, baselines)[0])
 
         positions = _feature_positions(model, reference, segments, self.n_features)
@@ -158,7 +200,7 @@ def _literal(text: str) -> tuple[str, str]:
     return ("text", text)
 
 
-def _escape(text: str) -> str:
+def escape_braces(text: str) -> str:
     """``text`` as literal template text: braces doubled, as str.format reads them."""
     return text.replace("{", "{{").replace("}", "}}")
 
@@ -173,12 +215,14 @@ def _normalize_values(values: Any) -> tuple[list[Key], dict[Key, str]]:
     elif isinstance(values, Sequence) and not isinstance(values, str):
         pairs = list(enumerate(values))
     else:
-        raise ValueError("values must be a list of strings or a dict of slot name -> string")
+        raise WrongTypeError("values must be a list of strings or a dict of slot name -> string")
     if not pairs:
         raise ValueError("values is empty: give at least one slot value to attribute")
     for key, value in pairs:
         if not isinstance(value, str):
-            raise ValueError(f"value of slot {key!r} must be a string, got {type(value).__name__}")
+            raise WrongTypeError(
+                f"value of slot {key!r} must be a string, got {type(value).__name__}"
+            )
         if value == "":
             raise ValueError(f"value of slot {key!r} is empty; an empty slot cannot be attributed")
         check_text(value, f"value of slot {key!r}")
@@ -187,7 +231,7 @@ def _normalize_values(values: Any) -> tuple[list[Key], dict[Key, str]]:
 
 def _parse_template(template: Any, keys: list[Key]) -> list[tuple[str, Any]]:
     if not isinstance(template, str):
-        raise ValueError("template must be a string with {} or {name} slots, or a callable")
+        raise WrongTypeError("template must be a string with {} or {name} slots, or a callable")
     check_text(template, "the template")
     named = not isinstance(keys[0], int)
     known = set(keys)
@@ -255,10 +299,10 @@ def _normalize_baselines(baselines: Any, keys: list[Key]) -> dict[Key, str] | Pr
             raise ValueError(f"{len(baselines)} baselines for {len(keys)} values; give one each")
         out = dict(zip(keys, baselines, strict=True))
     else:
-        raise ValueError("baselines must be a list, a dict, a ProductBaselines or None")
+        raise WrongTypeError("baselines must be a list, a dict, a ProductBaselines or None")
     for key, value in out.items():
         if not isinstance(value, str):
-            raise ValueError(f"baseline of slot {key!r} must be a string")
+            raise WrongTypeError(f"baseline of slot {key!r} must be a string")
         check_text(value, f"baseline of slot {key!r}")
     return out
 
@@ -275,7 +319,9 @@ def _normalize_mask(mask: Any, keys: list[Key]) -> tuple[dict[Key, int], int]:
             raise ValueError(f"mask has {len(mask)} entries for {len(keys)} values")
         ids = list(mask)
     if not all(isinstance(i, (int, np.integer)) for i in ids):
-        raise ValueError("mask entries must be integers (slots with equal ids form one feature)")
+        raise WrongTypeError(
+            "mask entries must be integers (slots with equal ids form one feature)"
+        )
     order = {v: i for i, v in enumerate(sorted(set(ids)))}
     return {k: order[i] for k, i in zip(keys, ids, strict=True)}, len(order)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import WrongTypeError
 from .._text import check_text
 from .base import Encoding, InterpretableInput
 
@@ -31,7 +32,9 @@ class TextTokenInput(InterpretableInput):
         baselines: int | str | None = 0,
         skip_tokens: Sequence[int | str] | None = None,
     ) -> None:
-        if not isinstance(text, str) or not text:
+        if not isinstance(text, str):
+            raise WrongTypeError("TextTokenInput: text must be a non-empty string")
+        if not text:
             raise ValueError("TextTokenInput: text must be a non-empty string")
         check_text(text, "TextTokenInput: the text")
         self.text = text
@@ -85,7 +88,7 @@ def _single_token(model: Any, baseline: int | str) -> int:
                 "single-token string (or None to delete absent tokens)"
             )
         return ids[0]
-    raise ValueError(f"baselines must be a token id, a string or None, got {baseline!r}")
+    raise WrongTypeError(f"baselines must be a token id, a string or None, got {baseline!r}")
 
 
 def _skip_ids(model: Any, skip_tokens: Sequence[int | str] | None) -> set[int]:

@@ -14,6 +14,7 @@ from .gradient import GradientMethod
 from .gradient_shap import GradientShap
 from .hierarchical import HierarchicalAblation
 from .integrated_gradients import IntegratedGradients
+from .interactions import ShapleyInteractions
 from .lime import KernelShap, Lime
 from .saliency import InputXGradient, Saliency
 from .shapley import ShapleyValues, ShapleyValueSampling
@@ -41,7 +42,7 @@ class _Methods(dict):
 GRADIENT_METHODS = {
     cls.name: cls for cls in (IntegratedGradients, Saliency, InputXGradient, GradientShap)
 }
-METHODS: dict[str, type] = _Methods(
+METHODS: dict[str, type[AttributionMethod]] = _Methods(
     {
         **{
             cls.name: cls
@@ -53,6 +54,7 @@ METHODS: dict[str, type] = _Methods(
                 KernelShap,
                 HierarchicalAblation,
                 ContextCite,
+                ShapleyInteractions,
             )
         },
         **GRADIENT_METHODS,
@@ -74,6 +76,7 @@ __all__ = [
     "Lime",
     "PerturbationMethod",
     "Saliency",
+    "ShapleyInteractions",
     "ShapleyValueSampling",
     "ShapleyValues",
     "UnknownMethodError",

@@ -6,22 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from ..objectives import ATTR_TARGETS, LogProb, Objective, Prob
-from ..pipeline import AttributionMethod, Evaluation, Job, Settings, build_result, resolve_target
-from ..pipeline.jobs import GEN_ARGS, check_positive_int, naming_input
-from ..pipeline.scoring import score_all
+from ..pipeline import AttributionMethod, Evaluation, Job, Settings
+from ..pipeline.jobs import naming_input
+from ..pipeline.scoring import score_prompts
 from .uncertainty import bootstrap_rng, mean_of_trials, uncertainty_fields
 
-__all__ = [
-    "ATTR_TARGETS",
-    "GEN_ARGS",
-    "PerturbationMethod",
-    "build_result",
-    "check_positive_int",
-    "empty_context",
-    "resolve_target",
-    "to_outputs",
-]
+__all__ = ["PerturbationMethod"]
 
 
 class PerturbationMethod(AttributionMethod):
@@ -32,7 +22,7 @@ class PerturbationMethod(AttributionMethod):
     feature keeps its value), and ``solve(masks, outputs, **options)`` turning the
     model outputs (n_evaluations, n_outputs) into attributions (n_outputs, n_features).
     All perturbed prompts of all inputs and trials go to the engine together
-    (:func:`pyllmattr.pipeline.scoring.score_all`).
+    (:func:`pyllmattr.pipeline.scoring.score_prompts`).
 
     Example:
         >>> class LeaveOneOut(PerturbationMethod):  # doctest: +SKIP
@@ -60,32 +50,18 @@ class PerturbationMethod(AttributionMethod):
     # ------------------------------------------------------------ pipeline step
     def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
         plans = [self._plan(job, settings) for job in jobs]
-        sequences, targets = [], []
-        for job, (_, prompts) in zip(jobs, plans, strict=True):
-            for prompt in prompts:  # a prompt's continuations side by side: one trie branch
-                for continuation in job.scored_targets:
-                    sequences.append(prompt)
-                    targets.append(continuation)
-        n_prompts = sum(len(prompts) for _, prompts in plans)
-        desc = f"{type(self).__name__}: {n_prompts} prompts"
-        if settings.batch:
-            desc += f" of {len(jobs)} inputs"
-        scores, stats = score_all(
-            self.model, sequences, targets, settings.progress, settings.cancel, desc
+        scored, stats = score_prompts(
+            self.model, jobs, [prompts for _, prompts in plans], settings, type(self).__name__
         )
         stats["n_inputs"] = len(jobs)
-        evaluations, row = [], 0
-        for job, (trial_masks, prompts) in zip(jobs, plans, strict=True):
-            k = len(job.scored_targets)
-            mine = scores[row : row + k * len(prompts)]
-            row += k * len(prompts)
-            scored = [np.stack(mine[i::k]) for i in range(k)]  # per continuation
-            evaluations.append(self._solve_job(job, trial_masks, scored, stats, settings))
-        return evaluations
+        return [
+            self._solve_job(job, trial_masks, mine, stats, settings)
+            for job, (trial_masks, _), mine in zip(jobs, plans, scored, strict=True)
+        ]
 
     def _plan(self, job: Job, settings: Settings) -> tuple[list[np.ndarray], list[list[int]]]:
         """The job's masks per trial and its prompts (the unperturbed one first)."""
-        rng = np.random.default_rng(settings.seed)  # per input: as if it were alone
+        rng = settings.rng()
         encoding = job.encoding
         with naming_input(job.index, settings.batch):
             self.check_design(encoding.n_features, **settings.options)
@@ -96,7 +72,6 @@ class PerturbationMethod(AttributionMethod):
             prompts = [encoding.reference_ids]
             for masks in trial_masks:
                 prompts += encoding.sequences(masks, rng)
-            prompts = [prompt or empty_context(self.model) for prompt in prompts]
         return trial_masks, prompts
 
     def _solve_job(
@@ -140,27 +115,7 @@ class PerturbationMethod(AttributionMethod):
             trial = outputs[row : row + len(masks)]
             replicates.append(self.replicates(masks, trial, rng, **settings.options))
             row += len(masks)
-        if replicates[0] is None:
+        drawn = [r for r in replicates if r is not None]
+        if not drawn:  # not a sampling method
             return {}
-        return uncertainty_fields(mean_of_trials(replicates), values.mean(axis=0))
-
-
-def to_outputs(logprobs: np.ndarray, attr_target: str | Objective) -> np.ndarray:
-    """Columns [whole target, token 1, ..., token T] of log-probs or probabilities."""
-    objective = attr_target if isinstance(attr_target, Objective) else None
-    if objective is None:
-        objective = Prob() if attr_target == "prob" else LogProb()
-    return objective.outputs([logprobs])
-
-
-def empty_context(model: Any) -> list[int]:
-    """The prompt of a perturbation that removed everything: the model's start token
-    (BOS, or EOS for models that separate documents with it), so the model predicts
-    the target from no context."""
-    for token in (model.bos_token_id, model.eos_token_id):
-        if token is not None:
-            return [token]
-    raise ValueError(
-        "a perturbation removed the whole prompt and the model has no BOS/EOS "
-        "token to stand for an empty context; keep part of the prompt fixed"
-    )
+        return uncertainty_fields(mean_of_trials(drawn), values.mean(axis=0))

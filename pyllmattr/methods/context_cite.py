@@ -7,9 +7,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..objectives import LogProb, Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from . import staged
 from .lasso import lasso, spearman
 from .uncertainty import bootstrap_rng, resampled_solves, uncertainty_fields
@@ -47,7 +48,9 @@ class ContextCite(AttributionMethod):
     """
 
     name = "context-cite"
-    defaults: dict[str, Any] = {
+    context_method = True
+    proxy_options = frozenset({"keep"})
+    defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 64,
         "keep_prob": 0.5,
         "alpha": 0.01,
@@ -88,10 +91,10 @@ class ContextCite(AttributionMethod):
                         "log p(contrast))"
                     )
         proxy = opts["proxy"]
-        target = staged.Stages(self.model, settings, "target")
-        cheap = staged.Stages(proxy, settings, "proxy") if proxy is not None else None
+        target = staged.Stages(self.model, settings, staged.Role.target)
+        cheap = staged.Stages(proxy, settings, staged.Role.proxy) if proxy is not None else None
         samplers = staged.proxy_jobs(proxy, self.model, jobs, settings) if proxy else jobs
-        rngs = staged.rngs_for(jobs, settings)
+        rngs = [settings.rng() for _ in jobs]
         masks = [rng.random((opts["n_samples"], job.encoding.n_features)) < opts["keep_prob"]
                  for job, rng in zip(jobs, rngs, strict=True)]  # fmt: skip
         scored = (cheap or target).score(samplers, masks, rngs, "ContextCite masks")
@@ -128,7 +131,7 @@ class LogitProb(Objective):
         return [logit(column) for column in columns]
 
     def describe(self) -> str:
-        return "the logit of the target's probability"
+        return "logit p(target)"
 
 
 def logit(log_p: np.ndarray) -> np.ndarray:
@@ -220,10 +223,10 @@ def surrogate_evaluation(
     ``uncertainty`` their standard errors (:func:`surrogate_uncertainty`)."""
     n = weights.shape[1]
     record = {
-        "levels": [staged.level_record("features", "target", range(n), weights[0])],
-        "computed_by": ["target"] * n,
+        "levels": [staged.level_record("features", staged.Role.target, range(n), weights[0])],
+        "computed_by": [staged.Role.target.value] * n,
         "refined": [True] * n,
-        "fit": {**fit, "model": "target"},
+        "fit": {**fit, "model": staged.Role.target.value},
         **uncertainty,
     }
     return staged.evaluation(weights, reference, (1 + n_samples, 0), (target, None), record)
@@ -241,11 +244,11 @@ def rescore(
     survivors = [np.argsort(-w, kind="stable")[: opts["keep"]] for w in proxy_weights]
     groups = [[np.array([f]) for f in s] for s in survivors]
     target = stages[0]
-    drops, scored = target.leave_one_out(jobs, groups, rngs, "ContextCite rescoring")
+    drops, scored, _ = target.ablate(jobs, groups, rngs, "ContextCite rescoring")
     return [
         staged.rescored_evaluation(
             job, w, keep, drop, s, (1 + len(keep), 1 + opts["n_samples"]), stages,
-            {"fit": {**fit, "model": "proxy"}},
+            {"fit": {**fit, "model": staged.Role.proxy.value}},
         )
         for job, w, fit, keep, drop, s in zip(
             jobs, proxy_weights, fits, survivors, drops, scored, strict=True

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..pipeline import Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int
 from . import staged
 from .base import PerturbationMethod
 from .proxy import DEFAULT_KEEP, proxy_feature_ablation
@@ -28,7 +28,8 @@ class FeatureAblation(PerturbationMethod):
     """
 
     name = "feature-ablation"
-    defaults: dict[str, Any] = {"proxy": None, "keep": None}
+    proxy_options = frozenset({"keep"})
+    defaults: ClassVar[dict[str, Any]] = {"proxy": None, "keep": None}
 
     def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
         proxy, keep = options.pop("proxy"), options.pop("keep")

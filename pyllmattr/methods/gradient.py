@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..cancel import Cancelled
 from ..inputs.base import Encoding
 from ..models.interface import GradientModel
 from ..objectives import Objective
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from ..progress import progress_callback
 from .layers import EMBEDDINGS, Probe
 
@@ -102,7 +103,8 @@ class GradientMethod(AttributionMethod):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
-    requires: ClassVar[type] = GradientModel
+    needs_gradients: ClassVar[bool] = True
+    model: GradientModel
     requirement: ClassVar[str] = (
         "gradients, which llama.cpp does not provide: load the model with "
         "pla.load_torch(hf_model, tokenizer), or the same GGUF file with "
@@ -164,7 +166,9 @@ def _evaluation(trials: list[Trial], stats: dict[str, Any]) -> Evaluation:
         reference=list(trials[0].input_logprobs),
         stats=stats,
         baseline_logprob=float(np.mean([t.baseline_logprob for t in trials])) if has_gap else None,
-        completeness_gap=np.mean([t.gap for t in trials], axis=0) if has_gap else None,
+        completeness_gap=np.mean([t.gap for t in trials if t.gap is not None], axis=0)
+        if has_gap
+        else None,
         spread=np.concatenate(samples).std(axis=0) if samples else None,
         extras={"convergence": convergence} if convergence else {},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,7 +65,7 @@ class GradientShap(GradientMethod):
     """
 
     name = "gradient-shap"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 50,
         "stdevs": 0.0,
         **PATH_DEFAULTS,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_int, check_positive_int
 from ..inputs.context import LEVELS, ContextInput
 from ..pipeline import AttributionMethod, Evaluation, Job, Settings
-from ..pipeline.jobs import check_int_at_least, check_positive_int, naming_input
+from ..pipeline.jobs import naming_input
 from . import staged
 
 UNREFINED = ("split", "copy")
@@ -34,7 +35,7 @@ class HierarchicalAblation(AttributionMethod):
     the k units that score the target highest on their own (the prompt with only that
     unit of the context; short prompts, scored in the same call), so up to
     ``keep + keep_alone`` units are refined; ``result.levels[d]["alone"]`` holds those
-    scores. On bench/context_attribution.py's 24 cases, ``keep=2, keep_alone=2`` ranks
+    scores. On bench/harness/context_attribution.py's 24 cases, ``keep=2, keep_alone=2`` ranks
     exact leave-one-out's top sentence first in 23 (20 with ``keep_alone=0``) for 29 %
     more decoded tokens on average (2.01x fewer than sentence LOO instead of 2.36x,
     medians; docs/long-context.md).
@@ -53,7 +54,9 @@ class HierarchicalAblation(AttributionMethod):
     """
 
     name = "hierarchical"
-    defaults: dict[str, Any] = {
+    needs_context_input = True
+    context_method = True
+    defaults: ClassVar[dict[str, Any]] = {
         "levels": None, "keep": 3, "keep_alone": 0, "proxy": None, "unrefined": "split",
     }  # fmt: skip
 
@@ -62,7 +65,7 @@ class HierarchicalAblation(AttributionMethod):
         if levels is not None:
             options["levels"] = check_levels(levels, options["proxy"])
         check_positive_int("keep", options["keep"])
-        check_int_at_least("keep_alone", options["keep_alone"], 0)
+        check_int("keep_alone", options["keep_alone"], least=0)
         if options["unrefined"] not in UNREFINED:
             raise ValueError(f"unrefined must be one of {UNREFINED}, got {options['unrefined']!r}")
         if options["proxy"] is not None:
@@ -81,20 +84,21 @@ class HierarchicalAblation(AttributionMethod):
                 Refinement(job, levels, opts["keep"], opts["unrefined"], opts["keep_alone"])
             )
         proxy = opts["proxy"]
-        target = staged.Stages(self.model, settings, "target")
-        cheap = staged.Stages(proxy, settings, "proxy") if proxy is not None else None
+        target = staged.Stages(self.model, settings, staged.Role.target)
+        cheap = staged.Stages(proxy, settings, staged.Role.proxy) if proxy is not None else None
         coarse_jobs = staged.proxy_jobs(proxy, self.model, jobs, settings) if proxy else jobs
-        rngs = staged.rngs_for(jobs, settings)
+        rngs = [settings.rng() for _ in jobs]
         depth = len(states[0].levels)
         for d in range(depth):
-            on_proxy = cheap is not None and d < depth - 1
-            stages, scorer_jobs = (cheap, coarse_jobs) if on_proxy else (target, jobs)
+            stages, scorer_jobs = target, jobs
+            if cheap is not None and d < depth - 1:  # the proxy scores all but the finest
+                stages, scorer_jobs = cheap, coarse_jobs
             groups = [state.groups(d) for state in states]
             what = "level " + "/".join(sorted({s.levels[d] for s in states}))
             with_alone = d < depth - 1 and opts["keep_alone"] > 0
             found, scored, alone = stages.ablate(scorer_jobs, groups, rngs, what, with_alone)
             for state, values, score, by_alone in zip(states, found, scored, alone, strict=True):
-                state.update(d, values, score, "proxy" if on_proxy else "target", by_alone)
+                state.update(d, values, score, stages.role, by_alone)
         return [state.evaluation(target, cheap) for state in states]
 
 
@@ -118,8 +122,8 @@ class Refinement:
         self.refined = np.zeros(n_fine, dtype=bool)
         self.candidates = np.arange(len(self.inp.units(levels[0])))
         self.records: list[dict[str, Any]] = []
-        self.computed_by = ["target"] * n_fine
-        self.counts = [0, 0]  # prompts scored on the target model, on the proxy
+        self.computed_by = [staged.Role.target.value] * n_fine
+        self.counts = dict.fromkeys(staged.Role, 0)  # prompts scored on each model
         self.reference: list[np.ndarray] | None = None
         self._groups: list[np.ndarray] = []
 
@@ -134,29 +138,31 @@ class Refinement:
         depth: int,
         found: np.ndarray,
         scored: staged.Scored,
-        who: str,
+        role: staged.Role,
         alone: np.ndarray | None = None,
     ) -> None:
-        """Record level ``depth``'s values and choose the next level's candidates
-        (``alone``: each candidate's score on its own, when keep_alone asked for it)."""
+        """Record level ``depth``'s values, scored by ``role``'s model, and choose the next
+        level's candidates (``alone``: each candidate's score on its own, when keep_alone
+        asked for it)."""
         level = self.levels[depth]
-        record = staged.level_record(level, who, self.candidates, found[0])
+        on_target = role is staged.Role.target
+        record = staged.level_record(level, role, self.candidates, found[0])
         n_prompts = int(scored.reference_scored) + len(self._groups)
         if alone is not None:
             record["alone"] = [float(v) for v in alone]
             n_prompts += len(self._groups)
         self.records.append(record)
-        self.counts[who == "proxy"] += n_prompts
-        if who == "target" and self.reference is None:
+        self.counts[role] += n_prompts
+        if on_target and self.reference is None:
             self.reference = scored.reference
         for column, fine in enumerate(self._groups):
             # A coarse unit's value stands for its sub-units until they are refined;
             # per-token rows exist only on the target's tokens.
             share = 1.0 / len(fine) if self.split else 1.0
             self.values[0, fine] = found[0, column] * share
-            self.values[1:, fine] = found[1:, column, None] * share if who == "target" else 0.0
+            self.values[1:, fine] = found[1:, column, None] * share if on_target else 0.0
             for f in fine:
-                self.computed_by[f] = who
+                self.computed_by[f] = role.value
         if depth == len(self.levels) - 1:
             self.refined[np.concatenate(self._groups)] = True
             return
@@ -173,9 +179,8 @@ class Refinement:
             "computed_by": self.computed_by,
             "refined": [bool(r) for r in self.refined],
         }
-        return staged.evaluation(
-            self.values, self.reference, (self.counts[0], self.counts[1]), (target, proxy), record
-        )
+        counts = (self.counts[staged.Role.target], self.counts[staged.Role.proxy])
+        return staged.evaluation(self.values, self.reference, counts, (target, proxy), record)
 
 
 def check_levels(levels: Any, proxy: Any) -> tuple[str, ...]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._warnings import warn
 from ..models.interface import token_list
 from ..pipeline import Job
-from ..pipeline.jobs import check_positive_int
 from .convergence import (
     AUTO,
     AutoPoints,
@@ -102,7 +102,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated-gradients"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",
         **PATH_DEFAULTS,
@@ -161,6 +161,7 @@ class IntegratedGradients(GradientMethod):
             estimate = new
             if done:
                 break
+        assert estimate is not None  # auto.counts() yields at least one count
         return estimate, auto.record("n_steps")
 
     def _integrate(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .._checks import check_positive_int
 from .._warnings import warn
-from .base import PerturbationMethod, check_positive_int
+from .base import PerturbationMethod
 from .uncertainty import resampled_solves
 
 
@@ -26,7 +27,11 @@ class Lime(PerturbationMethod):
     """
 
     name = "lime"
-    defaults: dict[str, Any] = {"n_samples": 50, "kernel_width": 1.0, "interpretable_model": None}
+    defaults: ClassVar[dict[str, Any]] = {
+        "n_samples": 50,
+        "kernel_width": 1.0,
+        "interpretable_model": None,
+    }
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 50, **options: Any
@@ -78,7 +83,7 @@ class KernelShap(PerturbationMethod):
     """
 
     name = "kernel-shap"
-    defaults: dict[str, Any] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any

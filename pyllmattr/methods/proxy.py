@@ -21,15 +21,15 @@ def proxy_feature_ablation(model: Any, jobs: list[Job], settings: Settings) -> l
     if settings.num_trials != 1:
         raise ValueError("feature ablation is deterministic: num_trials must be 1 with proxy=")
     proxy, keep = settings.options["proxy"], settings.options["keep"] or DEFAULT_KEEP
-    target = staged.Stages(model, settings, "target")
-    cheap = staged.Stages(proxy, settings, "proxy")
+    target = staged.Stages(model, settings, staged.Role.target)
+    cheap = staged.Stages(proxy, settings, staged.Role.proxy)
     cheap_jobs = staged.proxy_jobs(proxy, model, jobs, settings)
-    rngs = staged.rngs_for(jobs, settings)
+    rngs = [settings.rng() for _ in jobs]
     singles = [[np.array([f]) for f in range(job.encoding.n_features)] for job in jobs]
-    first, _ = cheap.leave_one_out(cheap_jobs, singles, rngs, "proxy: every feature")
+    first, _, _ = cheap.ablate(cheap_jobs, singles, rngs, "proxy: every feature")
     survivors = [np.sort(np.argsort(-np.abs(f[0]), kind="stable")[:keep]) for f in first]
     groups = [[np.array([f]) for f in s] for s in survivors]
-    rescored, scored = target.leave_one_out(jobs, groups, rngs, "target: the proxy's top")
+    rescored, scored, _ = target.ablate(jobs, groups, rngs, "target: the proxy's top")
     return [
         staged.rescored_evaluation(
             job, f[0], keep_f, again, s, (1 + len(keep_f), 1 + job.encoding.n_features),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -66,7 +66,7 @@ class Saliency(_PointGradient):
     """
 
     name = "saliency"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "abs": True,
         "aggregate": "l2",
         "per_token": True,
@@ -92,7 +92,11 @@ class InputXGradient(_PointGradient):
     """
 
     name = "input-x-gradient"
-    defaults: dict[str, Any] = {"aggregate": "sum", "per_token": True, "layer": EMBEDDINGS}
+    defaults: ClassVar[dict[str, Any]] = {
+        "aggregate": "sum",
+        "per_token": True,
+        "layer": EMBEDDINGS,
+    }
 
     def per_dimension(self, inputs: Any, grads: Any, options: dict[str, Any]) -> Any:
         return inputs * grads

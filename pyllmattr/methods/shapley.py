@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from math import factorial
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .base import PerturbationMethod, check_positive_int
+from .._checks import check_positive_int
+from ..pipeline import Evaluation, Job, Settings
+from . import screening
+from .base import PerturbationMethod
 from .uncertainty import resampled_solves
 
 
@@ -23,7 +26,17 @@ class ShapleyValueSampling(PerturbationMethod):
     """
 
     name = "shapley-sampling"
-    defaults: dict[str, Any] = {"n_samples": 25}
+    defaults: ClassVar[dict[str, Any]] = {"n_samples": 25, "screen": False, "screen_tol": None}
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = screening.check_screen_options(options)
+        check_positive_int("n_samples", options["n_samples"])
+        return options
+
+    def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:
+        if not settings.options.get("screen"):
+            return super().evaluate(jobs, settings)
+        return screening.screened_sampling(self.model, jobs, settings)
 
     def masks(
         self, n_features: int, rng: np.random.Generator, n_samples: int = 25, **options: Any
@@ -78,7 +91,7 @@ class ShapleyValues(PerturbationMethod):
     """
 
     name = "shapley"
-    defaults: dict[str, Any] = {"max_features": 12}
+    defaults: ClassVar[dict[str, Any]] = {"max_features": 12}
 
     def masks(
         self, n_features: int, rng: np.random.Generator, max_features: int = 12, **options: Any

@@ -12,6 +12,7 @@ measures the noise floor and builds the results (:class:`StagedResult`).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +22,24 @@ import numpy as np
 from .. import chat as chat_prompts
 from ..models.interface import ScoringModel
 from ..objectives import Contrast, objective_for
-from ..pipeline import Evaluation, Job, Settings, attribution_lock, score_all
+from ..pipeline import Evaluation, Job, Settings, attribution_lock
 from ..pipeline.jobs import check_context, naming_input
+from ..pipeline.scoring import merge_stats, score_prompts, scores_are_exact
 from ..results import AttributionResult
-from .base import empty_context
 
-_COUNTS = ("n_decoded", "n_trie", "n_naive", "n_decode_calls", "n_waves", "n_padding")
+
+class Role(enum.Enum):
+    """Which model scores a stage: the attributed (``target``) one or a cheaper ``proxy``.
+    The values are what :class:`StagedResult` records (``levels[i]["model"]``,
+    ``computed_by``).
+
+    Example:
+        >>> Role.proxy.value
+        'proxy'
+    """
+
+    target = "target"
+    proxy = "proxy"
 
 
 @dataclass(repr=False)
@@ -59,7 +72,7 @@ class Scored:
     (``reference_scored`` False when they were reused from an earlier stage).
 
     Example:
-        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
+        >>> stages = Stages(model, settings, Role.target)  # doctest: +SKIP
         >>> scored = stages.score(jobs, masks, rngs, "masks")  # doctest: +SKIP
         >>> scored[0].outputs[0, 0]  # doctest: +SKIP
     """
@@ -70,22 +83,23 @@ class Scored:
 
 
 class Stages:
-    """The stages of one staged evaluation on one model, and their engine stats.
+    """The stages of one staged evaluation on one model (its ``role``), and their
+    engine stats.
 
     Example:
-        >>> stages = Stages(model, settings, "target")  # doctest: +SKIP
-        >>> drops, _ = stages.leave_one_out(jobs, groups, rngs, "sentences")  # doctest: +SKIP
+        >>> stages = Stages(model, settings, Role.target)  # doctest: +SKIP
+        >>> drops, _, _ = stages.ablate(jobs, groups, rngs, "sentences")  # doctest: +SKIP
         >>> stages.totals()["n_calls"]  # doctest: +SKIP
         1
     """
 
-    def __init__(self, model: Any, settings: Settings, who: str) -> None:
-        self.model, self.settings, self.who = model, settings, who
+    def __init__(self, model: ScoringModel, settings: Settings, role: Role) -> None:
+        self.model, self.settings, self.role = model, settings, role
         self.calls: list[dict[str, Any]] = []
         # On a model whose scores do not depend on the batch, a job's unperturbed
         # prompt scores the same in every stage: later stages reuse the first's.
         self._references: dict[int, list[np.ndarray]] = {}
-        self._reuse = getattr(model, "scores_are_exact", False) is True
+        self._reuse = scores_are_exact(model)
 
     def score(
         self,
@@ -94,51 +108,28 @@ class Stages:
         rngs: Sequence[np.random.Generator],
         what: str,
     ) -> list[Scored]:
-        """Every job's unperturbed prompt and its masks' prompts, in one score_all call."""
-        sequences, targets, sizes = [], [], []
+        """Every job's unperturbed prompt and its masks' prompts, in one engine call."""
         known = [self._references.get(job.index) for job in jobs]
+        prompts = []
         for job, job_masks, rng, reused in zip(jobs, masks, rngs, known, strict=True):
-            prompts = [] if reused is not None else [job.encoding.reference_ids]
-            prompts += job.encoding.sequences(job_masks, rng)
-            prompts = [prompt or empty_context(self.model) for prompt in prompts]
-            for prompt in prompts:  # a prompt's continuations side by side: one trie branch
-                for continuation in job.scored_targets:
-                    sequences.append(prompt)
-                    targets.append(continuation)
-            sizes.append(len(prompts))
-        desc = f"{what}: {sum(sizes)} prompts"
-        if len(jobs) > 1:
-            desc += f" of {len(jobs)} inputs"
+            mine = [] if reused is not None else [job.encoding.reference_ids]
+            prompts.append(mine + job.encoding.sequences(job_masks, rng))
         with attribution_lock(self.model):  # the proxy's: the pipeline holds the target's
-            scores, stats = score_all(
-                self.model, sequences, targets, self.settings.progress, self.settings.cancel, desc
-            )
-        self.calls.append({"n_evaluations": sum(sizes), "n_inputs": len(jobs), **stats})
-        out, row = [], 0
-        for job, size, reused in zip(jobs, sizes, known, strict=True):
-            k = len(job.scored_targets)
-            mine = scores[row : row + k * size]
-            row += k * size
-            fresh = reused is None  # then the first k scores are the unperturbed prompt's
-            reference = [mine[i] for i in range(k)] if fresh else reused
-            masked = [mine[i::k][1:] if fresh else mine[i::k] for i in range(k)]
-            scored = [np.stack([reference[i], *masked[i]]) for i in range(k)]
+            per_job, stats = score_prompts(self.model, jobs, prompts, self.settings, what)
+        n_prompts = sum(map(len, prompts))
+        self.calls.append({"n_evaluations": n_prompts, "n_inputs": len(jobs), **stats})
+        out = []
+        for job, scored, reused in zip(jobs, per_job, known, strict=True):
+            if reused is None:  # row 0 is the unperturbed prompt
+                reference = [rows[0] for rows in scored]
+            else:  # put the earlier stage's row 0 back in front
+                reference = reused
+                pairs = zip(reference, scored, strict=True)
+                scored = [np.vstack([row, rows]) for row, rows in pairs]
             if self._reuse:
                 self._references[job.index] = reference
-            out.append(Scored(job.objective.outputs(scored), reference, fresh))
+            out.append(Scored(job.objective.outputs(scored), reference, reused is None))
         return out
-
-    def leave_one_out(
-        self,
-        jobs: Sequence[Job],
-        groups: Sequence[list[np.ndarray]],
-        rngs: Sequence[np.random.Generator],
-        what: str,
-    ) -> tuple[list[np.ndarray], list[Scored]]:
-        """f(prompt) - f(prompt without group g) for every group of every job, one call:
-        per job (n_outputs, n_groups), row 0 the whole target, then each token."""
-        drops, scored, _ = self.ablate(jobs, groups, rngs, what, alone=False)
-        return drops, scored
 
     def ablate(
         self,
@@ -146,11 +137,13 @@ class Stages:
         groups: Sequence[list[np.ndarray]],
         rngs: Sequence[np.random.Generator],
         what: str,
-        alone: bool,
+        alone: bool = False,
     ) -> tuple[list[np.ndarray], list[Scored], list[np.ndarray | None]]:
-        """:meth:`leave_one_out`'s drops and scores and, with ``alone``, in the same call
-        each group on its own (every other feature absent): per job f(only group g) for
-        the whole target, one per group (None per job without ``alone``)."""
+        """Leave-one-out of every group of every job in one call: per job the drops
+        f(prompt) - f(prompt without group g), (n_outputs, n_groups) with row 0 the whole
+        target and then each token, and its :class:`Scored`. With ``alone``, in the same
+        call, each group on its own (every other feature absent): per job f(only group g)
+        for the whole target, one per group (None per job without ``alone``)."""
         masks = []
         for job, g in zip(jobs, groups, strict=True):
             removed = group_masks(job.encoding.n_features, g)
@@ -164,13 +157,10 @@ class Stages:
 
     def totals(self) -> dict[str, Any]:
         """The engine counts summed over this model's calls (of the whole batch)."""
-        out: dict[str, Any] = {k: sum(c[k] for c in self.calls) for k in _COUNTS}
-        out["seconds"] = float(sum(c["seconds"] for c in self.calls))
+        out = merge_stats(self.calls)
         out["n_calls"] = len(self.calls)
         out["n_score_calls"] = sum(c["n_score_calls"] for c in self.calls)
         out["n_inputs"] = max((c["n_inputs"] for c in self.calls), default=0)
-        if self.calls:
-            out["strategy"] = self.calls[0]["strategy"]
         return out
 
 
@@ -180,11 +170,6 @@ def group_masks(n_features: int, groups: Sequence[np.ndarray]) -> np.ndarray:
     for row, features in enumerate(groups):
         masks[row, features] = False
     return masks
-
-
-def rngs_for(jobs: Sequence[Job], settings: Settings) -> list[np.random.Generator]:
-    """One generator per input, seeded as if it were alone (as PerturbationMethod)."""
-    return [np.random.default_rng(settings.seed) for _ in jobs]
 
 
 def check_proxy(proxy: Any, model: Any) -> None:
@@ -273,13 +258,13 @@ def rescored_evaluation(
     values = np.zeros((1 + len(job.target_ids), n))
     values[0] = coarse
     values[:, keep] = drops
-    computed_by, refined = ["proxy"] * n, [False] * n
+    computed_by, refined = [Role.proxy.value] * n, [False] * n
     for f in keep:
-        computed_by[f], refined[f] = "target", True
+        computed_by[f], refined[f] = Role.target.value, True
     record = {
         "levels": [
-            level_record("features", "proxy", range(n), coarse),
-            level_record("features", "target", keep, drops[0]),
+            level_record("features", Role.proxy, range(n), coarse),
+            level_record("features", Role.target, keep, drops[0]),
         ],
         "computed_by": computed_by,
         "refined": refined,
@@ -288,10 +273,11 @@ def rescored_evaluation(
     return evaluation(values, scored.reference, counts, stages, record)
 
 
-def level_record(level: str, model: str, units: Any, values: np.ndarray) -> dict[str, Any]:
+def level_record(level: str, role: Role, units: Any, values: np.ndarray) -> dict[str, Any]:
+    """One entry of :attr:`StagedResult.levels`: what ``role``'s model scored at ``level``."""
     return {
         "level": level,
-        "model": model,
+        "model": role.value,
         "units": [int(u) for u in units],
         "seq_attr": [float(v) for v in values],
     }

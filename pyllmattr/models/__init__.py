@@ -1,5 +1,7 @@
 """Model back ends: llama.cpp (GGUF) and PyTorch (Hugging Face, for gradient methods)."""
 
+from typing import TYPE_CHECKING
+
 from .default import default_model_path
 from .gguf_header import GGUFInfo, read_gguf_info
 from .interface import GradientModel, ScoreStats, ScoringModel
@@ -27,3 +29,12 @@ __all__ = [
     "requantized_copy",
     "resolve_model",
 ]
+
+
+if TYPE_CHECKING:
+
+    def _back_ends_implement_the_protocols(
+        llama: LlamaModel, torch: TorchModel
+    ) -> tuple[ScoringModel, GradientModel]:
+        """Never called: the type checker proves the back ends match the protocols here."""
+        return llama, torch

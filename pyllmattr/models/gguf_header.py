@@ -65,6 +65,8 @@ class GGUFInfo:
     metadata: dict[str, Any] = field(repr=False)
     array_lengths: dict[str, int] = field(repr=False)
     quantization: str
+    # Where the tensor data starts: the header's end, padded to ``general.alignment``.
+    data_offset: int = field(default=0, repr=False)
 
     @property
     def architecture(self) -> str | None:
@@ -173,7 +175,7 @@ def _parse(file: Path, data: Any) -> GGUFInfo:
             arrays[key] = cur.skip_array()
         else:
             metadata[key] = cur.value(kind)
-    n_params, weight_types = 0, Counter()
+    n_params, weight_types = 0, Counter[int]()
     for _ in range(n_tensors):
         cur.skip_string()
         n_dims = cur.scalar("I")
@@ -194,10 +196,16 @@ def _parse(file: Path, data: Any) -> GGUFInfo:
         metadata=metadata,
         array_lengths=arrays,
         quantization=_quantization(metadata.get("general.file_type"), weight_types),
+        data_offset=_aligned(cur.at, metadata.get("general.alignment", 32)),
     )
 
 
-def _quantization(file_type: Any, weight_types: Counter) -> str:
+def _aligned(offset: int, alignment: Any) -> int:
+    step = alignment if isinstance(alignment, int) and alignment > 0 else 32
+    return -(-offset // step) * step
+
+
+def _quantization(file_type: Any, weight_types: Counter[int]) -> str:
     if isinstance(file_type, int) and file_type in FILE_TYPES:
         return FILE_TYPES[file_type]
     if weight_types:

@@ -3,7 +3,8 @@
 Methods depend on these protocols, never on a back end's module: a scoring model
 (llama.cpp or PyTorch) tokenizes, scores (prompt, target) pairs and generates; a
 gradient model (PyTorch) also embeds tokens and gives differentiable target
-log-probabilities. ``ScoreStats`` and the token-id check are shared by both.
+log-probabilities. ``ScoreStats`` and the token-id check are shared by both; the
+code both back ends share is their base class, :class:`pyllmattr.models.backend.Backend`.
 
 Example:
     >>> import pyllmattr as pla
@@ -16,9 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 import numpy as np
+
+from ..cancel import CancelToken
+
+if TYPE_CHECKING:
+    import torch
 
 ProgressCallback = Callable[[int, int], "bool | None"]
 TokenIds = Sequence[int]
@@ -55,16 +61,29 @@ class ScoreStats:
 class ScoringModel(Protocol):
     """A model every perturbation method runs on (``pla.load_gguf``, ``pla.load_torch``).
 
+    ``score`` and ``score_pairs`` take ``progress(done, total)`` (returning False
+    cancels), a :class:`~pyllmattr.CancelToken`, and ``return_stats=True`` to also
+    return the call's :class:`ScoreStats`; the pipeline relies on all three.
+
     Example:
         >>> isinstance(pla.load_gguf(path), pla.ScoringModel)  # doctest: +SKIP
         True
     """
 
-    n_ctx: int
-    n_vocab: int
-    deterministic: bool
-    # True only where scores cannot depend on batch layout (then no noise floor is measured).
-    scores_are_exact: bool
+    @property
+    def n_ctx(self) -> int: ...
+
+    @property
+    def n_vocab(self) -> int: ...
+
+    @property
+    def deterministic(self) -> bool: ...
+
+    @property
+    def scores_are_exact(self) -> bool:
+        """True only where scores cannot depend on batch layout (then no noise floor is
+        measured)."""
+        ...
 
     @property
     def bos_token_id(self) -> int | None: ...
@@ -84,39 +103,98 @@ class ScoringModel(Protocol):
 
     def token_to_bytes(self, token_id: int, render_special: bool = True) -> bytes: ...
 
+    @overload
     def score(
         self,
-        sequences: Sequence[TokenIds],
+        sequences: Sequence[TokenIds] | np.ndarray,
         target: TokenIds | str,
         share_prefix: bool = True,
-        **kwargs: Any,
-    ) -> Any: ...
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: Literal[False] = False,
+        strategy: str | None = None,
+    ) -> np.ndarray: ...
 
+    @overload
+    def score(
+        self,
+        sequences: Sequence[TokenIds] | np.ndarray,
+        target: TokenIds | str,
+        share_prefix: bool = True,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: Literal[True],
+        strategy: str | None = None,
+    ) -> tuple[np.ndarray, ScoreStats]: ...
+
+    @overload
     def score_pairs(
         self,
         sequences: Sequence[TokenIds],
         targets: Sequence[TokenIds | str],
         share_prefix: bool = True,
-        **kwargs: Any,
-    ) -> Any: ...
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: Literal[False] = False,
+        strategy: str | None = None,
+    ) -> list[np.ndarray]: ...
+
+    @overload
+    def score_pairs(
+        self,
+        sequences: Sequence[TokenIds],
+        targets: Sequence[TokenIds | str],
+        share_prefix: bool = True,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        return_stats: Literal[True],
+        strategy: str | None = None,
+    ) -> tuple[list[np.ndarray], ScoreStats]: ...
 
     def generate(
-        self, prompt_ids: TokenIds, max_new_tokens: int = 25, **kwargs: Any
+        self,
+        prompt_ids: TokenIds,
+        max_new_tokens: int = 25,
+        *,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop_at_eos: bool = True,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> list[int]: ...
 
 
 @runtime_checkable
 class GradientModel(ScoringModel, Protocol):
-    """A scoring model with gradients (``pla.load_torch``, ``pla.load_torch_gguf``).
+    """A scoring model with gradients (``pla.load_torch``, ``pla.load_torch_gguf``): the
+    PyTorch ``model`` itself (hooked by ``layer=``), where its weights live, embeddings
+    and differentiable target log-probabilities.
 
     Example:
         >>> isinstance(pla.load_torch_gguf(path), pla.GradientModel)  # doctest: +SKIP
         True
     """
 
-    def embed(self, ids: TokenIds) -> Any: ...
+    @property
+    def model(self) -> torch.nn.Module: ...
 
-    def target_logprobs(self, prompt_embeds: Any, target_ids: Sequence[int]) -> Any: ...
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def embed(self, ids: TokenIds) -> torch.Tensor: ...
+
+    def target_logprobs(
+        self, prompt_embeds: torch.Tensor, target_ids: Sequence[int]
+    ) -> torch.Tensor: ...
 
 
 def token_list(ids: Any, n_vocab: int, what: str) -> list[int]:
@@ -140,35 +218,6 @@ def token_list(ids: Any, n_vocab: int, what: str) -> list[int]:
     return arr.astype(np.int64).tolist()
 
 
-def check_pairs(sequences: Sequence[Any], targets: Sequence[Any]) -> None:
-    """score_pairs' shape check: one target per sequence, at least one pair."""
-    if isinstance(targets, (str, bytes)):
-        raise ValueError(
-            "score_pairs: targets must be a list with one target per sequence; "
-            "for one target after every sequence use model.score(sequences, target)"
-        )
-    if len(sequences) != len(targets):
-        raise ValueError(
-            f"score_pairs: {len(sequences)} sequences but {len(targets)} targets; "
-            "give one target per sequence"
-        )
-    if not len(sequences):
-        raise ValueError("score_pairs: no pairs given; pass at least one (sequence, target)")
-
-
-def pair_target(model: ScoringModel, target: Any, i: int) -> list[int]:
-    """The token ids of pair ``i``'s target (text is tokenized without special tokens),
-    or a ValueError naming the pair."""
-    what = f"score_pairs: the target of pair {i}"
-    if isinstance(target, str):
-        ids = model.tokenize(target, add_special=False)
-    else:
-        ids = token_list(target, model.n_vocab, what)
-    if not ids:
-        raise ValueError(f"{what} is empty (or tokenizes to nothing); give at least one token")
-    return ids
-
-
 def trie_size(sequences: Iterable[Sequence[int]]) -> int:
     """Distinct non-empty prefixes of ``sequences``: the nodes of their prefix trie.
 
@@ -180,7 +229,8 @@ def trie_size(sequences: Iterable[Sequence[int]]) -> int:
         >>> trie_size([[1, 2, 3], [1, 2, 4], [1, 2, 3]])
         4
     """
-    total, previous = 0, ()
+    total = 0
+    previous: tuple[int, ...] = ()
     for seq in sorted({tuple(s) for s in sequences}):
         total += len(seq) - common_prefix(previous, seq)
         previous = seq

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -11,25 +11,21 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_int
 from .._native import _core
 from .._text import check_text
 from ..cancel import CancelToken
+from .backend import Backend, GenerateCall, ScoreCall
 from .exactness import Deterministic, Layout, resolve_layout
 from .gguf_file import check_gguf_file
-from .interface import (
-    ProgressCallback,
-    ScoreStats,
-    TokenIds,
-    check_pairs,
-    pair_target,
-    token_list,
-)
+from .interface import ScoreStats, TokenIds
 from .refs import resolve_model
 from .requantize import requantized_copy
+from .selfcheck_cache import ExactRulesSource, SelfCheckCache
 
 # The engine's scoring strategies (csrc/schedule.h) by the names users give, weakest last.
 _STRATEGIES = {s.label: s for s in _core.Strategy.__members__.values()}
-_FLASH_ATTN = {
+_FLASH_ATTN: dict[Any, _core.FlashAttn] = {
     **_core.FlashAttn.__members__,
     None: _core.FlashAttn.auto,
     False: _core.FlashAttn.off,
@@ -39,12 +35,12 @@ _FLASH_ATTN = {
 # 22.9 s with 8, 27.9 s with 16 and 32.4 s with 64 (same tokens decoded); 32 tokens: 2.71,
 # 2.84, 2.88 s. The engine also caps a wave's KV cells (csrc/scorer.cpp, wave_cells; the
 # exact layout: csrc/scorer_exact.cpp). The flash64 layout's waves restart from an empty
-# cache, so they stay large.
+# cache, so they stay large (Layout.flash64: benchmarks only).
 DEFAULT_BRANCHES = 8
 FLASH64_BRANCHES = 64
 
 
-class LlamaModel:
+class LlamaModel(Backend):
     """A GGUF model loaded with llama.cpp, ready to score many prompts at once.
 
     Create it with :func:`load_gguf`. One model holds one llama.cpp context:
@@ -64,20 +60,20 @@ class LlamaModel:
     """
 
     def __init__(
-        self, engine: Any, path: Path | None, owner: Any = None, layout: Layout | None = None
+        self,
+        engine: Any,
+        path: Path | None,
+        owner: Any = None,
+        selfcheck: SelfCheckCache | None = None,
     ) -> None:
+        super().__init__()  # the attribution lock (the engine serializes single calls)
         self._engine = engine
         self.path = path
-        options = engine.options
-        self._layout = layout or Layout(
-            exact=options.deterministic and not options.flash64,
-            flash64=options.deterministic and options.flash64,
-            guaranteed=options.deterministic and options.n_gpu_layers == 0,
-        )
+        self._layout = Layout.of_native(engine.options.layout)
         self._owner = owner  # keeps a borrowed llama_cpp.Llama alive
-        # Held by an attribution for all its calls, so that attributions from several
-        # threads run one after the other (the engine already serializes single calls).
-        self._attribution_lock = threading.RLock()
+        # The exact layout's rules: from the self-check's disk cache, or from the check
+        # the engine runs at its first exact call (models/selfcheck_cache.py).
+        self._exact_source = ExactRulesSource(engine, selfcheck)
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -91,19 +87,7 @@ class LlamaModel:
 
     @property
     def closed(self) -> bool:
-        return self._engine.closed
-
-    @property
-    def attribution_lock(self) -> threading.RLock:
-        """Held by an attribution for all its engine calls (and by ``close()``): hold it
-        to run several calls of your own together, between other threads' attributions."""
-        return self._attribution_lock
-
-    def __enter__(self) -> LlamaModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return bool(self._engine.closed)
 
     def __repr__(self) -> str:
         where = str(self.path) if self.path else "llama_cpp.Llama"
@@ -113,23 +97,29 @@ class LlamaModel:
     # ------------------------------------------------------------ properties
     @property
     def n_ctx(self) -> int:
-        return self._engine.n_ctx
+        """KV cache cells: the longest prompt plus target, and the working space of the
+        sequences scored together (as llama.cpp granted it, at least ``load_gguf``'s)."""
+        return int(self._engine.n_ctx)
 
     @property
     def n_vocab(self) -> int:
-        return self._engine.n_vocab
+        """Every token id the model can score is in [0, n_vocab)."""
+        return int(self._engine.n_vocab)
 
     @property
     def n_ctx_train(self) -> int:
-        return self._engine.n_ctx_train
+        """The context length the model was trained with (GGUF metadata)."""
+        return int(self._engine.n_ctx_train)
 
     @property
     def description(self) -> str:
-        return self._engine.description
+        """llama.cpp's one-line description: architecture, size and weight type."""
+        return str(self._engine.description)
 
     @property
     def architecture(self) -> str:
-        return self._engine.meta("general.architecture")
+        """The GGUF ``general.architecture`` (``"llama"``, ``"gemma3"``, ...)."""
+        return str(self._engine.meta("general.architecture"))
 
     @property
     def bos_token_id(self) -> int | None:
@@ -144,9 +134,8 @@ class LlamaModel:
     @property
     def deterministic(self) -> bool:
         """The engine scores with a batch-invariant layout (the exact one, the default on
-        the CPU, or ``"flash64"``); :attr:`scores_are_exact` says whether that is
-        guaranteed on this back end."""
-        return self._layout.deterministic
+        the CPU); :attr:`scores_are_exact` says whether that is guaranteed on this back end."""
+        return self._layout.batch_invariant
 
     @property
     def layout(self) -> Layout:
@@ -158,7 +147,34 @@ class LlamaModel:
         """Cells per block of the exact layout, checked on this model at first use (None
         without the exact layout). 16 on AVX-512 CPUs, 8 on AVX2; 64 when the check of the
         CPU's width failed and the wider blocks passed it."""
-        return self._engine.exact_block if self._layout.exact else None
+        if self._layout is not Layout.exact:
+            return None
+        block = self._engine.exact_block
+        self._exact_source.settled()
+        return block
+
+    @property
+    def exact_verified_by(self) -> str | None:
+        """Where the exact layout's rules come from: ``"self-check"`` (run by this process
+        at the first exact call; this property runs it when it has not run yet) or
+        ``"cache"`` (the outcome of an earlier run on this machine and model, from the
+        disk cache: models/selfcheck_cache.py, docs/numerics.md). None without the exact
+        layout."""
+        if self._layout is not Layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules: adopts them or runs the check)
+        return self._exact_source.verified_by
+
+    @property
+    def exact_verified(self) -> bool | None:
+        """Whether the exact layout's rules passed the self-check (on this run or the cached
+        one). False: no rules passed, and exact calls score every sequence alone (still
+        exact, without prefix sharing). None without the exact layout."""
+        if self._layout is not Layout.exact:
+            return None
+        self.exact_block  # noqa: B018 (settles the rules)
+        outcome = self._exact_source.outcome
+        return outcome.verified if outcome is not None else None
 
     @property
     def n_gpu_layers(self) -> int:
@@ -168,12 +184,9 @@ class LlamaModel:
     @property
     def scores_are_exact(self) -> bool:
         """Whether a prompt's scores are guaranteed not to depend on what it is batched
-        with: a batch-invariant layout on llama.cpp's CPU back end, the default there (GPU
-        kernels are not covered, so there the noise floor is measured; the flash64 layout is
-        not exact on sliding-window models)."""
-        if self.n_gpu_layers != 0:
-            return False
-        return self._layout.exact or (self._layout.flash64 and self._engine.n_swa == 0)
+        with: a batch-invariant layout on llama.cpp's CPU back end, the default there
+        (:meth:`Layout.guaranteed`; elsewhere the noise floor is measured)."""
+        return self._layout.guaranteed(self.n_gpu_layers, self._engine.n_swa)
 
     @property
     def sharing(self) -> str:
@@ -256,129 +269,40 @@ class LlamaModel:
         )
 
     # ------------------------------------------------------------ scoring
-    def score(
-        self,
-        sequences: Sequence[TokenIds] | np.ndarray,
-        target: TokenIds | str,
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, ScoreStats]:
-        """Log-probability of every target token after every sequence.
-
-        Returns an array of shape ``(len(sequences), len(target))`` whose entry
-        ``[i, t]`` is ``log p(target[t] | sequences[i] + target[:t])``.
-
-        All sequences are scored in one call: shared prefixes are decoded once
-        and many sequences go through each llama.cpp decode. ``share_prefix=False``
-        decodes every sequence on its own from an empty cache (the baseline).
-        ``progress(done, total)`` is called after every decode with token counts;
-        returning False cancels, as does ``cancel.cancel()`` from another thread
-        (both raise :class:`pyllmattr.Cancelled`). ``return_stats=True`` also
-        returns a :class:`ScoreStats`. ``strategy`` ("trie", "trie-per-wave",
-        "independent") overrides ``share_prefix``; the engine never shares more
-        than the model's memory type allows.
-        """
-        seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
-        target_ids = self._target_list(target)
+    def _score(self, call: ScoreCall, target: list[int]) -> tuple[np.ndarray, ScoreStats]:
+        code = _strategy_code(call, "score")
         scores, stats = self._engine.score(
-            seqs,
-            target_ids,
-            _strategy_code(strategy, share_prefix, "score"),
-            progress,
-            cancel._flag if cancel is not None else None,
+            call.sequences, target, code, call.progress, _flag(call.cancel)
         )
-        return (scores, _score_stats(stats)) if return_stats else scores
+        self._exact_source.settled()
+        return scores, _score_stats(stats)
 
-    def score_pairs(
-        self,
-        sequences: Sequence[TokenIds],
-        targets: Sequence[TokenIds | str],
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
-        """Score every sequence with its own target: one array per (sequence, target) pair.
-
-        Entry ``[t]`` of array ``i`` is ``log p(targets[i][t] | sequences[i] +
-        targets[i][:t])``; a target is token ids or text (tokenized without special
-        tokens). Equals one :meth:`score` call per pair, made in one engine call: the
-        prefix trie spans prompt + target, so identical pairs are scored once, a prompt
-        that appears with several targets is decoded once, and so are prefixes shared
-        across pairs. Options as in :meth:`score`; ``stats`` count over all pairs.
-
-        Example:
-            >>> prompt = model.tokenize("The capital of France is")  # doctest: +SKIP
-            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
-            >>> pairs[0].shape  # doctest: +SKIP
-            (1,)
-        """
-        check_pairs(sequences, targets)
-        seqs = [
-            self._token_list(s, f"score_pairs: the sequence of pair {i}")
-            for i, s in enumerate(sequences)
-        ]
-        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
+    def _score_pairs(
+        self, call: ScoreCall, targets: list[list[int]]
+    ) -> tuple[list[np.ndarray], ScoreStats]:
+        code = _strategy_code(call, "score_pairs")
         flat, offsets, stats = self._engine.score_pairs(
-            seqs,
-            target_ids,
-            _strategy_code(strategy, share_prefix, "score_pairs"),
-            progress,
-            cancel._flag if cancel is not None else None,
+            call.sequences, targets, code, call.progress, _flag(call.cancel)
         )
-        scores = np.split(flat, offsets[1:-1])
-        return (scores, _score_stats(stats)) if return_stats else scores
+        self._exact_source.settled()
+        return np.split(flat, offsets[1:-1]), _score_stats(stats)
 
-    def generate(
-        self,
-        prompt_ids: TokenIds,
-        max_new_tokens: int = 25,
-        *,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop_at_eos: bool = True,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> list[int]:
-        """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only."""
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**32 - 1))
-        if not 0 <= int(seed) < 2**32:
-            raise ValueError("generate: seed must be in [0, 2**32)")
+    def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
+        seed = call.seed if call.seed is not None else secrets.randbelow(2**32 - 1)
         options = _core.GenerateOptions(
-            max_new_tokens=int(max_new_tokens),
-            temperature=float(temperature),
-            top_k=int(top_k),
-            top_p=float(top_p),
+            max_new_tokens=int(call.max_new_tokens),
+            temperature=float(call.temperature),
+            top_k=int(call.top_k),
+            top_p=float(call.top_p),
             seed=int(seed),
-            stop_at_eog=bool(stop_at_eos),
+            stop_at_eog=bool(call.stop_at_eos),
         )
-        return self._engine.generate(
-            self._token_list(prompt_ids, "generate: prompt"),
-            options,
-            progress,
-            cancel._flag if cancel is not None else None,
-        )
+        return list(self._engine.generate(prompt, options, call.progress, _flag(call.cancel)))
 
-    # ------------------------------------------------------------ helpers
-    def _target_list(self, target: TokenIds | str) -> list[int]:
-        if isinstance(target, str):
-            ids = self.tokenize(target, add_special=False)
-            if not ids:
-                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
-            return ids
-        return self._token_list(target, "score: target")
 
-    def _token_list(self, ids: Any, what: str) -> list[int]:
-        return token_list(ids, self.n_vocab, what)
+def _flag(cancel: CancelToken | None) -> Any:
+    """The engine's side of a cancel token (None: the call cannot be cancelled)."""
+    return cancel.flag if cancel is not None else None
 
 
 def _score_stats(native: Any) -> ScoreStats:
@@ -387,9 +311,11 @@ def _score_stats(native: Any) -> ScoreStats:
     return ScoreStats(**{**values, "strategy": native.strategy.label})
 
 
-def _strategy_code(strategy: str | None, share_prefix: bool, caller: str) -> Any:
+def _strategy_code(call: ScoreCall, caller: str) -> Any:
+    """The engine's strategy for a call: ``strategy`` if given, else share_prefix's."""
+    strategy = call.strategy
     if strategy is None:
-        strategy = "trie" if share_prefix else "independent"
+        strategy = "trie" if call.share_prefix else "independent"
     if strategy not in _STRATEGIES:
         raise ValueError(f"{caller}: unknown strategy {strategy!r}; use one of {list(_STRATEGIES)}")
     return _STRATEGIES[strategy]
@@ -405,24 +331,17 @@ def _engine_options(
     kv_precision: str,
     layout: Layout,
 ) -> Any:
-    for name, value, low in (
-        ("n_ctx", n_ctx, 8),
-        ("n_batch", n_batch, 1),
-        ("n_outputs", n_outputs, 1),
-        ("max_branches", max_branches, 1),
-    ):
-        if not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    check_int("n_ctx", n_ctx, least=8)
+    check_int("n_batch", n_batch, least=1)
+    check_int("n_outputs", n_outputs, least=1)
+    check_int("max_branches", max_branches, least=1)
     if max_branches > 255:
         raise ValueError("max_branches must be <= 255 (llama.cpp's limit on sequences)")
     if flash_attn not in _FLASH_ATTN:
         raise ValueError(f"flash_attn must be 'auto', 'on' or 'off', got {flash_attn!r}")
     if kv_precision not in ("f16", "f32"):
         raise ValueError(f"kv_precision must be 'f16' or 'f32', got {kv_precision!r}")
-    if n_threads is None:
-        n_threads = os.cpu_count() or 1
-    if not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n_threads = check_int("n_threads", n_threads, least=1, none_ok=True) or os.cpu_count() or 1
     return _core.EngineOptions(
         n_ctx=int(n_ctx),
         n_batch=int(n_batch),
@@ -431,8 +350,7 @@ def _engine_options(
         n_threads=int(n_threads),
         flash_attn=_FLASH_ATTN[flash_attn],
         kv_f32=kv_precision == "f32",
-        deterministic=layout.deterministic,
-        flash64=layout.flash64,
+        layout=layout.native,
     )
 
 
@@ -464,18 +382,21 @@ def load_gguf(
     returning logits; at most ``max_branches`` sequences share one wave of the
     prefix trie (default 8: every token attends over all cells of its wave, so a
     wave also holds no more cells than its longest sequence or 256, and the shared
-    prefix is kept between waves; 64 with ``deterministic="flash64"``, whose waves
-    each start from an empty cache).
+    prefix is kept between waves).
     ``deterministic`` chooses the scoring layout (``pyllmattr.models.exactness``):
     ``None`` (the default) is exact where that is guaranteed, on llama.cpp's CPU back
     end (``n_gpu_layers=0``): a sequence then scores bit for bit the same alone, in any
     slot of any batch and with prefix sharing, and attributions report
     ``noise_floor == 0``; with layers on a GPU it is the fast layout, whose noise floor
     every attribution measures. ``True`` forces the exact layout, ``False`` the fast
-    one (costs and evidence: docs/numerics.md).
+    one (costs and evidence: docs/numerics.md). The exact layout's rules are verified
+    by a self-check (seconds) at the first exact call once per machine, model and
+    options: its outcome is cached in pyllmattr's cache folder (``$PYLLMATTR_CACHE_DIR``;
+    ``model.exact_verified_by`` says ``"self-check"`` or ``"cache"``).
     ``requantize="q8_0"`` (or ``"f16"``, ``"q4_0"``) loads a copy of the weights
     converted by llama.cpp's quantizer and cached in ``cache_dir`` (default
-    ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr); the file at ``path`` is never
+    ``$PYLLMATTR_CACHE_DIR``, or the platform's user cache folder, e.g.
+    ~/.cache/pyllmattr); the file at ``path`` is never
     changed. On CPUs without fast kernels for the file's type (Q4_1, Q5_*) "f16"
     and "q8_0" run about twice as fast; "f16" also skips the 8-bit activations of
     Q4_1/Q8_0 kernels (it scores like float32 PyTorch on the same weights), "q8_0"
@@ -486,11 +407,47 @@ def load_gguf(
         >>> import pyllmattr as pla
         >>> model = pla.load_gguf(pla.default_model_path(), n_ctx=2048)  # doctest: +SKIP
     """
+    layout = resolve_layout(deterministic, _gpu_layers(path, n_gpu_layers))
+    return load_with_layout(
+        path,
+        layout,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_gpu_layers=n_gpu_layers,
+        n_batch=n_batch,
+        n_outputs=n_outputs,
+        max_branches=max_branches,
+        flash_attn=flash_attn,
+        kv_precision=kv_precision,
+        requantize=requantize,
+        cache_dir=cache_dir,
+        verbose=verbose,
+    )
+
+
+def load_with_layout(
+    path: str | os.PathLike | Any,
+    layout: Layout,
+    *,
+    n_ctx: int,
+    n_threads: int | None,
+    n_gpu_layers: int,
+    n_batch: int,
+    n_outputs: int,
+    max_branches: int | None,
+    flash_attn: str | bool | None,
+    kv_precision: str,
+    requantize: str | None,
+    cache_dir: str | os.PathLike | None,
+    verbose: bool,
+) -> LlamaModel:
+    """:func:`load_gguf` with the layout given instead of resolved from ``deterministic``
+    (every argument is required: ``pyllmattr._bench.load_gguf_layout`` fills in
+    load_gguf's defaults)."""
     _core.set_verbose(bool(verbose))
     gpu_layers = _gpu_layers(path, n_gpu_layers)
-    layout = resolve_layout(deterministic, gpu_layers)
     if max_branches is None:
-        max_branches = FLASH64_BRANCHES if layout.flash64 else DEFAULT_BRANCHES
+        max_branches = FLASH64_BRANCHES if layout is Layout.flash64 else DEFAULT_BRANCHES
     options = _engine_options(
         n_ctx,
         n_threads,
@@ -513,7 +470,8 @@ def load_gguf(
         file = requantized_copy(file, requantize, cache_dir, options.n_threads)
     options.n_gpu_layers = gpu_layers
     engine = _core.Engine(str(file), options)
-    return LlamaModel(engine, file, layout=layout)
+    selfcheck = SelfCheckCache.for_engine(file, engine) if layout is Layout.exact else None
+    return LlamaModel(engine, file, selfcheck=selfcheck)
 
 
 def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
@@ -521,9 +479,7 @@ def _gpu_layers(path: Any, n_gpu_layers: Any) -> int:
     if _is_llama_cpp_object(path):
         params = getattr(path, "model_params", None)
         return int(getattr(params, "n_gpu_layers", 0) or 0)
-    if not isinstance(n_gpu_layers, (int, np.integer)) or isinstance(n_gpu_layers, bool):
-        raise ValueError(f"n_gpu_layers must be an integer (-1: all), got {n_gpu_layers!r}")
-    return int(n_gpu_layers)
+    return check_int("n_gpu_layers (-1: all)", n_gpu_layers)
 
 
 def _is_llama_cpp_object(obj: Any) -> bool:
@@ -548,5 +504,8 @@ def _from_llama_cpp(llm: Any, options: Any, layout: Layout) -> LlamaModel:
     # The weights' placement is the borrowed model's: report its GPU layers.
     options.n_gpu_layers = _gpu_layers(llm, 0)
     engine = _core.Engine.from_model_pointer(pointer, options)
-    model_path = getattr(llm, "model_path", None)
-    return LlamaModel(engine, Path(model_path) if model_path else None, owner=llm, layout=layout)
+    model_path = Path(llm.model_path) if getattr(llm, "model_path", None) else None
+    selfcheck = None
+    if layout is Layout.exact and model_path is not None:
+        selfcheck = SelfCheckCache.for_engine(model_path, engine)
+    return LlamaModel(engine, model_path, owner=llm, selfcheck=selfcheck)

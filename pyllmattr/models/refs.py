@@ -89,15 +89,6 @@ def resolve_model(path_or_ref: str | os.PathLike) -> Path:
         raise ValueError(_not_found(str(exc), scheme.lower())) from None
 
 
-def resolve_cli_model(text: str) -> str | Path:
-    """``default`` (the demo model), else the path or reference itself, for the CLI and app."""
-    if text == DEFAULT_REF:
-        from .default import default_model_path
-
-        return default_model_path()
-    return resolve_model(text) if is_reference(text) else text
-
-
 def find_models(
     sources: tuple[str, ...] = SCHEMES, include_default: bool = True
 ) -> list[LocalModel]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._native import _core
+from .cache_dir import user_cache_dir
 from .gguf_file import check_gguf_file
 
 # Conversion targets by name (the engine's FileType, csrc/quantize.h). Q8_0 and F16 are
@@ -26,13 +27,11 @@ REQUANTIZE_TYPES: dict[str, Any] = dict(_core.FileType.__members__)
 
 
 def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where converted models go: ``cache_dir``, ``$PYLLMATTR_CACHE`` or ~/.cache/pyllmattr."""
+    """Where converted models go: ``cache_dir``, else pyllmattr's cache folder
+    (``$PYLLMATTR_CACHE_DIR``, or the platform's: models/cache_dir.py)."""
     if cache_dir is not None:
         return Path(os.fspath(cache_dir)).expanduser()
-    if os.environ.get("PYLLMATTR_CACHE"):
-        return Path(os.environ["PYLLMATTR_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "pyllmattr"
+    return user_cache_dir()
 
 
 def requantized_copy(
@@ -68,7 +67,7 @@ def requantized_copy(
     except OSError as e:
         raise ValueError(
             f"requantize: cannot create the cache folder {folder} ({e}); pass cache_dir= "
-            "or set PYLLMATTR_CACHE to a writable folder"
+            "or set PYLLMATTR_CACHE_DIR to a writable folder"
         ) from None
     _convert(source, target, REQUANTIZE_TYPES[key], n_threads or os.cpu_count() or 1)
     return target

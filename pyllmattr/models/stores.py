@@ -189,17 +189,16 @@ def list_lmstudio() -> Found:
 
 
 def resolve_lmstudio(rest: str) -> Path:
-    parts = [p for p in rest.split("/") if p]
-    if len(parts) < 2 or any(p in (".", "..") for p in parts):
-        raise ValueError(
-            f"lmstudio:{rest} is not an LM Studio model; write lmstudio:PUBLISHER/MODEL[/FILE] "
-            "(e.g. lmstudio:lmstudio-community/Qwen3-1.7B-GGUF)"
-        )
+    pub, model, file = split_reference(
+        rest,
+        f"lmstudio:{rest} is not an LM Studio model; write lmstudio:PUBLISHER/MODEL[/FILE] "
+        "(e.g. lmstudio:lmstudio-community/Qwen3-1.7B-GGUF)",
+    )
     for root in lmstudio_dirs():
-        folder = root / parts[0] / parts[1]
+        folder = root / pub / model
         if folder.is_dir():
-            return pick_file(f"lmstudio:{parts[0]}/{parts[1]}", folder, "/".join(parts[2:]))
-    raise LookupError(f"no LM Studio model {parts[0]}/{parts[1]}")
+            return pick_file(f"lmstudio:{pub}/{model}", folder, file)
+    raise LookupError(f"no LM Studio model {pub}/{model}")
 
 
 # ---------------------------------------------------------------- Hugging Face hub cache
@@ -211,27 +210,43 @@ def list_hf() -> Found:
     for repo_dir in sorted(cache.glob("models--*--*")):
         repo = repo_dir.name[len("models--") :].replace("--", "/", 1)
         snapshot = _hf_snapshot(repo_dir)
-        for file in _gguf_files(snapshot) if snapshot else []:
+        if snapshot is None:
+            continue
+        for file in _gguf_files(snapshot):
             found.append((f"{repo}/{file.relative_to(snapshot).as_posix()}", file))
     return found
 
 
 def resolve_hf(rest: str) -> Path:
-    parts = [p for p in rest.split("/") if p]
-    if len(parts) < 2 or any(p in (".", "..") for p in parts):
-        raise ValueError(
-            f"hf:{rest} is not a Hugging Face repository; write hf:ORG/REPO[/FILE] "
-            "(a GGUF already in the hub cache: pyllmattr never downloads)"
-        )
+    org, repo, file = split_reference(
+        rest,
+        f"hf:{rest} is not a Hugging Face repository; write hf:ORG/REPO[/FILE] "
+        "(a GGUF already in the hub cache: pyllmattr never downloads)",
+    )
     cache = hf_cache_dir()
-    repo_dir = cache / f"models--{parts[0]}--{parts[1]}"
+    repo_dir = cache / f"models--{org}--{repo}"
     if not repo_dir.is_dir() and cache.is_dir():
         wanted = repo_dir.name.lower()
         repo_dir = next((p for p in cache.iterdir() if p.name.lower() == wanted), repo_dir)
     snapshot = _hf_snapshot(repo_dir) if repo_dir.is_dir() else None
     if snapshot is None:
-        raise LookupError(f"no Hugging Face repository {parts[0]}/{parts[1]} in the hub cache")
-    return pick_file(f"hf:{parts[0]}/{parts[1]}", snapshot, "/".join(parts[2:]))
+        raise LookupError(f"no Hugging Face repository {org}/{repo} in the hub cache")
+    return pick_file(f"hf:{org}/{repo}", snapshot, file)
+
+
+def split_reference(rest: str, malformed: str) -> tuple[str, str, str]:
+    """``OWNER/NAME[/FILE]`` of an ``lmstudio:`` or ``hf:`` reference as (owner, name,
+    file or ""), or ValueError(``malformed``): fewer than two parts, or a ``.``/``..``
+    part that would leave the store's folder.
+
+    Example:
+        >>> split_reference("org/repo/sub/model.gguf", "bad")
+        ('org', 'repo', 'sub/model.gguf')
+    """
+    parts = [p for p in rest.split("/") if p]
+    if len(parts) < 2 or any(p in (".", "..") for p in parts):
+        raise ValueError(malformed)
+    return parts[0], parts[1], "/".join(parts[2:])
 
 
 def _hf_snapshot(repo_dir: Path) -> Path | None:

@@ -6,7 +6,6 @@ and the llama.cpp path work without them.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,16 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_int
+from .._extras import require
 from ..cancel import Cancelled, CancelToken
-from .interface import (
-    ProgressCallback,
-    ScoreStats,
-    TokenIds,
-    check_pairs,
-    pair_target,
-    token_list,
-    trie_size,
-)
+from .backend import Backend, GenerateCall, ScoreCall
+from .interface import ProgressCallback, ScoreStats, TokenIds, trie_size
 from .torch_vocab import Sampler, Vocabulary
 
 INSTALL_HINT = 'pip install "pyllmattr[torch]"'
@@ -34,18 +28,11 @@ DEFAULT_BATCH_TOKENS = 4096
 
 def require_torch() -> Any:
     """Import torch and transformers, or explain which extra installs them."""
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"the PyTorch path needs torch and transformers ({exc.name} is missing); "
-            f"install them with: {INSTALL_HINT}"
-        ) from exc
+    torch, _ = require(("torch", "transformers"), "the PyTorch path", INSTALL_HINT)
     return torch
 
 
-class TorchModel:
+class TorchModel(Backend):
     """A Hugging Face causal LM with the same interface as :class:`LlamaModel`.
 
     ``tokenize``, ``detokenize``, ``token_to_str``, ``token_to_bytes``, ``score``
@@ -91,8 +78,9 @@ class TorchModel:
                 "load_torch expects the model's Hugging Face tokenizer (AutoTokenizer), "
                 f"got {type(tokenizer).__name__}"
             )
-        if not isinstance(max_batch_tokens, (int, np.integer)) or max_batch_tokens < 1:
-            raise ValueError(f"max_batch_tokens must be a positive integer, got {max_batch_tokens}")
+        check_positive_int("max_batch_tokens", max_batch_tokens)
+        super().__init__()  # the attribution lock: another thread's gradients must not
+        # interleave with an attribution's forwards and backwards
         model.eval()  # attributions need deterministic forwards (no dropout)
         self.model = model
         self.tokenizer = tokenizer
@@ -101,25 +89,10 @@ class TorchModel:
         self._n_ctx = n_ctx
         self._vocab = Vocabulary(tokenizer, self.n_vocab)
         self._torch = torch
-        # Held by an attribution for all its forwards and backwards: another thread's
-        # gradients must not interleave with them.
-        self._attribution_lock = threading.RLock()
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Nothing to free explicitly (PyTorch frees the weights with the object)."""
-
-    @property
-    def attribution_lock(self) -> threading.RLock:
-        """Held by an attribution for all its forwards and backwards: hold it to run
-        several calls of your own together, between other threads' attributions."""
-        return self._attribution_lock
-
-    def __enter__(self) -> TorchModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         name = str(self.path) if self.path else type(self.model).__name__
@@ -229,76 +202,26 @@ class TorchModel:
         return picked - torch.logsumexp(logits, dim=-1)
 
     # ------------------------------------------------------------ scoring
-    def score(
-        self,
-        sequences: Sequence[TokenIds] | np.ndarray,
-        target: TokenIds | str,
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> np.ndarray | tuple[np.ndarray, ScoreStats]:
-        """Log-probability of every target token after every sequence, shape (n, len(target)).
-
-        Entry ``[i, t]`` is ``log p(target[t] | sequences[i] + target[:t])``. Identical
-        sequences are scored once; the rest go through padded batches, longest first.
-        ``progress(done, total)`` is called after every batch with token counts (returning
-        False cancels), and ``cancel`` is checked before every batch; both raise
-        :class:`pyllmattr.Cancelled`. ``share_prefix`` and ``strategy`` are accepted for
-        compatibility with :meth:`LlamaModel.score` and change nothing here.
-        """
-        seqs = [self._token_list(s, f"score: sequence {i}") for i, s in enumerate(sequences)]
-        target_ids = self._target_list(target)
-        if not seqs:
-            raise ValueError("score: no sequences given; pass at least one token sequence")
-        rows, stats = self._score_pairs(seqs, [target_ids] * len(seqs), False, progress, cancel)
-        out = np.stack(rows)
-        return (out, stats) if return_stats else out
-
-    def score_pairs(
-        self,
-        sequences: Sequence[TokenIds],
-        targets: Sequence[TokenIds | str],
-        share_prefix: bool = True,
-        *,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        return_stats: bool = False,
-        strategy: str | None = None,
-    ) -> list[np.ndarray] | tuple[list[np.ndarray], ScoreStats]:
-        """Score every sequence with its own target, as :meth:`LlamaModel.score_pairs`.
-
-        Array ``i`` holds ``log p(targets[i][t] | sequences[i] + targets[i][:t])``. Identical
-        pairs are scored once; the rest go through padded batches, each row with its own
-        target. ``share_prefix`` and ``strategy`` change nothing here.
-
-        Example:
-            >>> pairs = model.score_pairs([prompt, prompt], [" Paris", " Lyon"])  # doctest: +SKIP
-        """
-        check_pairs(sequences, targets)
-        seqs = [
-            self._token_list(s, f"score_pairs: the sequence of pair {i}")
-            for i, s in enumerate(sequences)
-        ]
-        target_ids = [pair_target(self, t, i) for i, t in enumerate(targets)]
-        rows, stats = self._score_pairs(seqs, target_ids, True, progress, cancel)
-        return (rows, stats) if return_stats else rows
+    # share_prefix and strategy change nothing here: no prefix is shared.
+    def _score(self, call: ScoreCall, target: list[int]) -> tuple[np.ndarray, ScoreStats]:
+        rows, stats = self._score_rows(call, [target] * len(call.sequences), False)
+        return np.stack(rows), stats
 
     def _score_pairs(
-        self,
-        seqs: list[list[int]],
-        targets: list[list[int]],
-        named_pairs: bool,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
+        self, call: ScoreCall, targets: list[list[int]]
     ) -> tuple[list[np.ndarray], ScoreStats]:
+        return self._score_rows(call, targets, True)
+
+    def _score_rows(
+        self, call: ScoreCall, targets: list[list[int]], named_pairs: bool
+    ) -> tuple[list[np.ndarray], ScoreStats]:
+        """Every (sequence, target) pair's log-probs: identical pairs once, the rest in
+        padded batches; ``named_pairs`` words errors as score_pairs' (else score's)."""
         started = time.perf_counter()
-        self._check_lengths(seqs, targets, named_pairs)
-        pairs = list(zip(map(tuple, seqs), map(tuple, targets), strict=True))
+        self._check_lengths(call.sequences, targets, named_pairs)
+        pairs = list(zip(map(tuple, call.sequences), map(tuple, targets), strict=True))
         unique = list(dict.fromkeys(pairs))
-        scores, counts = self._score_unique(unique, progress, cancel)
+        scores, counts = self._score_unique(unique, call.progress, call.cancel)
         row_of = {pair: row for row, pair in enumerate(unique)}
         rows = [scores[row_of[pair]] for pair in pairs]
         stats = ScoreStats(
@@ -389,31 +312,11 @@ class TorchModel:
         return scored, sum(width - len(r) for r in rows)
 
     # ------------------------------------------------------------ generation
-    def generate(
-        self,
-        prompt_ids: TokenIds,
-        max_new_tokens: int = 25,
-        *,
-        temperature: float = 0.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        seed: int | None = None,
-        stop_at_eos: bool = True,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-    ) -> list[int]:
-        """Continue ``prompt_ids``; greedy unless ``temperature > 0``. Returns the new ids only.
-
-        Stops before an end-of-generation token (not included) when ``stop_at_eos``.
-        """
+    def _generate(self, prompt: list[int], call: GenerateCall) -> list[int]:
         torch = self._torch
-        prompt = self._token_list(prompt_ids, "generate: prompt")
-        if not prompt:
-            raise ValueError("generate: the prompt is empty")
-        if not isinstance(max_new_tokens, (int, np.integer)) or max_new_tokens < 0:
-            raise ValueError(f"generate: max_new_tokens must be >= 0, got {max_new_tokens!r}")
-        sampler = Sampler(torch, temperature, top_k, top_p, seed)
-        stops = self.stop_token_ids if stop_at_eos else set()
+        sampler = Sampler(torch, call)
+        stops = self.stop_token_ids if call.stop_at_eos else set()
+        max_new_tokens, progress, cancel = call.max_new_tokens, call.progress, call.cancel
         generated: list[int] = []
         with torch.inference_mode():
             ids = torch.tensor([prompt], dtype=torch.long, device=self.device)
@@ -452,20 +355,6 @@ class TorchModel:
                 (k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), ""
             )
         return {self._keeps_logits: n} if self._keeps_logits else {}
-
-    def _target_list(self, target: TokenIds | str) -> list[int]:
-        if isinstance(target, str):
-            ids = self.tokenize(target, add_special=False)
-            if not ids:
-                raise ValueError(f"score: the target {target!r} tokenizes to nothing")
-            return ids
-        ids = self._token_list(target, "score: target")
-        if not ids:
-            raise ValueError("score: the target is empty; give at least one token")
-        return ids
-
-    def _token_list(self, ids: Any, what: str) -> list[int]:
-        return token_list(ids, self.n_vocab, what)
 
 
 def _check_cancel(cancel: CancelToken | None) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .backend import GenerateCall
 
 
 class Vocabulary:
@@ -55,18 +58,15 @@ def _byte_to_unicode() -> dict[int, str]:
 class Sampler:
     """Greedy, or temperature / top-k / top-p sampling with a seeded generator."""
 
-    def __init__(self, torch: Any, temperature: float, top_k: int, top_p: float, seed: Any):
-        if temperature < 0 or not 0 < top_p <= 1 or top_k < 0:
-            raise ValueError("generate: need temperature >= 0, top_k >= 0 and 0 < top_p <= 1")
-        if seed is not None and not 0 <= int(seed) < 2**32:
-            raise ValueError("generate: seed must be in [0, 2**32)")
+    def __init__(self, torch: Any, sampling: GenerateCall) -> None:
         self.torch = torch
-        self.temperature, self.top_k, self.top_p = float(temperature), int(top_k), float(top_p)
+        self.temperature = float(sampling.temperature)
+        self.top_k, self.top_p = int(sampling.top_k), float(sampling.top_p)
         self.generator = torch.Generator()
-        if seed is None:
+        if sampling.seed is None:
             self.generator.seed()
         else:
-            self.generator.manual_seed(int(seed))
+            self.generator.manual_seed(int(sampling.seed))
 
     def pick(self, logits: Any) -> int:
         torch = self.torch

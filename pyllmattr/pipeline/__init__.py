@@ -6,8 +6,8 @@ The steps, each owned by one module:
 2. encode every input, inside the chat frame when ``chat=`` is given (:mod:`.jobs`),
 3. resolve its target (given or generated) and its objective (:mod:`.jobs`,
    :mod:`pyllmattr.objectives`),
-4. evaluate: the method's ``evaluate`` (perturbation methods score all pairs of all
-   inputs through :func:`.scoring.score_all`; gradient methods run PyTorch),
+4. evaluate: the method's ``evaluate`` (perturbation methods score all prompts of all
+   inputs through :func:`.scoring.score_prompts`; gradient methods run PyTorch),
 5. solve: inside the method's ``evaluate`` (its ``solve`` or its gradients),
 6. measure the noise floor (:func:`.scoring.noise_floors`),
 7. build each result once (:func:`.build.build_result`).
@@ -22,7 +22,7 @@ from .build import Evaluation, build_result
 from .jobs import Job, Settings, resolve_target
 from .method import AttributionMethod
 from .run import attribution_lock, run
-from .scoring import score_all
+from .scoring import score_all, score_prompts
 
 __all__ = [
     "AttributionMethod",
@@ -34,4 +34,5 @@ __all__ = [
     "resolve_target",
     "run",
     "score_all",
+    "score_prompts",
 ]

@@ -76,6 +76,7 @@ def build_result(
         completeness_gap=None if gap is None or not per_token else gap[1:],
         seq_completeness_gap=None if gap is None else float(gap[0]),
         token_attr_of=job.objective.token_attr_of(job.target_ids),
+        quantity=job.objective.describe(),
         **contrast,
         **evaluation.extras,
     )

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import chat as chat_prompts
+from .._checks import WrongTypeError, check_positive_int, naming
 from ..inputs.base import Encoding, InterpretableInput
 from ..objectives import ATTR_TARGETS, Objective, objective_for
 from ..progress import check_progress
@@ -46,6 +47,11 @@ class Settings:
         check_positive_int("num_trials", self.num_trials)
         check_progress(self.progress)
 
+    def rng(self) -> np.random.Generator:
+        """A new generator for one input, seeded with ``seed``: every input of a batch
+        samples its perturbations and baselines as it would alone."""
+        return np.random.default_rng(self.seed)
+
 
 @dataclass
 class Job:
@@ -55,8 +61,8 @@ class Job:
     encoding: Encoding
     target_ids: list[int]
     objective: Objective
-    frame: chat_prompts.ChatFrame | None = None
-    source: InterpretableInput | None = None  # the input as given (staged methods re-encode it)
+    frame: chat_prompts.ChatFrame | None  # the chat frame around the prompt, if any
+    source: InterpretableInput  # the input as given (staged methods re-encode it)
 
     @property
     def scored_targets(self) -> list[list[int]]:
@@ -82,7 +88,7 @@ def naming_input(index: int, batch: bool) -> Iterator[None]:
     except ValueError as exc:
         if not batch:
             raise
-        raise ValueError(f"inputs[{index}]: {exc}") from exc
+        raise naming(f"inputs[{index}]: ", exc) from exc
 
 
 def prepare(
@@ -102,7 +108,7 @@ def prepare(
     for i, (inp, target, contrast) in enumerate(zip(inputs, targets, contrasts, strict=True)):
         with naming_input(i, settings.batch):
             if not isinstance(inp, InterpretableInput):
-                raise ValueError(
+                raise WrongTypeError(
                     "inp must be a pla.TextTokenInput or pla.TextTemplateInput, "
                     f"got {type(inp).__name__}"
                 )
@@ -165,12 +171,3 @@ def per_input(name: str, values: Any, n_inputs: int) -> list[Any]:
     if len(values) != n_inputs:
         raise ValueError(f"{name} has {len(values)} entries for {n_inputs} inputs; give one each")
     return list(values)
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    check_int_at_least(name, value, 1, "a positive integer")
-
-
-def check_int_at_least(name: str, value: Any, least: int, kind: str | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ValueError(f"{name} must be {kind or f'an integer >= {least}'}, got {value!r}")

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from .. import chat as chat_prompts
+from .._checks import WrongTypeError
 from ..inputs.base import InterpretableInput
-from ..models.interface import ScoringModel
+from ..models.interface import GradientModel, ScoringModel
 from ..results import AttributionResult
 from .build import Evaluation
 from .jobs import Job, Settings, per_input
@@ -19,7 +20,9 @@ Target = str | Sequence[int] | None
 
 class AttributionMethod:
     """The base of every method: it runs the shared pipeline; a subclass defines
-    ``name``, ``defaults`` (its options) and ``evaluate(jobs, settings)``.
+    ``name``, ``defaults`` (its options) and ``evaluate(jobs, settings)``, and
+    declares what it needs (``needs_gradients``, ``needs_context_input``) and is for
+    (``context_method``, ``proxy_options``).
 
     ``attribute(inp, ...)`` is ``attribute_batch([inp], ...)[0]``.
 
@@ -30,14 +33,26 @@ class AttributionMethod:
     """
 
     name: ClassVar[str] = ""
-    defaults: ClassVar[dict[str, Any]] = {}
-    requires: ClassVar[type] = ScoringModel
+    defaults: ClassVar[dict[str, Any]] = {}  # its options: front ends offer exactly these
+    # What the method needs and is for, declared here and read by the front ends (the
+    # command line, the explorer, the dataset runner), which never test a method's name.
+    needs_gradients: ClassVar[bool] = False  # a GradientModel: PyTorch, not llama.cpp
+    needs_context_input: ClassVar[bool] = False  # a pla.ContextInput and nothing else
+    context_method: ClassVar[bool] = False  # made to attribute a retrieved context's units
+    proxy_options: ClassVar[frozenset[str]] = frozenset()  # options that apply with proxy= only
     requirement: ClassVar[str] = "a model from pla.load_gguf or pla.load_torch"
+    model: ScoringModel  # a subclass that requires more declares it (GradientMethod)
 
     def __init__(self, model: Any) -> None:
-        if not isinstance(model, self.requires):
-            raise ValueError(f"{type(self).__name__} needs {self.requirement}")
+        if not self.accepts(model):
+            raise WrongTypeError(f"{type(self).__name__} needs {self.requirement}")
         self.model = model
+
+    @classmethod
+    def accepts(cls, model: Any) -> bool:
+        """Whether ``model`` provides what the method needs: a ``GradientModel`` when it
+        ``needs_gradients``, else a ``ScoringModel``."""
+        return isinstance(model, GradientModel if cls.needs_gradients else ScoringModel)
 
     # ------------------------------------------------------------ subclass API
     def evaluate(self, jobs: list[Job], settings: Settings) -> list[Evaluation]:

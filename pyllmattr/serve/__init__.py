@@ -20,19 +20,15 @@ import sys
 import threading
 from typing import Any
 
+from .._extras import require
+
 INSTALL_HINT = "pip install 'pyllmattr[serve]'"
 DEFAULT_PORT = 8421
 
 
 def require_server_libraries() -> None:
     """ImportError naming the extra when Starlette or uvicorn is missing."""
-    try:
-        import starlette  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        raise ImportError(
-            f"pyllmattr serve needs Starlette and uvicorn: {INSTALL_HINT} ({exc})"
-        ) from exc
+    require(("starlette", "uvicorn"), "pyllmattr serve", INSTALL_HINT)
 
 
 def is_loopback(host: str) -> bool:
@@ -91,19 +87,19 @@ class Server:
         import uvicorn
 
         from ..cli.models import model_rows
-        from ..models.llama import load_gguf
-        from ..models.refs import find_models, resolve_cli_model
+        from ..frontend import load_model, model_file
+        from ..models.refs import find_models
         from .app import AppState, create_app
         from .runs import Runs
         from .security import Guard, new_token
 
-        resolve_cli_model(self.model)  # a wrong --model fails now, not at the first run
+        model_file(self.model)  # a wrong --model fails now, not at the first run
 
         def load(ref: str, fast: bool) -> Any:
-            path = resolve_cli_model(ref)
             # The default layout is exact on the CPU; "fast" asks for the fast one.
             layout = False if fast else None
-            return load_gguf(path, n_ctx=n_ctx, n_threads=n_threads, deterministic=layout)
+            options = {"n_ctx": n_ctx, "n_threads": n_threads, "deterministic": layout}
+            return load_model(ref, load_args=options)  # the page's methods run on llama.cpp
 
         def models() -> list[dict[str, Any]]:
             return model_rows(find_models())

@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from .. import render
 from ..chat import builtin_chat_templates
-from .requests import FEATURES, method_modes, method_options, page_methods, parse_job
+from ..frontend import CONTEXT_UNITS
+from .requests import FEATURES, method_modes, method_options, page_methods, parse_request
 from .runs import Busy, Runs
 from .security import SECURITY_HEADERS, Guard
 
@@ -102,7 +103,8 @@ def _refused(reason: str) -> Response:
 
 
 def _asset(name: str) -> str:
-    return resources.files("pyllmattr.serve").joinpath("static", name).read_text("utf-8")
+    # one name per joinpath: Python 3.10's Traversable takes no more
+    return resources.files("pyllmattr.serve").joinpath("static").joinpath(name).read_text("utf-8")
 
 
 # ---------------------------------------------------------------- routes
@@ -136,7 +138,7 @@ def _config(state: AppState):
                 "name": name,
                 "class": cls.__name__,
                 "options": method_options(cls),
-                "modes": method_modes(name),
+                "modes": method_modes(cls),
             }
             for name, cls in page_methods().items()
         ]
@@ -144,6 +146,7 @@ def _config(state: AppState):
             {
                 "methods": methods,
                 "features": list(FEATURES),
+                "context_features": list(CONTEXT_UNITS),
                 "chat_templates": list(builtin_chat_templates()),
                 "default_model": state.default_model,
             }
@@ -166,11 +169,11 @@ def _start(state: AppState):
         except ValueError:
             return json_response({"error": "the request body must be JSON"}, 400)
         try:
-            job = parse_job(data, state.default_model)
+            request = parse_request(data, state.default_model)
             allowed = {row["reference"] for row in state.list_models()} | {state.default_model}
-            if job.model not in allowed:
-                raise ValueError(f"unknown model {job.model!r}; pick one of the listed models")
-            run = state.runs.start(job)
+            if request.model not in allowed:
+                raise ValueError(f"unknown model {request.model!r}; pick one of the listed models")
+            run = state.runs.start(request)
         except ValueError as exc:
             return json_response({"error": str(exc)}, 400)
         except Busy as exc:
@@ -181,10 +184,7 @@ def _start(state: AppState):
 
 
 def _status(state: AppState):
-    async def status(request: Request) -> Response:
-        run = state.runs.get(request.path_params["run_id"])
-        if run is None:
-            return json_response({"error": "no such run"}, 404)
+    def status(run: Any) -> Response:
         body = run.status()
         if run.state == "done":
             body["result"] = run.result.to_dict()
@@ -192,17 +192,24 @@ def _status(state: AppState):
             body["below_noise"] = run.result.below_noise().tolist()
         return json_response(body)
 
-    return status
+    return _on_run(state.runs.get, status)
 
 
 def _cancel(state: AppState):
-    async def cancel(request: Request) -> Response:
-        run = state.runs.cancel(request.path_params["run_id"])
+    return _on_run(state.runs.cancel, lambda run: json_response(run.status()))
+
+
+def _on_run(find: Any, answer: Any):
+    """A route about one run: ``find(run_id)`` gives it (None: 404), ``answer(run)`` the
+    response."""
+
+    async def route(request: Request) -> Response:
+        run = find(request.path_params["run_id"])
         if run is None:
             return json_response({"error": "no such run"}, 404)
-        return json_response(run.status())
+        return answer(run)
 
-    return cancel
+    return route
 
 
 def _download(state: AppState):

@@ -8,47 +8,45 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..inputs.split import units_with_leading_space
+from .._checks import WrongTypeError, check_int
+from ..frontend import CONTEXT_UNITS, PROMPT_FEATURES, PromptSpec, template_input
 
-FEATURES = ("token", "word", "sentence", "paragraph", "template")
-CONTEXT_UNITS = ("sentence", "paragraph", "word")
-CONTEXT_METHODS = ("hierarchical", "context-cite")  # they need a context: its units nest
+if TYPE_CHECKING:
+    from ..frontend import MethodClass
+
+FEATURES = (*PROMPT_FEATURES, "template")  # of a prompt; a context's are CONTEXT_UNITS
 CONTEXT_TEMPLATE = "{context}\n\n{query}"  # the question after the context, as in the page
 MAX_TEXT = 200_000  # characters of a prompt, context or template: far above any n_ctx
 
 
-def page_methods() -> dict[str, type]:
-    """The methods the page offers: every perturbation method, and the context methods
-    in the context mode (all run on llama.cpp)."""
-    from ..methods import METHODS, PerturbationMethod
+def page_methods() -> dict[str, MethodClass]:
+    """The methods the page offers: those that run on llama.cpp (no gradients)."""
+    from ..methods import METHODS
 
-    return {
-        name: cls
-        for name, cls in METHODS.items()
-        if issubclass(cls, PerturbationMethod) or name in CONTEXT_METHODS
-    }
+    return {name: cls for name, cls in METHODS.items() if not cls.needs_gradients}
 
 
-def method_modes(name: str) -> list[str]:
-    """The page modes a method works in."""
-    return ["context"] if name in CONTEXT_METHODS else ["prompt", "context"]
+def method_modes(cls: MethodClass) -> list[str]:
+    """The page modes a method works in: a context method in the context mode only."""
+    return ["context"] if cls.context_method else ["prompt", "context"]
 
 
-def method_options(cls: type) -> dict[str, Any]:
+def method_options(cls: MethodClass) -> dict[str, Any]:
     """A method's options the page can set: those with a number, text or flag default."""
-    defaults = getattr(cls, "defaults", {})
-    return {k: v for k, v in defaults.items() if isinstance(v, (bool, int, float, str))}
+    return {k: v for k, v in cls.defaults.items() if isinstance(v, (bool, int, float, str))}
 
 
 @dataclass
-class Job:
-    """A checked request: what to attribute, to which target, with which method.
+class RunRequest:
+    """A checked request of the page: what to attribute, to which target, with which
+    method, on which model.
 
     Example:
-        >>> job = parse_job({"prompt": "Dave lives in Palm Coast", "target": " FL"}, "default")
-        >>> job.method, job.features, job.target
+        >>> request = parse_request({"prompt": "Dave lives in Palm Coast", "target": " FL"},
+        ...                         "default")
+        >>> request.method, request.features, request.target
         ('feature-ablation', 'word', ' FL')
     """
 
@@ -66,50 +64,47 @@ class Job:
 
     def make_input(self, model: Any) -> Any:
         """The pla input the request describes (needs the model for token features)."""
-        import pyllmattr as pla
+        from ..inputs import ContextInput
 
-        text = self.text
-        baseline = text.get("baseline")
-        if text["mode"] == "context" and self.method in CONTEXT_METHODS:
-            return pla.ContextInput(
-                text["context"], text["question"], template=CONTEXT_TEMPLATE, by=self.features
-            )
+        text, baseline = self.text, self.text.get("baseline")
         if text["mode"] == "context":
-            return context_input(text["context"], text["question"], self.features, baseline)
+            if page_methods()[self.method].context_method:
+                return ContextInput(
+                    text["context"], text["question"], template=CONTEXT_TEMPLATE, by=self.features
+                )
+            # The context's units as plain features (a baseline may replace them), the
+            # question fixed after them, as the context template places it.
+            after = CONTEXT_TEMPLATE.format(context="", query=text["question"])
+            return PromptSpec(text["context"], self.features, baseline, after).build()
         if self.features == "template":
-            return pla.TextTemplateInput(
-                text["template"], text["values"], baselines=text.get("baselines") or None
-            )
-        if self.features == "token":
-            if baseline is None:
-                return pla.TextTokenInput(text["prompt"], model)
-            return pla.TextTokenInput(text["prompt"], model, baselines=baseline)
-        return pla.TextTemplateInput.from_text(text["prompt"], by=self.features, baselines=baseline)
+            return template_input(text["template"], text["values"], text.get("baselines") or None)
+        return PromptSpec(text["prompt"], self.features, baseline).build(model)
 
 
-def parse_job(data: Any, default_model: str) -> Job:
-    """Check a request (a dict from JSON) and return the job it asks for."""
+def parse_request(data: Any, default_model: str) -> RunRequest:
+    """Check a request (a dict from JSON) and return what it asks for."""
     if not isinstance(data, Mapping):
-        raise ValueError("the request must be a JSON object")
+        raise WrongTypeError("the request must be a JSON object")
     methods = page_methods()
     method = _choice(data, "method", list(methods), "feature-ablation")
     mode = _choice(data, "mode", ["prompt", "context"], "prompt")
     features = _choice(
         data, "features", list(CONTEXT_UNITS if mode == "context" else FEATURES), "word"
     )
-    if mode not in method_modes(method):
+    cls = methods[method]
+    if mode not in method_modes(cls):
         raise ValueError(
             f"{method} attributes the units of a context: choose the context mode "
             "(a context and a question)"
         )
-    if method in CONTEXT_METHODS and data.get("baseline") is not None:
+    if cls.context_method and data.get("baseline") is not None:
         raise ValueError(f"{method} removes context units: leave the baseline empty")
     target = _text(data, "target", required=False)
-    return Job(
+    return RunRequest(
         model=_text(data, "model", required=False) or default_model,
         fast=_flag(data, "fast"),
         method=method,
-        options=_options(data.get("options"), methods[method]),
+        options=_options(data.get("options"), cls),
         target=target or None,
         max_new_tokens=_integer(data, "max_new_tokens", 25, 1, 512),
         seed=_integer(data, "seed", None, 0, 2**32 - 1),
@@ -120,31 +115,13 @@ def parse_job(data: Any, default_model: str) -> Job:
     )
 
 
-def context_input(context: str, question: str, by: str, baseline: str | None) -> Any:
-    """The context's units as features, the question after them fixed (never a feature)."""
-    import pyllmattr as pla
-
-    lead, units, trail = units_with_leading_space(context, by)
-    slots = {f"u{i}": unit for i, unit in enumerate(units)}
-    template = _literal(lead) + "".join(f"{{{k}}}" for k in slots) + _literal(trail)
-    template += _literal("\n\n" + question)
-    baselines = None
-    if baseline is not None:
-        baselines = {k: v[: len(v) - len(v.lstrip())] + baseline for k, v in slots.items()}
-    return pla.TextTemplateInput(template, slots, baselines=baselines)
-
-
 # ---------------------------------------------------------------- fields
-
-
-def _literal(text: str) -> str:
-    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _texts(data: Mapping, mode: str, features: str) -> dict[str, Any]:
     baseline = data.get("baseline")
     if baseline is not None and not isinstance(baseline, str):
-        raise ValueError("baseline must be a text (or null: remove absent features)")
+        raise WrongTypeError("baseline must be a text (or null: remove absent features)")
     if mode == "context":
         return {
             "mode": mode,
@@ -169,7 +146,7 @@ def _text(data: Mapping, key: str, required: bool = True) -> str:
             raise ValueError(f"{key} is empty: type some text")
         return ""
     if not isinstance(value, str):
-        raise ValueError(f"{key} must be a text")
+        raise WrongTypeError(f"{key} must be a text")
     if len(value) > MAX_TEXT:
         raise ValueError(f"{key} has {len(value)} characters; at most {MAX_TEXT} are accepted")
     return value
@@ -183,7 +160,7 @@ def _slots(value: Any, key: str, required: bool = True) -> dict[str, str]:
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        raise ValueError(f"{key} must map slot names to texts")
+        raise WrongTypeError(f"{key} must map slot names to texts")
     return dict(value)
 
 
@@ -197,7 +174,7 @@ def _choice(data: Mapping, key: str, allowed: list[str], default: str) -> str:
 def _flag(data: Mapping, key: str) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
-        raise ValueError(f"{key} must be true or false")
+        raise WrongTypeError(f"{key} must be true or false")
     return value
 
 
@@ -205,16 +182,14 @@ def _integer(data: Mapping, key: str, default: Any, low: int, high: int) -> Any:
     value = data.get(key)
     if value is None or value == "":
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{key} must be an integer from {low} to {high}, got {value!r}")
-    return value
+    return check_int(key, value, low, high)
 
 
 def _options(value: Any, cls: type) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValueError("options must be an object of option names and values")
+        raise WrongTypeError("options must be an object of option names and values")
     known = method_options(cls)
     out = {}
     for name, given in value.items():
@@ -224,7 +199,7 @@ def _options(value: Any, cls: type) -> dict[str, Any]:
         if kind is float and isinstance(given, int) and not isinstance(given, bool):
             given = float(given)
         if not isinstance(given, kind) or (kind is int and isinstance(given, bool)):
-            raise ValueError(f"option {name} must be a {kind.__name__}, got {given!r}")
+            raise WrongTypeError(f"option {name} must be a {kind.__name__}, got {given!r}")
         out[name] = given
     return out
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .requests import Job, page_methods
+from .requests import RunRequest, page_methods
 
 MAX_LOADED_MODELS = 2
 MAX_KEPT_RUNS = 100  # finished runs kept for the page's downloads; the oldest go first
@@ -26,7 +26,7 @@ class Busy(Exception):
     """A run is already working on this model (the app answers HTTP 409).
 
     Example:
-        >>> runs.start(job); runs.start(job)  # doctest: +SKIP
+        >>> runs.start(request); runs.start(request)  # doctest: +SKIP
         Traceback (most recent call last):
         Busy: busy: run 1 is working on default; wait for it to finish or cancel it ...
     """
@@ -37,13 +37,13 @@ class Run:
     """One attribution: its request, where it is, and what it found (or why it failed).
 
     Example:
-        >>> run = runs.start(job)  # doctest: +SKIP
+        >>> run = runs.start(request)  # doctest: +SKIP
         >>> runs.wait(run.id).state, run.result.top_features(3)  # doctest: +SKIP
         ('done', [('include', 10.49), ('interests', 2.45), ('personal', 1.34)])
     """
 
     id: int
-    job: Job
+    request: RunRequest
     cancel: Any
     state: str = "queued"  # queued, loading, generating, scoring, done, error, cancelled
     done: int = 0
@@ -65,7 +65,7 @@ class Run:
         elapsed = self.seconds if self.seconds is not None else time.monotonic() - self.started
         return {
             "id": self.id,
-            "model": self.job.model,
+            "model": self.request.model,
             "state": self.state,
             "done": self.done,
             "total": self.total,
@@ -82,7 +82,7 @@ class Runs:
 
     Example:
         >>> runs = Runs(load=lambda ref, det: pla.load_gguf(ref))  # doctest: +SKIP
-        >>> run = runs.start(parse_job({"prompt": "Hi there"}, "default"))  # doctest: +SKIP
+        >>> run = runs.start(parse_request({"prompt": "Hi there"}, "default"))  # doctest: +SKIP
     """
 
     def __init__(self, load: Callable[[str, bool], Any]) -> None:
@@ -93,18 +93,18 @@ class Runs:
         self._busy: dict[tuple[str, bool], int] = {}  # model key -> the run working on it
         self._ids = itertools.count(1)
 
-    def start(self, job: Job) -> Run:
-        """Start ``job`` in a worker thread; raises Busy when its model is working."""
+    def start(self, request: RunRequest) -> Run:
+        """Start ``request`` in a worker thread; raises Busy when its model is working."""
         from ..cancel import CancelToken
 
-        key = (job.model, job.fast)
+        key = (request.model, request.fast)
         with self._lock:
             if key in self._busy:
                 raise Busy(
-                    f"busy: run {self._busy[key]} is working on {job.model}; wait for it to "
-                    "finish or cancel it (one attribution at a time per model)"
+                    f"busy: run {self._busy[key]} is working on {request.model}; wait for it "
+                    "to finish or cancel it (one attribution at a time per model)"
                 )
-            run = Run(next(self._ids), job, CancelToken())
+            run = Run(next(self._ids), request, CancelToken())
             self._busy[key] = run.id
             self._runs[run.id] = run
             self._forget_old_runs()
@@ -147,7 +147,7 @@ class Runs:
     def _work(self, run: Run) -> None:
         import pyllmattr as pla
 
-        key = (run.job.model, run.job.fast)
+        key = (run.request.model, run.request.fast)
         try:
             run.state = "loading"
             model = self._model(key)
@@ -169,29 +169,29 @@ class Runs:
     def _attribute(self, run: Run, model: Any) -> Any:
         from .. import chat as chat_prompts
 
-        job = run.job
-        inp = job.make_input(model)
-        target: Any = job.target
+        request = run.request
+        inp = request.make_input(model)
+        target: Any = request.target
         if target is None:  # generate it here, so that Cancel also stops the generation
             run.state = "generating"
-            settings = chat_prompts.chat_options(job.chat)
+            settings = chat_prompts.chat_options(request.chat)
             prompt = chat_prompts.encode(inp, model, settings).reference_ids
             target = model.generate(
-                prompt, job.max_new_tokens, progress=run.progress, cancel=run.cancel
+                prompt, request.max_new_tokens, progress=run.progress, cancel=run.cancel
             )
             if not target:
                 raise ValueError("the model generated no target (it stopped at once); give one")
         run.state, run.done, run.total = "scoring", 0, 0
-        method = page_methods()[job.method](model)
+        method = page_methods()[request.method](model)
         return method.attribute(
             inp,
             target=target,
-            seed=job.seed,
-            num_trials=job.num_trials,
+            seed=request.seed,
+            num_trials=request.num_trials,
             progress=run.progress,
             cancel=run.cancel,
-            chat=job.chat,
-            **job.options,
+            chat=request.chat,
+            **request.options,
         )
 
     def _model(self, key: tuple[str, bool]) -> Any:

@@ -52,7 +52,7 @@ function currentMode() {
 function updateForm() {
   const mode = currentMode();
   const features = $("features");
-  const wanted = mode === "context" ? ["sentence", "paragraph", "word"] : state.config.features;
+  const wanted = mode === "context" ? state.config.context_features : state.config.features;
   const keep = features.value;
   if ([...features.options].map((o) => o.value).join() !== wanted.join()) {
     features.replaceChildren(...wanted.map((f) => el("option", { value: f, text: f })));
@@ -83,6 +83,11 @@ function renderOptions() {
   if (box.dataset.method === method.name) return;
   box.dataset.method = method.name;
   box.replaceChildren(...Object.entries(method.options).map(([name, value]) => {
+    if (typeof value === "boolean") {  // a flag (shapley-sampling's screen): a checkbox
+      const flag = el("input", { type: "checkbox", name, "data-kind": "boolean" });
+      flag.checked = value;
+      return el("label", {}, [name + " ", flag]);
+    }
     const type = typeof value === "number" ? "number" : "text";
     const input = el("input", { type, name, value: String(value), "data-kind": typeof value });
     if (type === "number") input.step = Number.isInteger(value) ? "1" : "any";
@@ -126,7 +131,8 @@ function request() {
   };
   for (const input of $("options").querySelectorAll("input")) {
     const kind = input.dataset.kind;
-    body.options[input.name] = kind === "number" ? Number(input.value) : input.value;
+    if (kind === "boolean") body.options[input.name] = input.checked;
+    else body.options[input.name] = kind === "number" ? Number(input.value) : input.value;
   }
   if (body.mode === "context") {
     body.context = $("context").value;

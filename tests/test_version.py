@@ -1,0 +1,22 @@
+"""The version is written once, in pyproject.toml; the package and the CLI read it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import pyllmattr as pla
+from pyllmattr.cli import main
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def test_the_package_and_the_cli_report_pyprojects_version(capsys):
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    assert pla.__version__ == project["version"]
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pyllmattr {project['version']}"
