@@ -210,7 +210,7 @@ def test_views_and_serialization(tiny, words, monkeypatch):
     "kwargs, message",
     [
         ({"k": 99}, "larger than the result's 9 features"),
-        ({"k": 0}, "k must be a positive number"),
+        ({"k": 0}, "k must be a positive integer"),
         ({"fractions": (0.0, 0.5)}, r"fractions must lie in \(0, 1\]"),
         ({"fractions": (1.5,)}, r"fractions must lie in \(0, 1\]"),
         ({"fractions": ()}, "fractions must be a non-empty list"),
