@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import pyllmattr as pla
+from pyllmattr.methods.context_cite import logit
 
 PROMPT = "Dave lives in Palm Coast, FL and is a"
 TARGET = " lawyer"
@@ -116,6 +117,21 @@ def test_a_contrast_is_evaluated_on_the_same_objective(tiny, words):
     assert faith.deletion[0] - faith.deletion[1] == fa.seq_attr[faith.order[0]]
 
 
+def test_chat_results_and_context_cite_are_evaluated_on_their_own_terms(tiny, words):
+    chat = pla.FeatureAblation(tiny).attribute(words, target=TARGET, chat=True)
+    faith = pla.evaluate(chat, tiny, **CHEAP)
+    assert faith.deletion[0] == chat.target_logprob  # inside the same chat frame
+    inp = pla.ContextInput(
+        ["Ravenna Creek is a town. It has a mill.", "Ostrel is a river. It is long."],
+        "Which town has a mill?",
+    )
+    cited = pla.ContextCite(tiny).attribute(inp, target=" Ravenna", n_samples=16, seed=0)
+    faith = pla.evaluate(cited, tiny, **CHEAP)
+    # ContextCite regresses the logit of the target's probability: so is f here.
+    assert faith.quantity == cited.quantity
+    assert faith.deletion[0] == logit(np.array([cited.target_logprob]))[0]
+
+
 def test_per_token_curves_use_each_tokens_own_attributions(tiny, words):
     fa = pla.FeatureAblation(tiny).attribute(words, target=" a lawyer")
     faith = pla.evaluate(fa, tiny, per_token=True, **CHEAP)
@@ -194,7 +210,7 @@ def test_views_and_serialization(tiny, words, monkeypatch):
     "kwargs, message",
     [
         ({"k": 99}, "larger than the result's 9 features"),
-        ({"k": 0}, "k must be a positive number"),
+        ({"k": 0}, "k must be a positive integer"),
         ({"fractions": (0.0, 0.5)}, r"fractions must lie in \(0, 1\]"),
         ({"fractions": (1.5,)}, r"fractions must lie in \(0, 1\]"),
         ({"fractions": ()}, "fractions must be a non-empty list"),

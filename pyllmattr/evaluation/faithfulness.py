@@ -401,8 +401,11 @@ def _check_settings(
                 f"got {q!r}"
             )
     check_int("n_random", n_random, 0)
-    if n_ablations != 0:
-        check_int("n_ablations", n_ablations, 3)
+    if check_int("n_ablations", n_ablations, 0) in (1, 2):
+        raise ValueError(
+            f"n_ablations must be 0 (no LDS) or an integer >= 3 (a rank correlation over "
+            f"fewer ablations means nothing), got {n_ablations}"
+        )
     if seed is not None:
         check_int("seed", seed, 0)
     return _Settings(
