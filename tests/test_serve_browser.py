@@ -185,3 +185,20 @@ def test_the_context_methods_are_offered_for_a_context_and_show_the_top_units(pa
     page.click('input[name="mode"][value="prompt"]')
     assert "hierarchical" not in page.js(offered)
     assert page.js("document.getElementById('method').value") == "feature-ablation"
+
+
+def test_a_flag_option_is_a_checkbox_and_interactions_show_their_top_pairs(page, server):
+    page.choose("#method", "shapley-sampling")
+    screen = "document.querySelector(\"#options input[name='screen']\")"
+    assert page.js(f"{screen}.type") == "checkbox" and not page.js(f"{screen}.checked")
+    page.click("#options input[name='screen']")
+    page.type("#options input[name='n_samples']", "2")
+    result = api_result(server, explain(page, "Dave lives in Palm Coast", " FL"))["result"]
+    assert result["settings"]["screen"] is True
+    assert len(result["screened"]) == len(result["input_features"]) == 5
+    page.choose("#method", "interactions")
+    result = api_result(server, explain(page, "Dave lives in Palm Coast", " FL"))["result"]
+    assert result["result_type"] == "InteractionResult" and result["budget_used"] == 2**5
+    rows = page.js("document.querySelectorAll('#highlight .pla-top-pairs tr').length")
+    assert rows == 1 + 5  # a header, then the five strongest interactions
+    page.choose("#method", "feature-ablation")
