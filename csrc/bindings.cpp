@@ -329,7 +329,14 @@ void bind_engine(py::module_ & m) {
         // (verified, block, row_mult, row_min, seconds the check took in this process).
         .def_property_readonly("exact_outcome",
                                [](const Engine & e) -> py::object {
-                                   const ExactOutcome o = e.exact_outcome();
+                                   // It waits for the engine's mutex, which a scoring call in
+                                   // another thread holds while it waits for the GIL (progress,
+                                   // cancellation): wait without the GIL.
+                                   ExactOutcome o;
+                                   {
+                                       py::gil_scoped_release release;
+                                       o = e.exact_outcome();
+                                   }
                                    if (o.state < 0) {
                                        return py::none();
                                    }

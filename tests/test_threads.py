@@ -3,6 +3,8 @@ threads gives exactly what using it from one thread gives."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -125,3 +127,46 @@ def test_close_waits_for_a_call_running_on_another_thread(tiny_path, tiny):
     worker.join()
     assert model.closed
     np.testing.assert_array_equal(results[0], expected)
+
+
+# Reads the engine's self-check state from one thread while another thread's score call
+# waits in its progress callback (holding the engine, wanting the GIL back). A read that
+# kept the GIL while waiting for the engine deadlocked both threads; in a subprocess, a
+# deadlock fails the test instead of hanging the suite.
+READ_WHILE_SCORING = """
+import sys, threading
+import pyllmattr as pla
+
+model = pla.load_gguf(sys.argv[1], n_ctx=512, n_threads=1)
+ids = model.tokenize("The quick brown fox jumps over the lazy dog")
+in_callback, reading, release = threading.Event(), threading.Event(), threading.Event()
+
+def progress(done, total):
+    in_callback.set()
+    release.wait()  # the score call holds the engine until the reader has started
+
+scorer = threading.Thread(target=lambda: model.score([ids], " fox", progress=progress))
+scorer.start()
+in_callback.wait()
+
+def read():
+    reading.set()
+    model._engine.exact_outcome  # waits for the engine: must not hold the GIL meanwhile
+
+reader = threading.Thread(target=read)
+reader.start()
+reading.wait()
+release.set()
+scorer.join()
+reader.join()
+print("done")
+"""
+
+
+def test_reading_the_self_check_state_while_another_thread_scores_does_not_deadlock(tiny_path, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-c", READ_WHILE_SCORING, str(tiny_path)],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "done"
