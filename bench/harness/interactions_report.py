@@ -154,7 +154,8 @@ def grouping_table(records: list[dict]) -> list[str]:
         lines.append(
             f"| {name} | {s['n']} | {s['mean']:+.3f} ± {s['se']:.3f} | {s['median_abs']:.3f} | "
             f"{s['median_mains']:.3f} | {s['median_ratio']:.2f} | "
-            f"{100 * s['share_over_half']:.0f} % | {100 * s['share_redundant']:.0f} % | {s['median_gap']:.3f} / {s['max_gap']:.3f} "
+            f"{100 * s['share_over_half']:.0f} % | {100 * s['share_redundant']:.0f} % | "
+            f"{s['median_gap']:.3f} / {s['max_gap']:.3f} "
             f"| {s['gap_vs_pair_r']:.2f} |"
         )
     lines += ["", f"Grouping keeps the most important slot group in "
