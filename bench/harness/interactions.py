@@ -70,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller budgets, 3 templates")
     parser.add_argument("--threads", type=int, default=0, help="0: 1 when the load exceeds "
                         "the cores, else 2 (as the studies)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs up to 12 words")
     parser.add_argument("--batch", type=int, default=16, help="PyTorch sequences per forward")
     parser.add_argument("--model", help="a .gguf file (default: pla.default_model_path())")
     parser.add_argument("--out", type=Path, default=OUT, help="JSON (records are merged)")
@@ -139,11 +140,16 @@ class TorchValue:
     """
 
     def __init__(self, side: Any, game: WordGame, batch: int) -> None:
+        from pyllmattr.pipeline.scoring import empty_context
+
         self.side, self.game, self.batch = side, game, batch
+        # With every word removed, the start token stands for the empty context, as in
+        # pyllmattr (otherwise the game's empty coalition would differ).
+        self.empty = empty_context(game.model)
         self.n_coalitions = self.n_calls = self.tokens = 0
 
     def __call__(self, coalitions: np.ndarray) -> np.ndarray:
-        prompts = [self.game.ids(c) for c in np.atleast_2d(coalitions)]
+        prompts = [self.game.ids(c) or self.empty for c in np.atleast_2d(coalitions)]
         order = np.argsort([len(p) for p in prompts], kind="stable")
         values = np.empty(len(prompts))
         for start in range(0, len(order), self.batch):
@@ -267,6 +273,30 @@ def exact_of(game: WordGame, words: int) -> dict:
     return EXACT[words]
 
 
+def timed_sides(
+    args: argparse.Namespace, game: WordGame, side: Any, budget: int, words: int
+) -> tuple[dict, dict]:
+    """Both sides, ``--repeats`` times up to 12 words (once at 40), taking turns (the
+    first alternates) so that a shared machine's load falls on both alike; the records
+    keep the first run's values and the median times."""
+    runs: dict[str, list[dict]] = {"pla": [], "peer": []}
+    sides = {
+        "pla": lambda: pla_side(game, budget, seed=0),
+        "peer": lambda: peer_side(game, side, budget, seed=0, batch=args.batch),
+    }
+    for r in range(args.repeats if words <= 12 else 1):
+        for who in ("pla", "peer") if r % 2 == 0 else ("peer", "pla"):
+            runs[who].append(sides[who]())
+    out = []
+    for who in ("pla", "peer"):
+        first = runs[who][0]
+        first["runs_seconds"] = [run["seconds"] for run in runs[who]]
+        first["seconds"] = float(np.median(first["runs_seconds"]))
+        first["cpu_seconds"] = float(np.median([run["cpu_seconds"] for run in runs[who]]))
+        out.append(first)
+    return out[0], out[1]
+
+
 def part_peers(args: argparse.Namespace, model: Any, side: Any) -> list[dict]:
     records = []
     budgets = QUICK_BUDGETS if args.quick else BUDGETS
@@ -275,10 +305,9 @@ def part_peers(args: argparse.Namespace, model: Any, side: Any) -> list[dict]:
         log(f"peers: {words} words, budget {budget}")
         record = {"part": "peers", "words": words, "budget": budget, "labels": game.labels,
                   "target": model.detokenize(game.target)}  # fmt: skip
-        record["pla"] = pla_side(game, budget, seed=0)
-        log(f"  pyllmattr {record['pla']['seconds']:.1f} s")
-        record["peer"] = peer_side(game, side, budget, seed=0, batch=args.batch)
-        log(f"  shapiq + PyTorch {record['peer']['seconds']:.1f} s")
+        record["pla"], record["peer"] = timed_sides(args, game, side, budget, words)
+        log(f"  pyllmattr {record['pla']['seconds']:.1f} s, shapiq + PyTorch "
+            f"{record['peer']['seconds']:.1f} s (medians)")  # fmt: skip
         record["peer_vs_pla"] = agreement(record["peer"]["values"], record["pla"]["values"], words)
         if words <= 12:
             if record["pla"]["exact"]:
