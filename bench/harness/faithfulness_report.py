@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import REPO
 from harness.faithfulness import BY_KEY, METHODS
 
 SET_TITLES = {
@@ -140,7 +142,7 @@ def runs_text(metas: list[dict[str, Any]]) -> list[str]:
             f", {end[0]:.1f} at the end" if end else ""
         )
         lines.append(
-            f"- `{m['command']}`: {m['started']}, {m['model']}, {m['threads']} threads, "
+            f"- `{m['command']}`: {m['started']}, {m['model']}, {m['threads']} thread(s), "
             f"{m['cpus']} cores, pyllmattr {m['pyllmattr']}, {load}"
         )
     return lines
@@ -196,10 +198,8 @@ def plot(paths: list[Path], target: Path) -> bool:
 
 def write_report(paths: list[Path], markdown: Path, figure: Path) -> int:
     link = None
-    if plot(paths, figure):
-        import os
-
-        link = os.path.relpath(figure, markdown.resolve().parents[2])
+    if plot(paths, figure):  # linked from BENCHMARKS.md, at the repository's root
+        link = os.path.relpath(figure.resolve(), REPO)
     markdown.write_text(render(paths, link), encoding="utf-8")
     print(f"wrote {markdown}" + (f" and {figure}" if link else ""))
     return 0
