@@ -99,7 +99,7 @@ METHODS = [
            "IntegratedGradients", "gradient", lambda n, b: {"n_steps": "auto"}, ("people",)),
     Method("gradient-shap", "GradientShap (32 samples)", "GradientShap", "gradient",
            lambda n, b: {"n_samples": 32}, ("people",), seeded=True),
-    Method("saliency", "Saliency (|gradient|, L2)", "Saliency", "gradient", _none, ("people",)),
+    Method("saliency", "Saliency (gradient L2 norm)", "Saliency", "gradient", _none, ("people",)),
     Method("input-x-gradient", "InputXGradient", "InputXGradient", "gradient", _none,
            ("people",)),
 ]  # fmt: skip

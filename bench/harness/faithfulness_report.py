@@ -19,20 +19,30 @@ SET_TITLES = {
     "few-shot": "Few-shot (8 examples removed when absent, target the capital)",
     "context": "Context QA (12 sentences of 4 documents, removed when absent, target the answer)",
 }
-Q = "0.2"  # the fraction at which comprehensiveness and sufficiency are shown
+Q = "0.2"
+REFERENCE_NAMES = {
+    "shapley-exact": "exact Shapley",
+    "feature-ablation": "leave-one-out",
+}  # the fraction at which comprehensiveness and sufficiency are shown
 
 
 def load(paths: list[Path]) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict]]:
-    """The runs' meta lines and the last row of every (set, input, method)."""
+    """The runs' meta lines and the last row of every (set, input, method); an input's
+    evaluation row is named after the kinds of methods its run evaluated
+    (``_evaluation:perturbation``, ``_evaluation:gradient``)."""
     metas, rows = [], {}
     for path in paths:
+        kinds = "perturbation"
         for line in path.read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if record.get("meta"):
                 metas.append(record)
+                kinds = "+".join(sorted({BY_KEY[k].kind for k in record["methods"]}))
             elif record.get("meta_end"):
                 metas[-1]["load_average_end"] = record["load_average"]
             else:
+                if record["method"] == "_evaluation":
+                    record = {**record, "method": f"_evaluation:{kinds}"}
                 rows[(record["set"], record["id"], record["method"])] = record
     return metas, rows
 
@@ -53,16 +63,25 @@ def summarize(rows: dict[tuple[str, str, str], dict]) -> dict[str, dict[str, dic
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for set_, methods in grouped.items():
         out[set_] = {}
+        reference = {r["id"]: r["lds"] for r in methods.get(reference_of(methods), [])}
         for method, items in methods.items():
             out[set_][method] = summary(method, items)
+            if not method.startswith("_evaluation"):
+                paired = [r["lds"] - reference[r["id"]] for r in items if r["id"] in reference]
+                out[set_][method]["lds_paired"] = mean_se(paired)
     return out
+
+
+def reference_of(methods: dict[str, Any]) -> str:
+    """Exact Shapley values where the set has them, else leave-one-out."""
+    return "shapley-exact" if "shapley-exact" in methods else "feature-ablation"
 
 
 def summary(method: str, items: list[dict]) -> dict[str, Any]:
     def col(name: str) -> list[Any]:
         return [r.get(name) for r in items]
 
-    if method == "_evaluation":
+    if method.startswith("_evaluation"):
         return {
             "n": len(items),
             "prompts": float(np.mean(col("prompts"))),
@@ -97,7 +116,8 @@ def fmt(pair: tuple[float, float], digits: int = 2) -> str:
 
 def table(set_: str, methods: dict[str, dict[str, Any]]) -> list[str]:
     header = [
-        "method", "inputs", "LDS", "AOPC deletion ↑", "AOPC insertion ↓",
+        "method", "inputs", "LDS", f"LDS − {REFERENCE_NAMES[reference_of(methods)]}'s (paired)",
+        "AOPC deletion ↑", "AOPC insertion ↓",
         f"comp. {int(float(Q) * 100)} % ↑", f"suff. {int(float(Q) * 100)} % ↓",
         "Spearman vs exact Shapley", "top-1 = exact", "prompts", "tokens",
         "s (median)", "CPU s (median)",
@@ -115,22 +135,25 @@ def table(set_: str, methods: dict[str, dict[str, Any]]) -> list[str]:
         if m.kind == "gradient":
             tokens += " (PyTorch)"
         lines.append(
-            f"| {m.label} | {s['n']} | {fmt(s['lds'])} | {fmt(s['aopc_deletion'])} | "
+            f"| {m.label} | {s['n']} | {fmt(s['lds'])} | {fmt(s['lds_paired'])} | "
+            f"{fmt(s['aopc_deletion'])} | "
             f"{fmt(s['aopc_insertion'])} | {fmt(s['comp'])} | {fmt(s['suff'])} | {spear} | "
             f"{top1} | {s['prompts']:.0f} | {tokens} | {s['seconds']:.2f} | "
             f"{s['cpu_seconds']:.2f} |"
         )
     if chance:
         lines.append(
-            f"| random orders (chance) | | 0 | {fmt(chance[0])} | {fmt(chance[1])} |" + " |" * 8
+            f"| random orders (chance) | | 0 | | {fmt(chance[0])} | {fmt(chance[1])} |" + " |" * 8
         )
-    ev = methods.get("_evaluation")
-    if ev:
-        lines.append(
-            f"| *pla.evaluate of all of an input's results* | {ev['n']} | | | | | | | | "
-            f"{ev['prompts']:.0f} | {ev['decoded']:.0f} | {ev['seconds']:.2f} | "
-            f"{ev['cpu_seconds']:.2f} |"
-        )
+    for key, ev in methods.items():
+        if key.startswith("_evaluation"):
+            kinds = key.split(":")[1].replace("+", " and ")
+            lines.append(
+                f"| *pla.evaluate of an input's {kinds} results, one call* | {ev['n']} |"
+                + " |" * 8
+                + f" {ev['prompts']:.0f} | {ev['decoded']:.0f} | {ev['seconds']:.2f} | "
+                f"{ev['cpu_seconds']:.2f} |"
+            )
     return lines
 
 
@@ -179,7 +202,7 @@ def plot(paths: list[Path], target: Path) -> bool:
     markers = dict(zip([m.key for m in METHODS], "osD^v<>pP*Xh", strict=False))
     for ax, set_ in zip(axes, sets, strict=True):
         for key, s in stats[set_].items():
-            if key == "_evaluation":
+            if key.startswith("_evaluation"):
                 continue
             mean, se = s["lds"]
             ax.errorbar(s["cpu_seconds"], mean, yerr=se if np.isfinite(se) else None,
