@@ -193,22 +193,28 @@ def plot(paths: list[Path], target: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     stats = summarize(load(paths)[1])
     sets = [s for s in SET_TITLES if s in stats]
     fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 4.2), layout="constrained")
     axes = np.atleast_1d(axes)
-    markers = dict(zip([m.key for m in METHODS], "osD^v<>pP*Xh", strict=False))
+    keys = [m.key for m in METHODS]
+    markers = dict(zip(keys, "osD^v<>pP*Xh", strict=False))
+    colors = {k: plt.get_cmap("tab20")(i / max(len(keys) - 1, 1)) for i, k in enumerate(keys)}
     for ax, set_ in zip(axes, sets, strict=True):
         for key, s in stats[set_].items():
             if key.startswith("_evaluation"):
                 continue
             mean, se = s["lds"]
             ax.errorbar(s["cpu_seconds"], mean, yerr=se if np.isfinite(se) else None,
-                        marker=markers.get(key, "o"), linestyle="", capsize=2,
+                        marker=markers.get(key, "o"), color=colors.get(key), linestyle="",
+                        capsize=2,
                         label=BY_KEY[key].label.split(" (")[0])  # fmt: skip
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel("CPU seconds per input (median)")
         ax.set_ylabel("LDS (mean ± se over inputs)")
         ax.set_title(set_, fontsize=10)
