@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smaller budgets, 3 templates")
     parser.add_argument("--threads", type=int, default=0, help="0: 1 when the load exceeds "
                         "the cores, else 2 (as the studies)")  # fmt: skip
+    parser.add_argument("--spex-words", default="12,115", help="12 and/or 115 (the context)")
+    parser.add_argument("--spex-budget", default="1024", help="more budgets at 12 words")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs up to 12 words")
     parser.add_argument("--batch", type=int, default=16, help="PyTorch sequences per forward")
     parser.add_argument("--model", help="a .gguf file (default: pla.default_model_path())")
@@ -84,6 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if unknown := [s for s in args.sizes if s not in TEXTS]:
         parser.error(f"no prompt of {unknown} words; use some of {list(TEXTS)}")
+    args.spex_words = [int(w) for w in args.spex_words.split(",") if w.strip()]
+    args.spex_budget = [int(b) for b in args.spex_budget.split(",") if b.strip()]
     args.threads = args.threads or threads_for_load()
     return args
 
@@ -329,21 +333,25 @@ def part_peers(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
 
 
 def part_spex(args: argparse.Namespace, model: Any) -> list[dict]:
+    """SPEX and ProxySPEX on the 12-word prompt at their smallest budget and at
+    ``--spex-budget`` against exact values, then on the long context."""
     records = []
-    game = word_game(model, 12)
-    exact = exact_of(game, 12)
-    for approximator in ("spex", "proxyspex"):
-        budget = spex_budget(game.n)
-        log(f"spex: 12 words, {approximator}, budget {budget}")
-        found = pla_side(game, budget, seed=0, approximator=approximator)
-        records.append({
-            "part": "spex", "words": 12, "approximator": approximator, "budget": budget,
-            "result": {k: v for k, v in found.items() if k != "values"},
-            "vs_exact": agreement(found["values"], exact["values"], game.n),
-            "top": top_pairs(found["values"], game.labels),
-            "exact_top": top_pairs(exact["values"], game.labels),
-        })  # fmt: skip
-    records += long_context_spex(args, model)
+    if 12 in args.spex_words:
+        game = word_game(model, 12)
+        exact = exact_of(game, 12)
+        for budget in sorted({spex_budget(game.n), *args.spex_budget}):
+            for approximator in ("spex", "proxyspex"):
+                log(f"spex: 12 words, {approximator}, budget {budget}")
+                found = pla_side(game, budget, seed=0, approximator=approximator)
+                records.append({
+                    "part": "spex", "words": 12, "approximator": approximator,
+                    "budget": budget, "result": {k: v for k, v in found.items() if k != "values"},
+                    "vs_exact": agreement(found["values"], exact["values"], game.n),
+                    "top": top_pairs(found["values"], game.labels),
+                    "exact_top": top_pairs(exact["values"], game.labels),
+                })  # fmt: skip
+    if any(w > 12 for w in args.spex_words):
+        records += long_context_spex(args, model)
     return records
 
 

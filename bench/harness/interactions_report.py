@@ -13,7 +13,10 @@ GROUP_OF = {"name": 0, "pronoun": 0, "city": 1, "state": 1, "job": 2}
 
 
 def key_of(record: dict) -> tuple[Any, ...]:
-    return (record["part"], record.get("words"), record.get("approximator"), record.get("id"))
+    return (
+        record["part"], record.get("words"), record.get("approximator"), record.get("budget"),
+        record.get("id"),
+    )  # fmt: skip
 
 
 def load(paths: list[Path]) -> tuple[list[dict], dict[str, list[dict]]]:
@@ -90,7 +93,7 @@ def spex_table(records: list[dict]) -> list[str]:
         "estimator s", "vs exact: pairs Spearman / top-5", "top pairs found",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * (len(header) - 1) + "---|"]
-    for r in records:
+    for r in sorted(records, key=lambda r: (r["words"], r["budget"], r["approximator"])):
         res = r["result"]
         vs = r.get("vs_exact")
         agree = (
