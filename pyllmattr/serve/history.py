@@ -2,7 +2,8 @@
 finished run, read back when the server starts, so the history survives a restart.
 
 A file is the result as ``AttributionResult.to_json`` writes it, with one more key,
-``"explorer"``: the run's id, the model, the page's request and the seconds it took.
+``"explorer"``: the run's id, the model, the page's request, the seconds it took and
+the notes shown beside it (the library's warnings).
 ``pla.AttributionResult.from_json`` reads such a file as it is (it ignores keys that
 are no field), so a run saved by the explorer is also a result file for scripts.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class SavedRun:
     form: dict[str, Any]
     seconds: float
     result: AttributionResult
+    notes: list[str] = field(default_factory=list)  # what the page said beside the result
 
 
 class History:
@@ -74,7 +76,10 @@ class History:
     def save(self, run: SavedRun) -> Path:
         """Write ``run`` to its file (whole or not at all: written beside it, then renamed)."""
         data = run.result.to_dict()
-        data[KEY] = {"id": run.id, "model": run.model, "form": run.form, "seconds": run.seconds}
+        data[KEY] = {
+            "id": run.id, "model": run.model, "form": run.form, "seconds": run.seconds,
+            "notes": run.notes,
+        }  # fmt: skip
         target = self.file(run.id)
         fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".run-", suffix=".tmp")
         try:
@@ -101,6 +106,7 @@ def _read(file: Path) -> SavedRun:
         form=form,
         seconds=float(run.get("seconds") or 0.0),
         result=AttributionResult.from_dict(data),
+        notes=[str(note) for note in run.get("notes") or []],
     )
 
 

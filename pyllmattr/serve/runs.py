@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._warnings import collected
 from .history import History, SavedRun
 from .requests import RunRequest
 
@@ -118,7 +119,7 @@ class Runs:
             for old in saved[-MAX_KEPT_RUNS:]:
                 self._runs[old.id] = Run(
                     old.id, old.model, old.form, state="done", seconds=old.seconds,
-                    result=old.result,
+                    result=old.result, notes=old.notes,
                 )  # fmt: skip
             first = 1 + max((old.id for old in saved), default=0)
         self._ids = itertools.count(first)
@@ -190,9 +191,11 @@ class Runs:
             model = self._model(key, request)
             if run.cancel.cancelled:  # cancelled while the model loaded
                 raise pla.Cancelled("cancelled")
-            run.result = self._attribute(run, model)
-            if request.evaluate:
-                self._evaluate(run, model)
+            with collected() as warned:  # the library's warnings (not converged, ...)
+                run.result = self._attribute(run, model)
+                if request.evaluate:
+                    self._evaluate(run, model)
+            run.notes[:0] = warned
             run.seconds = time.monotonic() - run.started
             self._save(run)
             run.state = "done"
@@ -260,7 +263,7 @@ class Runs:
         the run is still shown)."""
         if self._history is None:
             return
-        saved = SavedRun(run.id, run.model, run.form, run.seconds or 0.0, run.result)
+        saved = SavedRun(run.id, run.model, run.form, run.seconds or 0.0, run.result, run.notes)
         try:
             self._history.save(saved)
         except OSError as exc:
