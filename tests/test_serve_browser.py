@@ -48,6 +48,7 @@ def explain(page, prompt: str, target: str = "", features: str = "word", contras
     assert page.js("document.getElementById('error').hidden"), page.js(
         "document.getElementById('error').textContent"
     )
+    assert "undefined" not in page.js("document.getElementById('summary').textContent")
     return int(page.js("document.getElementById('result').dataset.run"))
 
 
@@ -266,7 +267,9 @@ def test_a_gradient_run_reports_its_convergence(page, server):
     result = run["result"]
     assert result["method"] == "IntegratedGradients" and result["settings"]["n_steps"] == "auto"
     assert result["convergence"]["check"] == "doubling" and run["convergence"]
-    assert run["convergence"] in page.js("document.getElementById('summary').textContent")
+    summary = page.js("document.getElementById('summary').textContent")
+    assert run["convergence"] in summary
+    assert f"{result['stats']['n_evaluations']} points in " in summary  # not prompts: a path
     shown = page.js("document.querySelector('#highlight .pla-convergence').textContent")
     assert shown == run["convergence"]
     notes = page.js("document.getElementById('notes').hidden ? '' : "

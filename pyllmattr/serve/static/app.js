@@ -261,6 +261,17 @@ async function loaded(entry) {
 
 // ------------------------------------------------------------------ results
 
+// What the run computed: prompts and tokens on llama.cpp, path points and passes on PyTorch.
+function workDone(stats) {
+  if (stats.n_forward_calls !== undefined) {
+    return [`${stats.n_evaluations} points in ${stats.n_forward_calls} forward and ` +
+      `${stats.n_backward_calls} backward passes (${stats.device})`];
+  }
+  const parts = [`${stats.n_evaluations} prompts scored`];
+  if (stats.n_decoded !== undefined) parts.push(`${stats.n_decoded} tokens decoded (one by one: ${stats.n_naive})`);
+  return parts;
+}
+
 function summaryText(entry) {
   const run = entry.full;
   const r = run.result;
@@ -271,8 +282,7 @@ function summaryText(entry) {
       `log p = ${r.contrast_logprob.toFixed(3)}`] : []),
     r.noise_floor === null ? "no noise floor" :
       (r.noise_floor === 0 ? "noise floor 0 (batch-invariant)" : `noise floor ±${r.noise_floor.toFixed(4)}`),
-    `${stats.n_evaluations} prompts scored`,
-    `${stats.n_decoded} tokens decoded (one by one: ${stats.n_naive})`,
+    ...workDone(stats),
     `${run.seconds.toFixed(2)} s (scoring ${(stats.seconds || 0).toFixed(2)} s)`,
     ...(run.convergence ? [run.convergence] : []),
     ...(r.faithfulness && r.faithfulness.lds !== null ? [`LDS ${r.faithfulness.lds.toFixed(2)}`] : []),
