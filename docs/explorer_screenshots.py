@@ -2,10 +2,11 @@
 explorer-gradients.png).
 
 Runs the app on the default model and drives headless chromium through the page with
-the test suite's DevTools client (tests/browser.py, hence tests/ on PYTHONPATH), as
-tests/test_serve_browser.py does:
+the test suite's DevTools client (tests/helpers/browser.py, hence tests/helpers on
+PYTHONPATH), as tests/frontends/test_serve_browser.py does:
 
-    pip install ".[serve,torch,test]" && PYTHONPATH=tests python docs/explorer_screenshots.py
+    pip install ".[serve,torch,test]"
+    PYTHONPATH=tests/helpers python docs/explorer_screenshots.py
 """
 
 from __future__ import annotations
