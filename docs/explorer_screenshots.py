@@ -1,8 +1,8 @@
 """Take the screenshots of `pyllmattr serve` in docs/ (explorer.png, explorer-compare.png).
 
 Runs the app on the default model and drives headless chromium through the page with
-the test suite's DevTools client (tests/browser.py, hence tests/ on PYTHONPATH), as
-tests/test_serve_browser.py does:
+the test suite's DevTools client (tests/helpers/browser.py, hence tests/ on PYTHONPATH), as
+tests/frontends/test_serve_browser.py does:
 
     pip install ".[serve,test]" && PYTHONPATH=tests python docs/explorer_screenshots.py
 """
