@@ -142,6 +142,26 @@ class AutoPoints:
         }
 
 
+def describe(convergence: dict[str, Any] | None) -> str:
+    """One line on how settled a result's values are (``result.convergence``), or ""
+    when no check was made. The command line, the HTML view and the explorer show it.
+
+    Example:
+        >>> describe({"n_steps": 64, "last_change": 0.012, "converged": True,
+        ...           "check": "doubling"})
+        'n_steps=64: converged (last doubling moved values by 1.2% of the largest |attribution|)'
+    """
+    if not convergence or "last_change" not in convergence:
+        return ""
+    key = "n_samples" if "n_samples" in convergence else "n_steps"
+    state = "converged" if convergence.get("converged") else "NOT converged"
+    check = "last doubling" if convergence.get("check") == "doubling" else "half the points"
+    return (
+        f"{key}={convergence[key]}: {state} ({check} moved values by "
+        f"{convergence['last_change']:.1%} of the largest |attribution|)"
+    )
+
+
 def warn_half_check(what: str, key: str, n: int, change: float) -> None:
     """Warn when the rule of every other point moved the values by more than HALF_CHECK."""
     if change > HALF_CHECK:

@@ -104,6 +104,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated-gradients"
+    auto_options: ClassVar[frozenset[str]] = frozenset({"n_steps"})
     defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",

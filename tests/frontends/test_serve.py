@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from serve_client import LONG_RUN, Client
 
 import pyllmattr as pla
 from pyllmattr.cli import main
+from pyllmattr.frontend import missing_extra
 from pyllmattr.serve import Server, require_server_libraries
 
 PROMPT = "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include"
@@ -93,7 +96,12 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert methods["shapley-sampling"] == {"n_samples": 25, "screen": False}
     assert methods["interactions"] == {"index": "k-SII", "order": 2, "approximator": "auto"}
     assert methods["hierarchical"] == {"keep": 3, "keep_alone": 0, "unrefined": "split"}
-    assert "integrated-gradients" not in methods  # PyTorch models only
+    ig = next(m for m in config["methods"] if m["name"] == "integrated-gradients")
+    assert ig["needs_gradients"] and ig["auto_options"] == ["n_steps"]
+    assert ig["unavailable"] == missing_extra(pla.IntegratedGradients)  # None with torch
+    assert ig["options"]["n_steps"] == 50 and ig["options"]["baselines"] == ""
+    gradients = {m["class"] for m in config["methods"] if m["needs_gradients"]}
+    assert gradients == {"IntegratedGradients", "Saliency", "InputXGradient", "GradientShap"}
     modes = {m["name"]: m["modes"] for m in config["methods"]}
     assert modes["feature-ablation"] == ["prompt", "context"]
     assert modes["hierarchical"] == modes["context-cite"] == ["context"]
@@ -250,3 +258,169 @@ def test_a_context_method_runs_on_the_context_as_the_library_runs_it(client, smo
     np.testing.assert_array_equal(got["seq_attr"], expected.seq_attr)
     assert got["refined"] == expected.refined and False in got["refined"]
     assert 'class="pla-top-units"' in run["html"]
+
+
+# ---------------------------------------------------------------- contrast, faithfulness
+
+
+def test_a_contrast_run_gives_the_librarys_contrastive_result(client, smollm2):
+    body = {"prompt": "Dave lives in Palm Coast", "target": " FL", "contrast": " CA"}
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    inp = pla.TextTemplateInput.from_text(body["prompt"], by="word")
+    expected = pla.FeatureAblation(smollm2).attribute(
+        inp, target=" FL", contrast=" CA", progress=False
+    )
+    got = pla.AttributionResult.from_dict(run["result"])
+    assert got.contrast == " CA" and got.contrast_logprob == expected.contrast_logprob
+    np.testing.assert_array_equal(got.seq_attr, expected.seq_attr)
+    assert "rather than" in run["html"] and "favours the target over" in run["html"]
+    assert run["form"]["contrast"] == " CA"
+
+
+def test_evaluate_measures_the_faithfulness_the_library_measures(client, smollm2):
+    body = {"prompt": "Dave plays golf", "target": " well", "evaluate": True, "seed": 3}
+    run = client.wait(client.start(body))
+    assert run["state"] == "done" and not run["notes"], run
+    got = pla.AttributionResult.from_dict(run["result"])
+    inp = pla.TextTemplateInput.from_text(body["prompt"], by="word")
+    result = pla.FeatureAblation(smollm2).attribute(inp, target=" well", progress=False)
+    expected = pla.evaluate(result, smollm2, seed=3, progress=False)
+    np.testing.assert_array_equal(got.faithfulness.deletion, expected.deletion)
+    np.testing.assert_array_equal(got.faithfulness.insertion, expected.insertion)
+    assert got.faithfulness.lds == expected.lds
+    assert 'class="pla-faithfulness"' in run["html"] and "<svg" in run["html"]
+
+
+# ---------------------------------------------------------------- gradient methods
+
+
+def test_a_gradient_run_loads_the_same_gguf_into_pytorch(client, smollm2_torch):
+    prompt = "Dave lives in Palm Coast"
+    body = {"prompt": prompt, "target": " FL", "features": "token", "method":
+            "integrated-gradients", "options": {"n_steps": 8}}  # fmt: skip
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    got = pla.AttributionResult.from_dict(run["result"])
+    inp = pla.TextTokenInput(prompt, smollm2_torch, baselines=0)
+    expected = pla.IntegratedGradients(smollm2_torch).attribute(
+        inp, target=" FL", n_steps=8, progress=False
+    )
+    assert got.method == "IntegratedGradients" and got.input_features == expected.input_features
+    scale = float(np.abs(expected.seq_attr).max())
+    np.testing.assert_allclose(got.seq_attr, expected.seq_attr, rtol=0, atol=1e-4 * scale)
+    assert got.convergence["n_steps"] == 8 and got.convergence["check"] == "half"
+    assert run["convergence"] == pla.methods.convergence.describe(got.convergence)
+    assert run["convergence"] in run["html"]
+
+
+@pytest.mark.torch
+def test_auto_points_and_the_layer_are_read_from_the_form(client):
+    body = {"prompt": "Dave lives in Palm Coast", "target": " FL", "features": "token",
+            "method": "integrated-gradients",
+            "options": {"n_steps": "auto", "max_steps": 32, "layer": "1"}}  # fmt: skip
+    run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    convergence, settings = run["result"]["convergence"], run["result"]["settings"]
+    assert convergence["check"] == "doubling" and convergence["n_steps"] in (16, 32)
+    # the library's warning, shown beside the result, when the cap came first
+    assert convergence["converged"] or any("before the values settled" in n for n in run["notes"])
+    assert settings["layer"] == 1  # the text "1" is the decoder layer of index 1
+
+
+def test_gradient_requests_that_cannot_run_say_why(client, monkeypatch):
+    body = {"prompt": "Hi there", "target": " you", "method": "integrated-gradients"}
+    status, answer = client.json("/api/runs", {**body, "options": {"n_steps": "lots"}})
+    assert status == 400 and "n_steps must be a int or 'auto'" in answer["error"]
+    status, answer = client.json("/api/runs", {**body, "fast": True})
+    assert status == 400 and "the fast layout is llama.cpp's" in answer["error"]
+    monkeypatch.setitem(sys.modules, "gguf", None)  # the torch extra, without one package
+    status, config = client.json("/api/config")
+    ig = next(m for m in config["methods"] if m["name"] == "integrated-gradients")
+    assert "pyllmattr[torch]" in ig["unavailable"] and "gguf" in ig["unavailable"]
+    status, answer = client.json("/api/runs", body)
+    assert status == 400 and "pyllmattr[torch]" in answer["error"]
+
+
+# ---------------------------------------------------------------- history
+
+
+def test_the_server_lists_its_runs_with_the_pages_requests(client):
+    body = {"prompt": PROMPT, "target": " golf", "features": "sentence"}
+    run_id = client.start(body)
+    client.wait(run_id)
+    status, answer = client.json("/api/runs")
+    assert status == 200
+    listed = {run["id"]: run for run in answer["runs"]}
+    assert list(listed) == sorted(listed)  # oldest first
+    mine = listed[run_id]
+    assert mine["state"] == "done" and mine["form"] == body
+    assert mine["method"] == "FeatureAblation" and mine["output"] == " golf"
+
+
+def test_history_folder_keeps_runs_across_a_restart(tmp_path):
+    folder = tmp_path / "runs"
+    body = {"prompt": "Dave lives in Palm Coast", "target": " FL"}
+    with Server(port=0, n_threads=2, n_ctx=512, history=folder) as first:
+        run = Client(first).wait(Client(first).start(body))
+    assert run["state"] == "done", run
+    (file,) = folder.glob("run-*.json")
+    saved = pla.AttributionResult.from_json(file.read_text(encoding="utf-8"))  # a result file
+    np.testing.assert_array_equal(saved.seq_attr, run["result"]["seq_attr"])
+    (folder / "run-999999.json").write_text("{not json", encoding="utf-8")
+    # the new server loads no model until a run needs one
+    with Server(port=0, n_threads=2, n_ctx=512, history=folder) as second:
+        client = Client(second)
+        runs = client.json("/api/runs")[1]["runs"]
+        assert [(r["id"], r["form"], r["output"]) for r in runs] == [(run["id"], body, " FL")]
+        again = client.json(f"/api/runs/{run['id']}")[1]
+        assert again["html"] == run["html"] and again["result"] == run["result"]
+        status, _, raw = client.request(f"/runs/{run['id']}.json")
+        assert status == 200 and pla.AttributionResult.from_json(raw.decode()).target == " FL"
+        assert any("run-999999.json" in problem for problem in second.runs.problems)
+        status, fresh = client.json("/api/runs", {"prompt": "x", "target": " y"})
+        assert status == 202 and fresh["id"] == run["id"] + 1  # ids go on after the saved
+        client.wait(fresh["id"])
+
+
+def test_an_unusable_history_folder_is_an_error_at_start(tmp_path, capsys):
+    a_file = tmp_path / "runs.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(ValueError, match="not a folder"):
+        Server(port=0, history=a_file)
+    with pytest.raises(ValueError, match="cannot create the folder"):
+        Server(port=0, history=a_file / "runs")
+    assert main(["serve", "--port", "0", "--history", str(a_file)]) == 1
+    assert "--history" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes any folder")
+def test_a_folder_the_server_cannot_write_is_an_error_at_start(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="cannot read and write files there"):
+            Server(port=0, history=folder)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_warnings_are_collected_per_thread():
+    """The explorer shows a run's warnings beside it; runs in other threads keep theirs."""
+    from pyllmattr._warnings import collected, warn
+
+    theirs: list[list[str]] = []
+
+    def elsewhere() -> None:
+        with collected() as messages:
+            warn("from another thread")
+        theirs.append(messages)
+
+    with pytest.warns(UserWarning), collected() as mine:
+        warn("from this thread")
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+        warn("from this thread")  # each message once
+    assert mine == ["from this thread"] and theirs == [["from another thread"]]

@@ -35,10 +35,11 @@ def history_length(page) -> int:
     return page.js("document.querySelectorAll('#history li').length")
 
 
-def explain(page, prompt: str, target: str = "", features: str = "word") -> int:
+def explain(page, prompt: str, target: str = "", features: str = "word", contrast: str = "") -> int:
     """Fill the form as a person would, press Explain and wait for the run to show."""
     page.type("#prompt", prompt)
     page.type("#target", target)
+    page.type("#contrast", contrast)
     page.choose("#features", features)
     before = history_length(page)
     page.click("#run")
@@ -49,6 +50,7 @@ def explain(page, prompt: str, target: str = "", features: str = "word") -> int:
     assert page.js("document.getElementById('error').hidden"), page.js(
         "document.getElementById('error').textContent"
     )
+    assert "undefined" not in page.js("document.getElementById('summary').textContent")
     return int(page.js("document.getElementById('result').dataset.run"))
 
 
@@ -184,6 +186,11 @@ def test_the_context_methods_are_offered_for_a_context_and_show_the_top_units(pa
     assert result["method"] == "HierarchicalAblation"
     units = page.js("document.querySelectorAll('#highlight .pla-top-units tr').length")
     assert units == 1 + min(5, len(result["input_features"]))  # a header, then the top units
+    levels = page.js(
+        "[...document.querySelectorAll('#highlight .pla-levels table.pla-level')].map(t => "
+        "[t.dataset.level, t.querySelectorAll('tr').length])"
+    )
+    assert levels == [[lv["level"], len(lv["units"])] for lv in result["levels"]]
     page.click('input[name="mode"][value="prompt"]')
     assert "hierarchical" not in page.js(offered)
     assert page.js("document.getElementById('method').value") == "feature-ablation"
@@ -203,4 +210,140 @@ def test_a_flag_option_is_a_checkbox_and_interactions_show_their_top_pairs(page,
     assert result["result_type"] == "InteractionResult" and result["budget_used"] == 2**5
     rows = page.js("document.querySelectorAll('#highlight .pla-top-pairs tr').length")
     assert rows == 1 + 5  # a header, then the five strongest interactions
+    cells = page.js(
+        "[...document.querySelectorAll('#highlight .pla-interaction-matrix td')].map(c => "
+        "[Number(c.dataset.row), Number(c.dataset.col), c.textContent])"
+    )
+    matrix = result["interaction_matrix"]
+    assert len(cells) == 5 * 5
+    assert all(text == f"{matrix[row][col]:+.2f}" for row, col, text in cells)
     page.choose("#method", "feature-ablation")
+
+
+# ---------------------------------------------------------------- contrast, faithfulness
+
+
+def test_a_contrast_run_shows_the_contrastive_view(page, server):
+    run_id = explain(page, "Dave lives in Palm Coast", " FL", contrast=" CA")
+    result = api_result(server, run_id)["result"]
+    assert "".join(result["contrast_tokens"]) == " CA"
+    assert page.js("document.querySelector('#highlight .pla-contrast').textContent") == (
+        " rather than ' CA'"
+    )
+    summary = page.js("document.getElementById('summary').textContent")
+    assert f'rather than " CA": log p = {result["contrast_logprob"]:.3f}' in summary
+    legend = page.js("document.querySelector('#highlight .pla-result').textContent")
+    assert "blue favours the target over ' CA'" in legend
+    excerpt = page.js(f"document.querySelector(\"#history li[data-run='{run_id}']\").textContent")
+    assert 'rather than " CA"' in excerpt
+    page.type("#contrast", "")
+
+
+def test_faithfulness_curves_show_under_a_run(page, server):
+    page.click("#evaluate")
+    run_id = explain(page, "Dave plays golf", " well")
+    faith = api_result(server, run_id)["result"]["faithfulness"]
+    curves = page.js(
+        "[...document.querySelectorAll('#highlight .pla-faithfulness svg polyline.pla-curve')]"
+        ".map(c => c.getAttribute('points').trim().split(/\\s+/).length)"
+    )
+    assert curves == [len(faith["deletion"]), len(faith["insertion"])]
+    summary = page.js("document.getElementById('summary').textContent")
+    assert f"LDS {faith['lds']:.2f}" in summary
+    page.click("#evaluate")
+    assert not page.js("document.getElementById('evaluate').checked")
+
+
+# ---------------------------------------------------------------- gradient methods
+
+
+@pytest.mark.torch
+def test_a_gradient_run_reports_its_convergence(page, server):
+    page.choose("#method", "integrated-gradients")
+    assert page.js("document.getElementById('fast').disabled")  # llama.cpp's layout only
+    assert "PyTorch" in page.js("document.getElementById('method-note').textContent")
+    steps = "document.querySelector(\"#options input[name='n_steps']\")"
+    assert page.js(f"{steps}.type") == "text" and page.js(f"{steps}.value") == "50"
+    page.type("#options input[name='n_steps']", "auto")
+    page.type("#options input[name='max_steps']", "32")
+    run = api_result(server, explain(page, "Dave lives in Palm Coast", " FL", features="token"))
+    result = run["result"]
+    assert result["method"] == "IntegratedGradients" and result["settings"]["n_steps"] == "auto"
+    assert result["convergence"]["check"] == "doubling" and run["convergence"]
+    summary = page.js("document.getElementById('summary').textContent")
+    assert run["convergence"] in summary
+    assert f"{result['stats']['n_evaluations']} points in " in summary  # not prompts: a path
+    shown = page.js("document.querySelector('#highlight .pla-convergence').textContent")
+    assert shown == run["convergence"]
+    notes = page.js("document.getElementById('notes').hidden ? '' : "
+                    "document.getElementById('notes').textContent")  # fmt: skip
+    assert notes == "; ".join(run["notes"])  # the library's warnings, as they were
+    assert result["convergence"]["converged"] or "before the values settled" in notes
+    page.choose("#method", "feature-ablation")
+    assert not page.js("document.getElementById('fast').disabled")
+
+
+# ---------------------------------------------------------------- history
+
+
+def history_ids(page) -> list[int]:
+    return page.js(
+        "[...document.querySelectorAll('#history li')].map(li => Number(li.dataset.run))"
+    )
+
+
+def reload(page, server) -> None:
+    page.goto(f"http://127.0.0.1:{server.port}/")  # the cookie, as after the first visit
+    page.wait_for("document.body.dataset.ready === 'true'")
+
+
+def test_the_history_survives_a_reload(page, server):
+    before = history_ids(page)
+    assert len(before) >= 2
+    reload(page, server)
+    assert history_ids(page) == before  # newest first, as before
+    assert int(page.js("document.getElementById('result').dataset.run")) == before[0]
+    older = before[-1]
+    page.click(f"#history li[data-run='{older}'] button")
+    page.wait_for(f"document.getElementById('result').dataset.run === '{older}'")
+    result = api_result(server, older)["result"]
+    shown = page.js("document.querySelector('#highlight .pla-result > div').textContent")
+    prompt = "".join(text for text, _ in result["prompt_segments"])
+    assert shown == prompt + "".join(result["output_tokens"])
+    for run_id in before[:2]:
+        page.click(f"#history li[data-run='{run_id}'] input")
+    page.click("#compare")
+    page.wait_for("document.querySelectorAll('#comparison .column').length === 2")
+
+
+def test_a_reloaded_page_follows_the_run_still_working(page, server):
+    client = Client(server)
+    run_id = client.start(LONG_RUN)
+    client.wait(run_id, until=("scoring",))
+    reload(page, server)
+    assert not page.js("document.getElementById('cancel').disabled")
+    page.wait_for("document.getElementById('progress-text').textContent.startsWith('scoring')")
+    page.click("#cancel")
+    page.wait_for("document.getElementById('error').textContent === 'cancelled'")
+    assert client.wait(run_id)["state"] == "cancelled"
+    page.wait_for("!document.getElementById('run').disabled")
+
+
+def test_a_restarted_server_shows_the_runs_of_its_history_folder(page, server, tmp_path):
+    body = {"prompt": "Dave lives in Palm Coast", "target": " FL"}
+    with Server(port=0, n_threads=2, n_ctx=512, history=tmp_path) as first:
+        client = Client(first)
+        run = client.wait(client.start(body))
+    assert run["state"] == "done", run
+    with Server(port=0, n_threads=2, n_ctx=512, history=tmp_path) as second:
+        page.goto(second.url)
+        page.wait_for("document.body.dataset.ready === 'true'")
+        assert history_ids(page) == [run["id"]]
+        assert int(page.js("document.getElementById('result').dataset.run")) == run["id"]
+        values = page.js(
+            "Object.fromEntries([...document.querySelectorAll('#ranking tbody tr')].map(r => "
+            "[r.dataset.feature, Number(r.dataset.value)]))"
+        )
+        assert [values[str(i)] for i in range(len(values))] == run["result"]["seq_attr"]
+    page.goto(server.url)  # back to the module's server for any test after this one
+    page.wait_for("document.body.dataset.ready === 'true'")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -116,6 +118,26 @@ def test_the_kept_units_are_those_with_the_largest_attributions(exact, inp):
     top = set(np.argsort(-paragraphs)[:2].tolist())
     refined_parents = set(inp.parent_index("sentence", "paragraph")[result.levels[1]["units"]])
     assert refined_parents == top
+
+
+def test_levels_name_their_units_and_the_html_view_shows_every_level(exact, inp):
+    result = pla.HierarchicalAblation(exact).attribute(
+        inp, target=TARGET, levels=("document", "paragraph", "sentence"), keep=1, noise_floor=False
+    )
+    for level, below in zip(result.levels, [*result.levels[1:], None], strict=True):
+        units = inp.units(level["level"])
+        assert level["labels"] == [units[u].text for u in level["units"]]
+        if below is not None:  # the unit refined: the parent of every unit scored below
+            parents = inp.parent_index(below["level"], level["level"])[below["units"]]
+            assert level["kept"] == sorted(set(parents.tolist()))
+    assert "kept" not in result.levels[-1]
+    page = result.to_html()
+    tables = re.findall(r'<table class="pla-level" data-level="(\w+)"(.*?)</table>', page, re.S)
+    assert [name for name, _ in tables] == ["document", "paragraph", "sentence"]
+    for (_, table), level in zip(tables, result.levels, strict=True):
+        values = [float(v) for v in re.findall(r'text-align:right">([-+][\d.]+)</td>', table)]
+        np.testing.assert_allclose(values, level["seq_attr"], atol=5e-4)
+        assert table.count(">refined<") == len(level.get("kept", []))
 
 
 def alone_scores(model, inp, level: str) -> np.ndarray:

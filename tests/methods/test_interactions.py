@@ -4,6 +4,7 @@ engine (one batch, one call), progress and cancellation, bad input, results."""
 from __future__ import annotations
 
 import math
+import re
 import sys
 from itertools import combinations
 
@@ -399,6 +400,15 @@ def test_the_html_view_lists_the_top_pairs(result):
     names, value = result.top_interactions(1)[0]
     assert 'class="pla-top-pairs"' in page and " × ".join(names) in page
     assert f"{value:+.3f}" in page
+
+
+def test_the_html_view_shows_the_interaction_matrix(result):
+    page = result.to_html()
+    cells = re.findall(r'<td data-row="(\d+)" data-col="(\d+)"[^>]*>([^<]+)</td>', page)
+    n = len(result.input_features)
+    assert 'class="pla-interaction-matrix"' in page and len(cells) == n * n
+    for row, col, text in cells:
+        assert text == f"{result.interaction_matrix[int(row), int(col)]:+.2f}"
 
 
 def test_the_method_is_listed_for_front_ends():

@@ -5,6 +5,7 @@ from what a method declares, never from its name."""
 from __future__ import annotations
 
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from pyllmattr.cli.parser import build_parser
 from pyllmattr.inputs.context import LEVELS
 from pyllmattr.inputs.split import UNITS
 from pyllmattr.methods import METHODS
-from pyllmattr.serve.requests import method_modes, page_methods, parse_request
+from pyllmattr.serve.requests import method_config, method_modes, page_methods, parse_request
 
 
 def help_text(command: str, capsys) -> str:
@@ -54,9 +55,44 @@ def test_front_ends_read_what_a_method_declares(monkeypatch, capsys):
     assert "context-only" in page_methods() and method_modes(ContextOnly) == ["context"]
     with pytest.raises(ValueError, match="choose the context mode"):
         parse_request({"prompt": "Hi", "method": "context-only"}, "default")
-    # a method that needs gradients is not offered by the page (it runs on llama.cpp)
-    assert all(not cls.needs_gradients for cls in page_methods().values())
-    assert "saliency" not in page_methods()
+
+
+class GradientsOfMyOwn(pla.FeatureAblation):
+    """A made-up method that declares it needs gradients (no name the front ends know)."""
+
+    name = "my-gradients"
+    needs_gradients = True
+    auto_options = frozenset({"keep"})
+
+
+def test_a_method_that_declares_gradients_runs_on_pytorch_and_needs_its_extra(monkeypatch):
+    monkeypatch.setitem(METHODS, GradientsOfMyOwn.name, GradientsOfMyOwn)
+    # the torch extra as present (modules every environment has), whatever is installed
+    monkeypatch.setattr(frontend, "TORCH_MODULES", ("colorsys", "wave"))
+    assert frontend.missing_extra(GradientsOfMyOwn) is None
+    request = parse_request({"prompt": "Hi", "method": "my-gradients"}, "default")
+    assert request.engine == "torch"  # the model is loaded with pla.load_torch_gguf
+    assert parse_request({"prompt": "Hi"}, "default").engine == "exact"
+    assert parse_request({"prompt": "Hi", "fast": True}, "default").engine == "fast"
+    config = method_config("my-gradients", GradientsOfMyOwn)
+    assert config["needs_gradients"] and config["auto_options"] == ["keep"]
+    monkeypatch.setitem(sys.modules, "wave", None)  # one of them missing
+    assert "wave is not installed: pip install" in frontend.missing_extra(GradientsOfMyOwn)
+    assert frontend.missing_extra(pla.FeatureAblation) is None
+    with pytest.raises(ValueError, match=r"pyllmattr\[torch\]"):
+        parse_request({"prompt": "Hi", "method": "my-gradients"}, "default")
+
+
+def test_options_given_as_text_are_read_as_the_methods_take_them():
+    assert frontend.layer_option("12") == 12 and frontend.layer_option("-1") == -1
+    assert frontend.layer_option("model.layers.3.mlp") == "model.layers.3.mlp"
+    assert frontend.baselines_option("") is None and frontend.baselines_option("0") == 0
+    assert frontend.baselines_option("zero") == "zero"
+    assert frontend.baselines_option("Sarah lives") == "Sarah lives"
+    body = {"prompt": "Hi", "method": "integrated-gradients",
+            "options": {"layer": "2", "baselines": "0", "n_steps": "auto"}}  # fmt: skip
+    options = parse_request(body, "default").options
+    assert options == {"layer": 2, "baselines": 0, "n_steps": "auto"}
 
 
 def test_options_apply_as_the_methods_declare_them():
