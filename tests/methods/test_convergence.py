@@ -3,6 +3,7 @@ half-points check of a fixed n_steps, and result.convergence."""
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -14,6 +15,9 @@ from pyllmattr.methods.integrated_gradients import integration_points
 
 TEMPLATE = "{} works as a {} in {} and every day walks to the"
 VALUES = ["Dave", "lawyer", "Palm Coast"]
+# Same token counts as the values ("D"+"ave" / "Em"+"ma", "Palm Coast" / "New York"), so
+# the path runs token by token between two ordinary prompts.
+TEXT_BASELINES = ["Emma", "doctor", "New York"]
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +63,23 @@ def test_auto_points_stop_when_settled_and_warn_at_the_cap():
         assert not capped.record("n_steps")["converged"]
 
 
+def test_auto_points_do_not_settle_while_the_completeness_gap_is_large():
+    auto = AutoPoints(rtol=0.05, cap=64, what="test")
+    assert not auto.step(16, None, [1.0, -2.0], gap=0.5)
+    assert not auto.step(32, [1.0, -2.0], [1.01, -2.0], gap=0.5)  # agree, but 25 % gap
+    assert auto.last_gap == pytest.approx(0.25) and auto.last_change == pytest.approx(0.005)
+    assert auto.step(64, [1.01, -2.0], [1.02, -2.0], gap=0.05)  # 2.5 % gap
+    assert auto.record("n_steps")["last_gap"] == pytest.approx(0.025)
+    # Gaps at float32 rounding never block values that are all near zero.
+    tiny = AutoPoints(rtol=0.05, cap=64, what="test")
+    tiny.step(16, None, [1e-4], gap=2e-4)
+    assert tiny.step(32, [1e-4], [1e-4], gap=2e-4)
+    # Without a gap (GradientShap) the values alone decide, and the record has no gap.
+    sampled = AutoPoints(rtol=0.05, cap=32, what="test", cost="last")
+    sampled.step(16, None, [1.0])
+    assert sampled.step(32, [1.0], [1.0]) and "last_gap" not in sampled.record("n_samples")
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
@@ -75,9 +96,17 @@ def test_bad_auto_options_say_what_to_do(smollm2_torch, shop, options, message):
 # ---------------------------------------------------------------- integrated gradients
 
 
-def test_auto_steps_land_within_two_percent_of_512_steps(smollm2_torch, shop):
+def test_auto_steps_land_within_two_percent_of_512_steps(smollm2_torch):
+    # A same-length text baseline, as in docs/gradients.md. Not baseline token 0: on
+    # SmolLM2 that is <|endoftext|>, and two of them at the start of the baseline prompt
+    # are both attention sinks (a layer-3 norm of 921 where "ave" has 79), whose decay
+    # along the path puts spikes of width ~0.006 into the integrand; 512 Gauss-Legendre
+    # steps then miss "Dave" by 7.6 % of the largest |attribution| (the exact value
+    # follows from completeness), so 512 steps are no reference there (the test below
+    # and docs/gradients.md, "Convergence").
+    shop = pla.TextTemplateInput(TEMPLATE, VALUES, baselines=TEXT_BASELINES)
     ig = pla.IntegratedGradients(smollm2_torch)
-    common = {"target": " shop", "baselines": 0, "per_token": False}
+    common = {"target": " shop", "per_token": False}
     auto = ig.attribute(shop, n_steps="auto", **common)
     reference = ig.attribute(shop, n_steps=512, **common)
     record = auto.convergence
@@ -87,6 +116,25 @@ def test_auto_steps_land_within_two_percent_of_512_steps(smollm2_torch, shop):
     assert auto.stats["n_evaluations"] == record["n_points"]
     largest = np.abs(reference.seq_attr).max()
     assert np.abs(auto.seq_attr - reference.seq_attr).max() <= 0.02 * largest
+
+
+def test_auto_steps_do_not_settle_while_the_gap_says_they_are_off(smollm2_torch, shop):
+    # Baseline token 0: 256 and 512 Gauss-Legendre steps agree to 3.6 % of the largest
+    # |attribution|, yet "Dave" is still off by 7.6 % of it, which the completeness gap
+    # (-0.138 of f(input) - f(baseline) = -0.224) shows. Without the gap, rtol=0.05 would
+    # have called 512 steps converged.
+    with pytest.warns(UserWarning) as seen:  # the cap's warning, and the gap's own
+        result = pla.IntegratedGradients(smollm2_torch).attribute(
+            shop, target=" shop", baselines=0, n_steps="auto", rtol=0.05, max_steps=512,
+            per_token=False,
+        )  # fmt: skip
+    cap = r"stopped at 512 .* miss f\(input\) - f\(baseline\) by [0-9.]+% of it"
+    assert any(re.search(cap, str(w.message)) for w in seen)
+    record = result.convergence
+    assert record["n_steps"] == 512 and not record["converged"]
+    assert record["last_change"] <= 0.05 < record["last_gap"]
+    largest = np.abs(result.seq_attr).max()
+    assert record["last_gap"] == pytest.approx(abs(result.seq_completeness_gap) / largest)
 
 
 def test_too_few_fixed_steps_warn_naming_auto(smollm2_torch, shop):
