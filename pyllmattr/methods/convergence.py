@@ -150,15 +150,20 @@ def describe(convergence: dict[str, Any] | None) -> str:
         >>> describe({"n_steps": 64, "last_change": 0.012, "converged": True,
         ...           "check": "doubling"})
         'n_steps=64: converged (last doubling moved values by 1.2% of the largest |attribution|)'
+        >>> describe({"n_steps": 1024, "last_change": 0.096, "converged": False,
+        ...           "check": "doubling", "last_gap": 0.12})[:40]
+        'n_steps=1024: NOT converged (last doubli'
     """
     if not convergence or "last_change" not in convergence:
         return ""
     key = "n_samples" if "n_samples" in convergence else "n_steps"
     state = "converged" if convergence.get("converged") else "NOT converged"
     check = "last doubling" if convergence.get("check") == "doubling" else "half the points"
+    gap = convergence.get("last_gap")
+    gap_note = "" if gap is None else f"; completeness gap {gap:.1%} of it"
     return (
         f"{key}={convergence[key]}: {state} ({check} moved values by "
-        f"{convergence['last_change']:.1%} of the largest |attribution|)"
+        f"{convergence['last_change']:.1%} of the largest |attribution|{gap_note})"
     )
 
 
