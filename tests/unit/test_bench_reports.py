@@ -8,12 +8,10 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from repo_paths import BENCH, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
 RESULTS = BENCH / "results"
 
 
@@ -44,18 +42,6 @@ def test_the_faithfulness_section_is_what_its_results_render(tmp_path):
     assert without_figure(out.read_text(encoding="utf-8")) == without_figure(committed)
     benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
     assert section(benchmarks, "faithfulness") == section(committed, "faithfulness")
-
-
-def test_the_interactions_section_is_what_its_results_render(tmp_path):
-    out = tmp_path / "interactions.md"
-    done = bench(
-        "interactions", "--render", str(RESULTS / "interactions.json"), "--markdown", str(out)
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    committed = (RESULTS / "interactions.md").read_text(encoding="utf-8")
-    assert out.read_text(encoding="utf-8") == committed
-    benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
-    assert section(benchmarks, "interactions") == section(committed, "interactions")
 
 
 @pytest.fixture(scope="module")
