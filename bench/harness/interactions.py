@@ -4,7 +4,8 @@ Three parts, each a list of records in the --out JSON (``--render`` makes the se
 
 * ``peers``: k-SII of order 2 over the word features of prompts of 8, 12 and 40 words,
   at the same budget of coalitions, by ``pla.ShapleyInteractions`` (llama.cpp, the
-  shipped Q4_1 GGUF, prefix-shared batches) and by shapiq 1.4.1 run directly, the way a
+  shipped Q4_1 GGUF, prefix-shared batches; on the default exact layout and on the fast
+  one, ``deterministic=False``) and by shapiq 1.4.1 run directly, the way a
   shapiq user would do it today: the same estimator (KernelSHAP-IQ, shapiq's choice
   for k-SII; at 8 words the budget is 2^8, where pyllmattr computes exactly and
   KernelSHAP-IQ is exact too) with the same random state, on a value function that
@@ -51,12 +52,12 @@ TEXTS = {
     8: "Dave lives in Palm Coast and is a",
     12: "Dave lives in Palm Coast, FL and is a lawyer. He likes",
     40: (
-        "Maria grew up in a small fishing village on the northern coast. Every morning "
-        "she walked with her father to the harbor, where the boats came back full of "
-        "fish. Years later she opened a restaurant in the city, and its most famous dish"
+        "Maria grew up in a fishing village on the coast. Every morning she walked with "
+        "her father to the harbor, where the boats came back full of fish. Later she "
+        "opened a restaurant in the city, and its famous dish"
     ),
 }
-BUDGETS = {8: 256, 12: 512, 40: 1024}
+BUDGETS = {8: 256, 12: 512, 40: 900}  # at 40 words KernelSHAP-IQ needs at least 821
 QUICK_BUDGETS = {8: 256, 12: 128, 40: 850}
 SPEX_QUESTION, SPEX_DISTRACTOR = "r01", "r02"  # retrieval_documents.jsonl
 N_TARGET = 2  # greedy target tokens of the word prompts
@@ -180,9 +181,12 @@ class TorchValue:
         return out
 
 
-def pla_side(game: WordGame, budget: int | None, seed: int, approximator: str = "auto") -> dict:
+def pla_side(
+    game: WordGame, budget: int | None, seed: int, approximator: str = "auto", model: Any = None
+) -> dict:
+    """pyllmattr's k-SII on ``model`` (default: the game's, the exact layout)."""
     with Clock() as clock:
-        result = pla.ShapleyInteractions(game.model).attribute(
+        result = pla.ShapleyInteractions(model or game.model).attribute(
             game.inp, target=game.target, index="k-SII", order=2, budget=budget,
             approximator=approximator, seed=seed, progress=False,
         )  # fmt: skip
@@ -273,48 +277,52 @@ def exact_of(game: WordGame, words: int) -> dict:
     return EXACT[words]
 
 
+SIDES = ("pla", "fast", "peer")  # exact layout, fast layout, shapiq on PyTorch
+
+
 def timed_sides(
-    args: argparse.Namespace, game: WordGame, side: Any, budget: int, words: int
-) -> tuple[dict, dict]:
-    """Both sides, ``--repeats`` times up to 12 words (once at 40), taking turns (the
-    first alternates) so that a shared machine's load falls on both alike; the records
-    keep the first run's values and the median times."""
-    runs: dict[str, list[dict]] = {"pla": [], "peer": []}
+    args: argparse.Namespace, game: WordGame, models: dict[str, Any], budget: int, words: int
+) -> dict[str, dict]:
+    """The three sides, ``--repeats`` times up to 12 words (once at 40), taking turns (the
+    order rotates) so that a shared machine's load falls on all alike; each keeps its
+    first run's values and the median times."""
+    runs: dict[str, list[dict]] = {who: [] for who in SIDES}
     sides = {
         "pla": lambda: pla_side(game, budget, seed=0),
-        "peer": lambda: peer_side(game, side, budget, seed=0, batch=args.batch),
+        "fast": lambda: pla_side(game, budget, seed=0, model=models["fast"]),
+        "peer": lambda: peer_side(game, models["torch"], budget, seed=0, batch=args.batch),
     }
     for r in range(args.repeats if words <= 12 else 1):
-        for who in ("pla", "peer") if r % 2 == 0 else ("peer", "pla"):
+        for who in SIDES[r % 3 :] + SIDES[: r % 3]:
             runs[who].append(sides[who]())
-    out = []
-    for who in ("pla", "peer"):
+    out = {}
+    for who in SIDES:
         first = runs[who][0]
         first["runs_seconds"] = [run["seconds"] for run in runs[who]]
         first["seconds"] = float(np.median(first["runs_seconds"]))
         first["cpu_seconds"] = float(np.median([run["cpu_seconds"] for run in runs[who]]))
-        out.append(first)
-    return out[0], out[1]
+        out[who] = first
+    return out
 
 
-def part_peers(args: argparse.Namespace, model: Any, side: Any) -> list[dict]:
+def part_peers(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
     records = []
     budgets = QUICK_BUDGETS if args.quick else BUDGETS
     for words in args.sizes:
-        game, budget = word_game(model, words), budgets[words]
+        game, budget = word_game(models["llama"], words), budgets[words]
         log(f"peers: {words} words, budget {budget}")
         record = {"part": "peers", "words": words, "budget": budget, "labels": game.labels,
-                  "target": model.detokenize(game.target)}  # fmt: skip
-        record["pla"], record["peer"] = timed_sides(args, game, side, budget, words)
-        log(f"  pyllmattr {record['pla']['seconds']:.1f} s, shapiq + PyTorch "
-            f"{record['peer']['seconds']:.1f} s (medians)")  # fmt: skip
+                  "target": game.model.detokenize(game.target)}  # fmt: skip
+        record.update(timed_sides(args, game, models, budget, words))
+        log("  " + ", ".join(f"{who} {record[who]['seconds']:.1f} s" for who in SIDES))
         record["peer_vs_pla"] = agreement(record["peer"]["values"], record["pla"]["values"], words)
+        record["fast_vs_pla"] = agreement(record["fast"]["values"], record["pla"]["values"], words)
         if words <= 12:
             if record["pla"]["exact"]:
                 EXACT[words] = record["pla"]
             exact = exact_of(game, words)
             record["exact"] = {k: v for k, v in exact.items() if k != "values"}
-            for who in ("pla", "peer"):
+            for who in SIDES:
                 record[f"{who}_vs_exact"] = agreement(record[who]["values"], exact["values"], words)
         records.append(record)
     return records
@@ -419,27 +427,30 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     path = args.model or pla.default_model_path()
-    model = pla.load_gguf(path, n_threads=args.threads)
-    model.score([model.tokenize("Warm up.")], [13])  # the exact layout's self-check
-    previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
+    models = {"llama": pla.load_gguf(path, n_threads=args.threads)}
     run_record: dict[str, Any] = {"meta": meta(args), "records": []}
-    side = None
     if "peers" in args.parts:
         from harness.torch_gguf import TorchGGUF
 
+        models["fast"] = pla.load_gguf(path, n_threads=args.threads, deterministic=False)
         with Clock() as clock:
-            side = TorchGGUF(path, threads=args.threads)
+            models["torch"] = TorchGGUF(path, threads=args.threads)
         run_record["meta"]["torch_load_seconds"] = clock.wall
+    for name in ("llama", "fast"):
+        if name in models:  # the first call runs the exact layout's self-check
+            models[name].score([models[name].tokenize("Warm up.")], [13])
     for part in args.parts:
         with Clock() as clock:
             if part == "peers":
-                run_record["records"] += part_peers(args, model, side)
+                run_record["records"] += part_peers(args, models)
             elif part == "spex":
-                run_record["records"] += part_spex(args, model)
+                run_record["records"] += part_spex(args, models["llama"])
             else:
-                run_record["records"] += part_grouping(args, model)
+                run_record["records"] += part_grouping(args, models["llama"])
         run_record["meta"][f"{part}_seconds"] = clock.wall
     run_record["meta"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    # Read just before writing: another run may have added its records meanwhile.
+    previous = json.loads(args.out.read_text()) if args.out.exists() else {"runs": []}
     previous["runs"].append(run_record)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(previous, indent=1))

@@ -49,28 +49,39 @@ def runs_text(metas: list[dict]) -> list[str]:
 
 def peers_table(records: list[dict]) -> list[str]:
     header = [
-        "words", "budget", "pyllmattr s", "shapiq + PyTorch s", "PyTorch ÷ pla",
-        "pla prompts / tokens", "PyTorch prompts / tokens", "pairs r (pla vs PyTorch)",
-        "top-5 pairs shared", "pla vs exact: pairs r / top-5", "PyTorch vs exact: pairs r / top-5",
+        "words", "budget", "pla s (exact layout)", "pla s (fast layout)", "shapiq + PyTorch s",
+        "PyTorch ÷ pla (exact / fast)", "CPU s: pla exact / fast / PyTorch",
+        "prompts: pla / PyTorch", "tokens: pla / PyTorch", "pairs r, PyTorch vs pla",
+        "top-5 pairs shared", "vs exact, pairs r / top-5: pla, fast, PyTorch",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for r in records:
-        pla, peer, both = r["pla"], r["peer"], r["peer_vs_pla"]
-        exact = [_vs(r.get(f"{who}_vs_exact")) for who in ("pla", "peer")]
+    for r in sorted(records, key=lambda r: r["words"]):
+        pla, fast, peer, both = r["pla"], r["fast"], r["peer"], r["peer_vs_pla"]
+        exact = ", ".join(_vs(r.get(f"{who}_vs_exact")) for who in ("pla", "fast", "peer"))
         how = " (exact)" if pla["exact"] else ""
         lines.append(
-            f"| {r['words']} | {r['budget']}{how} | {pla['seconds']:.1f} | {peer['seconds']:.1f} "
-            f"| {peer['seconds'] / pla['seconds']:.1f} | {pla['prompts']} / {pla['decoded']} | "
-            f"{peer['prompts']} / {peer['decoded']} | {both['pairs_pearson']:.3f} | "
-            f"{both['top_pairs_overlap'] * 5:.0f} of 5 | {exact[0]} | {exact[1]} |"
+            f"| {r['words']} | {r['budget']}{how} | {_times(pla)} | {_times(fast)} | "
+            f"{_times(peer)} | {peer['seconds'] / pla['seconds']:.2f} / "
+            f"{peer['seconds'] / fast['seconds']:.2f} | {pla['cpu_seconds']:.1f} / "
+            f"{fast['cpu_seconds']:.1f} / {peer['cpu_seconds']:.1f} | {pla['prompts']} / "
+            f"{peer['prompts']} | {pla['decoded']} / {peer['decoded']} | "
+            f"{both['pairs_pearson']:.3f} | {both['top_pairs_overlap'] * 5:.0f} of 5 | {exact} |"
         )
     return lines
+
+
+def _times(side: dict) -> str:
+    """The median, with every run's time when there were several."""
+    runs = side.get("runs_seconds", [side["seconds"]])
+    if len(runs) == 1:
+        return f"{side['seconds']:.1f}"
+    return f"{side['seconds']:.1f} ({', '.join(f'{t:.0f}' for t in runs)})"
 
 
 def _vs(a: dict | None) -> str:
     if not a:
         return "—"
-    return f"{a['pairs_pearson']:.3f} / {a['top_pairs_overlap'] * 5:.0f} of 5"
+    return f"{a['pairs_pearson']:.3f} / {a['top_pairs_overlap'] * 5:.0f}"
 
 
 def spex_table(records: list[dict]) -> list[str]:
@@ -143,10 +154,10 @@ def top_kept(records: list[dict]) -> float:
 def grouping_table(records: list[dict]) -> list[str]:
     stats = grouping_stats(records)
     header = [
-        "pair", "templates", "SII of the pair, mean ± se", "median |SII|",
-        "median |φa| + |φb|", "median ratio", "|SII| > half of |φa| + |φb|",
-        "redundant (sign against φa + φb)", "median / max |grouped − (φa + φb)|",
-        "r(|grouped − sum|, |SII|)",
+        "pair", "templates", "SII of the pair, mean ± se", "median abs(SII)",
+        "median abs(φa) + abs(φb)", "median ratio", "abs(SII) > half of it",
+        "redundant (sign against φa + φb)", "grouping gap abs(grouped − (φa + φb)): median / max",
+        "r(gap, abs(SII))",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
     for name in PAIRS:
