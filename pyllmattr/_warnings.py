@@ -52,7 +52,8 @@ def collected() -> Iterator[list[str]]:
         ['n_samples is small']
     """
     previous = getattr(_collectors, "messages", None)
-    _collectors.messages = messages = []
+    messages: list[str] = []
+    _collectors.messages = messages
     try:
         yield messages
     finally:

@@ -1,9 +1,10 @@
 """The benchmark harness: the runs behind BENCHMARKS.md and the modules they share.
 
 Entries (``python bench NAME``): ``run`` (the four jobs against Captum and
-llama-cpp-python; ``worker`` runs one configuration for it), ``dataset``, ``ig_memory``
-and ``context_attribution``. Shared modules: ``jobs``, ``texts``, ``runners``,
-``captum_side``, ``torch_gguf``, ``report``, ``dataset_job``, ``context_report``.
+llama-cpp-python; ``worker`` runs one configuration for it), ``dataset``, ``ig_memory``,
+``context_attribution``, ``faithfulness`` and ``interactions``. Shared modules: ``jobs``,
+``texts``, ``runners``, ``captum_side``, ``torch_gguf``, ``report``, ``dataset_job``,
+``context_report``, ``prompt_sets``, ``faithfulness_report``, ``interactions_report``.
 """
 
 from __future__ import annotations

@@ -280,7 +280,7 @@ def level_record(
     """One entry of :attr:`StagedResult.levels`: what ``role``'s model scored at ``level``
     (``labels``: the units' texts, for views of a coarse level, whose units are no
     features of the result)."""
-    record = {
+    record: dict[str, Any] = {
         "level": level,
         "model": role.value,
         "units": [int(u) for u in units],

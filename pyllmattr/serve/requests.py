@@ -239,7 +239,7 @@ def _integer(data: Mapping, key: str, default: Any, low: int, high: int) -> Any:
     return check_int(key, value, low, high)
 
 
-def _options(value: Any, cls: type) -> dict[str, Any]:
+def _options(value: Any, cls: MethodClass) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):

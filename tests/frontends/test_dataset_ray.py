@@ -19,7 +19,7 @@ from pyllmattr.dataset.batch import Work
 from pyllmattr.dataset.ray_runner import RayRunner
 from pyllmattr.dataset.shard import make_chunks
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 PROMPTS = [
     "Paris is the capital of",

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from repo_paths import EXAMPLES
 
+pytestmark = pytest.mark.slow
+
 SECTIONS = {
     "study1_palm_coast.py": [
         "Setup",

@@ -12,6 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from repo_paths import ROOT
 
+pytestmark = pytest.mark.slow
+
 TUTORIAL = ROOT / "examples" / "tutorial.ipynb"
 
 

@@ -11,7 +11,7 @@ from serve_client import LONG_RUN, Client
 
 from pyllmattr.serve import Server
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PROMPT = "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include"
 PARAGRAPHS = "Dave lives in Palm Coast. He is a lawyer.\n\nHe plays golf. He reads history."

@@ -96,6 +96,7 @@ def test_bad_auto_options_say_what_to_do(smollm2_torch, shop, options, message):
 # ---------------------------------------------------------------- integrated gradients
 
 
+@pytest.mark.slow
 def test_auto_steps_land_within_two_percent_of_512_steps(smollm2_torch):
     # A same-length text baseline, as in docs/gradients.md. Not baseline token 0: on
     # SmolLM2 that is <|endoftext|>, and two of them at the start of the baseline prompt
@@ -118,6 +119,7 @@ def test_auto_steps_land_within_two_percent_of_512_steps(smollm2_torch):
     assert np.abs(auto.seq_attr - reference.seq_attr).max() <= 0.02 * largest
 
 
+@pytest.mark.slow
 def test_auto_steps_do_not_settle_while_the_gap_says_they_are_off(smollm2_torch, shop):
     # Baseline token 0: 256 and 512 Gauss-Legendre steps agree to 3.6 % of the largest
     # |attribution|, yet "Dave" is still off by 7.6 % of it, which the completeness gap
@@ -165,6 +167,7 @@ def test_auto_steps_at_a_layer(smollm2_torch, shop):
 # ---------------------------------------------------------------- GradientShap
 
 
+@pytest.mark.slow
 def test_gradient_shap_auto_samples_keep_their_samples(smollm2_torch, shop):
     gs = pla.GradientShap(smollm2_torch)
     with pytest.warns(UserWarning, match="n_samples='auto' stopped at 32"):
