@@ -18,17 +18,11 @@ cd "$(dirname "$0")/.."
 LLAMA_CPP_PYTHON="llama-cpp-python==0.3.36"
 export CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
 -DGGML_AVX512=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF"
-# The few packages the exactness tests import (tests/conftest.py, tests/tiny_gguf.py) and
+# The few packages the exactness tests import (tests/conftest.py, tests/helpers/tiny_gguf.py) and
 # what building pyllmattr without isolation needs; pinned as in pyproject.toml.
 TEST_DEPS=("pytest>=8" "gguf==0.19.0" "numpy>=1.24")
 BUILD_DEPS=("scikit-build-core>=0.10" "pybind11>=2.13" "cmake>=3.21" "ninja")
-TESTS=(tests/test_exact.py tests/test_exact_width.py)
-# Not here: that the self-check FAILS with half the CPU's width. With AVX2 its check with
-# 4-cell blocks passes although 4-cell blocks are not exact there (docs/gpu.md: its prompt,
-# 2.5 blocks, is too short at that size); that is a limit of the check at small blocks,
-# which the engine never tries. What CI asserts here is that the 8-cell block is chosen
-# and verified and that scoring with it is exact.
-DESELECT=(--deselect tests/test_exact.py::test_the_self_check_fails_with_blocks_narrower_than_the_cpus_width)
+TESTS=(tests/engine/test_exact.py tests/engine/test_exact_width.py)
 
 if ! grep -qw avx2 /proc/cpuinfo; then
   echo "avx2_exact: this CPU has no AVX2; the AVX2 build cannot run here" >&2
@@ -75,7 +69,7 @@ installed=$(date +%s)
 # which came from the AVX-512 build (the files are the same, but so nothing is shared).
 export PYLLMATTR_TEST_CACHE="${PYLLMATTR_TEST_CACHE:-$venv/test-models}"
 export PYLLMATTR_EXPECT_EXACT_BLOCK=8
-"$venv/bin/pytest" -q "${TESTS[@]}" "${DESELECT[@]}"
+"$venv/bin/pytest" -q "${TESTS[@]}"
 finished=$(date +%s)
 
 echo "avx2_exact: build $((built - started)) s, install $((installed - built)) s," \

@@ -35,7 +35,7 @@ struct ExactRules {
 // self-check are cached on disk keyed by it (pyllmattr/models/selfcheck_cache.py): bump
 // it whenever layout.*, exact_stream.*, kv_restore.* or scorer_exact.cpp change in a way
 // that could change what the self-check finds or what the rules mean.
-inline constexpr int32_t kExactRulesVersion = 1;
+inline constexpr int32_t kExactRulesVersion = 2;  // 2: the self-check prompt is at least 64 tokens
 
 // How one leaf (KV sequence) of a wave gets its cells, in cell order.
 struct LeafLayout {

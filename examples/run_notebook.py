@@ -7,7 +7,7 @@ library), regenerate the outputs in place:
     python examples/run_notebook.py                       # examples/tutorial.ipynb, in place
     python examples/run_notebook.py NB.ipynb --out X.ipynb
 
-The test suite runs the same function on a copy (``tests/test_notebook.py``). The kernel
+The test suite runs the same function on a copy (``tests/frontends/test_notebook.py``). The kernel
 is this interpreter (``sys.executable``, through a kernelspec written for the run, not
 whatever ``python`` a system kernelspec names), started in a temporary folder, so a
 source checkout's ``pyllmattr/`` folder cannot shadow the installed package. A cell

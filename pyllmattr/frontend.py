@@ -5,8 +5,9 @@ Each front end reads its own syntax (flags, a JSON request, a JSON-lines record)
 comes here for the domain: the feature kinds, an input built from what was given (a
 prompt, a template and its values), the model file a name stands for, and the model a
 method runs on. A front end reads what a method declares (``needs_gradients``,
-``needs_context_input``, ``context_method``, ``proxy_options``, the option names in
-``defaults``), never its name.
+``needs_context_input``, ``context_method``, ``proxy_options``, ``auto_options``, the
+option names in ``defaults``), never its name, and asks :func:`missing_extra` whether it
+can run here.
 
 Example:
     >>> prompt_input("Dave lives in Palm Coast", "word").n_features
@@ -18,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import inspect
 import os
 import string
@@ -58,6 +60,59 @@ def method_class(method: str | type) -> MethodClass:
 def takes_option(cls: MethodClass, option: str, proxy: bool = False) -> bool:
     """Whether ``cls`` takes ``option`` (with a ``proxy=`` model when ``proxy``)."""
     return option in cls.defaults and (proxy or option not in cls.proxy_options)
+
+
+# What pla.load_torch_gguf imports: a method that needs gradients needs these (the torch extra).
+TORCH_MODULES = ("torch", "transformers", "gguf")
+
+
+def missing_extra(cls: MethodClass) -> str | None:
+    """Why ``cls`` cannot run here (an extra it needs is not installed), or None.
+
+    Example:
+        >>> missing_extra(method_class("feature-ablation")) is None
+        True
+    """
+    if not cls.needs_gradients:
+        return None
+    missing = [name for name in TORCH_MODULES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    from .models.torch import INSTALL_HINT
+
+    return (
+        f"{cls.__name__} needs gradients, computed on PyTorch from the same GGUF file, and "
+        f"{missing[0]} is not installed: {INSTALL_HINT}"
+    )
+
+
+def layer_option(text: str) -> int | str:
+    """A gradient method's ``layer=`` from text: a decoder layer's index (``"12"``, ``"-1"``)
+    or a module name / ``"embeddings"`` (the method checks that it exists).
+
+    Example:
+        >>> layer_option("12"), layer_option("model.layers.3.mlp")
+        (12, 'model.layers.3.mlp')
+    """
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
+def baselines_option(text: str) -> int | str | None:
+    """A gradient method's ``baselines=`` from text: empty for None (the input's own
+    baselines), a token id (``"0"``), ``"zero"`` (zero embeddings) or a baseline text.
+
+    Example:
+        >>> baselines_option(""), baselines_option("0"), baselines_option("zero")
+        (None, 0, 'zero')
+    """
+    if not text.strip():
+        return None
+    return int(text) if text.strip().isdigit() else text
+
+
+# Options a front end reads from text (a flag, a form field) although their values are
+# not all strings: the option's name in a method's ``defaults`` -> how to read it.
+TEXT_OPTIONS = {"layer": layer_option, "baselines": baselines_option}
 
 
 def methods_taking(option: str) -> list[str]:

@@ -163,3 +163,51 @@ def top_pairs_html(result: Any, k: int = 5) -> str:
         f"<tr><th>rank</th><th></th><th>features</th><th>{html.escape(result.index)}</th></tr>"
         f"{rows}</table>"
     )
+
+
+MATRIX_LIMIT = 30  # features beyond which the HTML view leaves the matrix to the plot
+
+
+def interaction_matrix_html(result: Any) -> str:
+    """For interaction results of order >= 2: ``interaction_matrix`` as a coloured table
+    (pairs off the diagonal, main effects on it, in bold; a folded section)."""
+    if not isinstance(result, InteractionResult) or result.interaction_matrix is None:
+        return ""
+    import html
+
+    values = np.asarray(result.interaction_matrix, dtype=float)
+    n = len(values)
+    if n > MATRIX_LIMIT:
+        return (
+            '<p class="pla-interaction-matrix" style="font-size:smaller">'
+            f"{n} features: the interaction matrix is left to result.plot_interactions()</p>"
+        )
+    limit = float(np.abs(values).max()) if values.size else 0.0
+    labels = [render.short_label(name, 12) for name in result.input_features]
+    head = "".join(
+        f'<th title="{html.escape(name)}">{html.escape(label)}</th>'
+        for name, label in zip(result.input_features, labels, strict=True)
+    )
+    rows = []
+    for i, row in enumerate(values):
+        cells = "".join(
+            f'<td data-row="{i}" data-col="{j}" title="{html.escape(_pair_title(result, i, j))}"'
+            f' style="background:{render._color(value, limit)};text-align:right'
+            f'{";font-weight:bold" if i == j else ""}">{value:+.2f}</td>'
+            for j, value in enumerate(row)
+        )
+        name = result.input_features[i]
+        head_cell = f'<th title="{html.escape(name)}">{html.escape(labels[i])}</th>'
+        rows.append(f"<tr>{head_cell}{cells}</tr>")
+    return (
+        '<details class="pla-interaction-matrix" style="font-size:smaller;margin-top:0.5em">'
+        f"<summary>{html.escape(result.index)} interaction matrix (diagonal: main effects)"
+        f"</summary><table><tr><th></th>{head}</tr>{''.join(rows)}</table></details>"
+    )
+
+
+def _pair_title(result: InteractionResult, i: int, j: int) -> str:
+    names = result.input_features
+    if i == j:
+        return f"{names[i]}: main effect"
+    return f"{names[i]} × {names[j]}"

@@ -151,9 +151,10 @@ def to_html(result: Any, faithfulness: Any = None) -> str:
     return (
         '<div class="pla-result" style="font-family:sans-serif;line-height:1.8">'
         f'<div style="white-space:pre-wrap">{"".join(spans)}{_target_html(result)}</div>'
-        f"{_top_units_html(result)}{_top_pairs_html(result)}"
+        f"{_top_units_html(result)}{_levels_html(result)}{_top_pairs_html(result)}"
         f'<div style="font-size:smaller;color:#555">{html.escape(result.method)} · '
         f"{_logprob_note(result)} · {_noise_note(result)}{_completeness_note(result)}"
+        f"{_convergence_note(result)}"
         f"{_legend(result)}; hover for values</div>"
         f"{faithfulness_html(faithfulness) if faithfulness is not None else ''}</div>"
     )
@@ -250,11 +251,51 @@ def _top_units_html(result: Any, k: int = 5) -> str:
     )
 
 
-def _top_pairs_html(result: Any) -> str:
-    """For interaction results: the strongest interactions, in a small table."""
-    from .interaction_result import top_pairs_html  # lazily: that module imports this one
+def _levels_html(result: Any) -> str:
+    """For methods that refine level by level (hierarchical ablation): every level's
+    units and values, coarse to fine, and the units refined further (a folded section)."""
+    levels = getattr(result, "levels", None) or []
+    if len(levels) < 2:
+        return ""
+    tables = "".join(_level_table(result, depth, stage) for depth, stage in enumerate(levels))
+    path = " → ".join(html.escape(str(stage["level"])) for stage in levels)
+    return (
+        '<details class="pla-levels" style="font-size:smaller;margin-top:0.5em">'
+        f"<summary>levels: {path} (what each level scored)</summary>{tables}</details>"
+    )
 
-    return top_pairs_html(result)
+
+def _level_table(result: Any, depth: int, stage: dict) -> str:
+    values = [float(v) for v in stage["seq_attr"]]
+    limit = max((abs(v) for v in values), default=0.0)
+    labels = stage.get("labels") or [
+        result.input_features[u] if depth == len(result.levels) - 1 else f"{stage['level']} {u + 1}"
+        for u in stage["units"]
+    ]
+    kept = set(stage.get("kept", []))
+    rows = "".join(
+        f'<tr data-unit="{unit}"><td style="background:{_color(value, limit)}">&nbsp;</td>'
+        f'<td title="{html.escape(label)}">{html.escape(short_label(label, 60))}</td>'
+        f'<td style="text-align:right">{value:+.3f}</td>'
+        f"<td>{'refined' if unit in kept else ''}</td></tr>"
+        for unit, label, value in zip(stage["units"], labels, values, strict=True)
+    )
+    what = f"{len(values)} {html.escape(str(stage['level']))} unit(s)"
+    if kept:
+        what += f", the {len(kept)} marked refined at the next level"
+    return (
+        f'<table class="pla-level" data-level="{html.escape(str(stage["level"]))}" '
+        'style="margin-top:0.4em">'
+        f'<caption style="caption-side:top;text-align:left">level {depth + 1}: {what}; '
+        f"scored by the {html.escape(str(stage['model']))} model</caption>{rows}</table>"
+    )
+
+
+def _top_pairs_html(result: Any) -> str:
+    """For interaction results: the strongest interactions, and the matrix of pairs."""
+    from .interaction_result import interaction_matrix_html, top_pairs_html  # lazily: cycle
+
+    return top_pairs_html(result) + interaction_matrix_html(result)
 
 
 def _target_html(result: Any) -> str:
@@ -291,6 +332,13 @@ def _completeness_note(result: Any) -> str:
     if gap is None:
         return ""
     return f"completeness gap {gap:+.4f} · "
+
+
+def _convergence_note(result: Any) -> str:
+    from .methods.convergence import describe  # lazily: pyllmattr.methods imports this module
+
+    text = describe(getattr(result, "convergence", None))
+    return f'<span class="pla-convergence">{html.escape(text)}</span> · ' if text else ""
 
 
 def html_page(result: Any, faithfulness: Any = None) -> str:

@@ -1,8 +1,9 @@
+"""Fixtures every test layer shares: the models (real SmolLM2 and a generated tiny llama),
+a private cache folder, and markers from fixtures. Helpers live in tests/helpers/."""
+
 from __future__ import annotations
 
 import os
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -10,49 +11,16 @@ from tiny_gguf import write_tiny_llama
 
 import pyllmattr as pla
 
-# A 30+ token prompt used by the engine tests on the real model.
-PALM_COAST = (
-    "Dave lives in Palm Coast, FL and is a lawyer. His personal interests include playing "
-    "golf on weekends, reading history books, and cooking Italian food for his"
-)
+# Markers a test gets from what it uses (the others are set in the test modules): a test
+# that needs the PyTorch model is a `torch` test wherever it lives.
+MARKERS_BY_FIXTURE = {"smollm2_torch": "torch"}
 
 
-class PythonThreadWatch:
-    """A Python thread that notes the time whenever it gets to run (at most once a
-    millisecond), to tell whether a call let it run: a call that held the GIL would
-    keep it from running for the call's whole duration.
-
-    Example:
-        >>> with PythonThreadWatch() as watch:  # doctest: +SKIP
-        ...     start = time.monotonic(); model.score(sequences, target); end = time.monotonic()
-        >>> watch.longest_pause(start, end) < (end - start) / 2  # doctest: +SKIP
-    """
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        last = 0.0
-        while not self._done.is_set():
-            now = time.monotonic()
-            if now - last >= 1e-3:
-                self.times.append(now)
-                last = now
-
-    def __enter__(self) -> PythonThreadWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def longest_pause(self, start: float, end: float) -> float:
-        """The longest stretch of [start, end] in which the thread did not run."""
-        marks = [start, *(t for t in self.times if start < t < end), end]
-        return max(b - a for a, b in zip(marks, marks[1:], strict=False))
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, marker in MARKERS_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session", autouse=True)

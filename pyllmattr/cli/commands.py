@@ -101,7 +101,7 @@ def _method_options(
     args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """The method's options from the flags, each checked against what the method takes."""
-    from ..frontend import methods_taking, takes_option
+    from ..frontend import layer_option, methods_taking, takes_option
 
     def takes(option: str) -> bool:
         return takes_option(method_cls, option, proxy=args.proxy is not None)
@@ -118,8 +118,7 @@ def _method_options(
             parser.error(
                 f"--layer applies to the gradient methods only, not --method {args.method}"
             )
-        # A decoder layer's index, or a module name; the method checks that it exists.
-        options["layer"] = int(args.layer) if args.layer.lstrip("-").isdigit() else args.layer
+        options["layer"] = layer_option(args.layer)
     if args.proxy is not None and not takes("proxy"):
         parser.error(f"--proxy does not apply to --method {args.method}")
     levels = None if args.levels is None else tuple(x.strip() for x in args.levels.split(","))
@@ -263,6 +262,7 @@ def serve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         open_browser=args.open,
         n_threads=args.threads,
         n_ctx=args.n_ctx,
+        history=args.history,
     )
     return 0
 

@@ -401,6 +401,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.add_argument("--n-ctx", metavar="N", type=positive_int, default=4096, help="context size")
     p.add_argument("--threads", metavar="N", type=positive_int, help="CPU threads (default: all)")
+    p.add_argument(
+        "--history",
+        metavar="DIR",
+        help="save every finished run in DIR (one JSON file each, readable with "
+        "AttributionResult.from_json) and show the saved runs again after a restart",
+    )
     p.set_defaults(run=commands.serve)
 
 

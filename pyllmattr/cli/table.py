@@ -71,15 +71,11 @@ def _certainty_lines(result: Any) -> list[str]:
     if result.top_k_prob:
         probs = ", ".join(f"top-{k} {p:.2f}" for k, p in enumerate(result.top_k_prob, start=1))
         lines.append(f"  bootstrap: probability that the ranking's first k hold: {probs}")
-    convergence = result.convergence
-    if convergence and "last_change" in convergence:
-        key = "n_samples" if "n_samples" in convergence else "n_steps"
-        state = "converged" if convergence.get("converged") else "NOT converged"
-        check = "last doubling" if convergence.get("check") == "doubling" else "half the points"
-        lines.append(
-            f"  {key}={convergence[key]}: {state} ({check} moved values by "
-            f"{convergence['last_change']:.1%} of the largest |attribution|)"
-        )
+    from ..methods.convergence import describe  # lazily: it imports every method
+
+    convergence = describe(result.convergence)
+    if convergence:
+        lines.append(f"  {convergence}")
     return lines
 
 

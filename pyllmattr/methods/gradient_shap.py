@@ -65,6 +65,7 @@ class GradientShap(GradientMethod):
     """
 
     name = "gradient-shap"
+    auto_options: ClassVar[frozenset[str]] = frozenset({"n_samples"})
     defaults: ClassVar[dict[str, Any]] = {
         "n_samples": 50,
         "stdevs": 0.0,

@@ -146,7 +146,9 @@ class Refinement:
         asked for it)."""
         level = self.levels[depth]
         on_target = role is staged.Role.target
-        record = staged.level_record(level, role, self.candidates, found[0])
+        units = self.inp.units(level)
+        labels = [units[c].text for c in self.candidates]
+        record = staged.level_record(level, role, self.candidates, found[0], labels)
         n_prompts = int(scored.reference_scored) + len(self._groups)
         if alone is not None:
             record["alone"] = [float(v) for v in alone]
@@ -170,6 +172,7 @@ class Refinement:
         if alone is not None:
             best_alone = self.candidates[np.argsort(-alone, kind="stable")[: self.keep_alone]]
             kept = np.union1d(kept, best_alone)
+        record["kept"] = sorted(int(k) for k in kept)
         self.candidates = children(self.inp, level, self.levels[depth + 1], kept)
 
     def evaluation(self, target: staged.Stages, proxy: staged.Stages | None) -> Evaluation:

@@ -62,16 +62,18 @@ class IntegratedGradients(GradientMethod):
 
     ``n_steps="auto"`` doubles the points (16, 32, ...) until no feature's value moves
     by more than ``rtol`` (default 0.02) of the largest |attribution| between the last
-    two estimates, or the next doubling would pass ``max_steps`` (default 1024; a
-    warning then); it costs about twice the final point count, since Gauss-Legendre
-    points of successive rules differ. With a fixed ``n_steps`` the same gradients
+    two estimates and the completeness gap is within ``rtol`` of it too (or below
+    0.001), or the next doubling would pass ``max_steps`` (default 1024; a warning
+    then); it costs about twice the final point count, since Gauss-Legendre points of
+    successive rules differ. With a fixed ``n_steps`` the same gradients
     also give an estimate from every other point (a rule of half the points); when it
     differs by more than 10 % of the largest |attribution| a warning names
     ``n_steps="auto"``: on short prompts 32-50 points can be far from converged while
     the completeness gap is small. ``result.convergence`` records either check:
     ``n_steps`` used, ``last_change`` (relative to the largest |attribution|),
-    ``rtol``, ``converged`` and, for ``"auto"``, ``n_points`` (all points evaluated)
-    and ``history`` ([n_steps, change] per doubling).
+    ``rtol``, ``converged`` and, for ``"auto"``, ``n_points`` (all points evaluated),
+    ``last_gap`` (the last gap relative to the largest |attribution|) and ``history``
+    ([n_steps, change] per doubling).
 
     ``baselines``: ``None`` uses the input's own baselines (the prompt rendered with
     every feature at its baseline, which must have the same number of tokens as the
@@ -102,6 +104,7 @@ class IntegratedGradients(GradientMethod):
     """
 
     name = "integrated-gradients"
+    auto_options: ClassVar[frozenset[str]] = frozenset({"n_steps"})
     defaults: ClassVar[dict[str, Any]] = {
         "n_steps": 50,
         "method": "gausslegendre",
@@ -157,7 +160,8 @@ class IntegratedGradients(GradientMethod):
                 inputs.ticker.extend(n)
             alphas, weights = integration_points(method, n)
             new = self._integrate(inputs, path, alphas, [weights])[0]
-            done = auto.step(n, None if estimate is None else estimate.values[0], new.values[0])
+            previous = None if estimate is None else estimate.values[0]
+            done = auto.step(n, previous, new.values[0], gap=float(new.gap[0]))
             estimate = new
             if done:
                 break

@@ -48,10 +48,11 @@ class StagedResult(AttributionResult):
 
     ``levels`` lists each stage: its ``level`` (a unit level or ``"features"``), the
     ``model`` that scored it (``"target"`` or ``"proxy"``), the ``units`` it scored
-    and their ``seq_attr``. ``computed_by[i]`` names the model behind ``seq_attr[i]``,
-    ``refined[i]`` is False where a feature's value comes from a coarser unit (or from
-    the proxy) instead of being scored itself. ``fit`` holds a surrogate's held-out
-    quality.
+    and their ``seq_attr``; a hierarchical level also has the units' ``labels`` (their
+    texts) and, above the finest, the units ``kept`` for refinement. ``computed_by[i]``
+    names the model behind ``seq_attr[i]``, ``refined[i]`` is False where a feature's
+    value comes from a coarser unit (or from the proxy) instead of being scored itself.
+    ``fit`` holds a surrogate's held-out quality.
 
     Example:
         >>> result = pla.HierarchicalAblation(model).attribute(inp)  # doctest: +SKIP
@@ -273,11 +274,18 @@ def rescored_evaluation(
     return evaluation(values, scored.reference, counts, stages, record)
 
 
-def level_record(level: str, role: Role, units: Any, values: np.ndarray) -> dict[str, Any]:
-    """One entry of :attr:`StagedResult.levels`: what ``role``'s model scored at ``level``."""
-    return {
+def level_record(
+    level: str, role: Role, units: Any, values: np.ndarray, labels: Any = None
+) -> dict[str, Any]:
+    """One entry of :attr:`StagedResult.levels`: what ``role``'s model scored at ``level``
+    (``labels``: the units' texts, for views of a coarse level, whose units are no
+    features of the result)."""
+    record: dict[str, Any] = {
         "level": level,
         "model": role.value,
         "units": [int(u) for u in units],
         "seq_attr": [float(v) for v in values],
     }
+    if labels is not None:
+        record["labels"] = [str(label) for label in labels]
+    return record

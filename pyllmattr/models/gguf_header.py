@@ -21,7 +21,7 @@ from typing import Any
 GGUF_MAGIC = b"GGUF"
 
 # llama.cpp's llama_ftype (general.file_type) and ggml_type (a tensor's type), by number.
-# tests/test_gguf_header.py checks both against the gguf package's enums.
+# tests/unit/test_gguf_header.py checks both against the gguf package's enums.
 FILE_TYPES = {
     0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
     11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",

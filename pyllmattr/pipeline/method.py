@@ -40,6 +40,8 @@ class AttributionMethod:
     needs_context_input: ClassVar[bool] = False  # a pla.ContextInput and nothing else
     context_method: ClassVar[bool] = False  # made to attribute a retrieved context's units
     proxy_options: ClassVar[frozenset[str]] = frozenset()  # options that apply with proxy= only
+    # Point counts that also take "auto" (the method doubles them until its values settle).
+    auto_options: ClassVar[frozenset[str]] = frozenset()
     requirement: ClassVar[str] = "a model from pla.load_gguf or pla.load_torch"
     model: ScoringModel  # a subclass that requires more declares it (GradientMethod)
 

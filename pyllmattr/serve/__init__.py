@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 import threading
@@ -46,6 +47,8 @@ class Server:
     ``model`` is the model the page starts with (a path, a reference or ``"default"``);
     ``port=0`` takes a free port. A ``host`` other than loopback needs
     ``allow_remote=True``: anyone who can reach it and has the token can run models.
+    ``history``: a folder where every finished run is saved as JSON and read back at the
+    next start (ValueError now when it cannot be read or written).
 
     Example:
         >>> server = Server(port=0).start()  # doctest: +SKIP
@@ -61,6 +64,7 @@ class Server:
         allow_remote: bool = False,
         n_threads: int | None = None,
         n_ctx: int = 4096,
+        history: str | os.PathLike | None = None,
     ) -> None:
         require_server_libraries()
         if not is_loopback(host) and not allow_remote:
@@ -69,15 +73,27 @@ class Server:
                 "to mean it (anyone with the URL's token can then run models here)"
             )
         self.model, self.host = model, host
+        self._history = None
+        if history is not None:
+            from .history import History
+
+            self._history = History(history)  # a folder it cannot use fails here, at start
         self._sock = _bind(host, port)
         self.port = self._sock.getsockname()[1]
         self._thread: threading.Thread | None = None
         self._server, self.app, self.runs = self._build(n_threads, n_ctx)
+        for problem in self.runs.problems:
+            print(f"pyllmattr serve: skipped a history file: {problem}", file=sys.stderr)
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}/?token={self.app.state.pyllmattr.guard.token}"
+
+    @property
+    def history_folder(self) -> Any:
+        """Where finished runs are saved (None: nowhere, they live while the server does)."""
+        return None if self._history is None else self._history.folder
 
     @property
     def token(self) -> str:
@@ -95,16 +111,18 @@ class Server:
 
         model_file(self.model)  # a wrong --model fails now, not at the first run
 
-        def load(ref: str, fast: bool) -> Any:
-            # The default layout is exact on the CPU; "fast" asks for the fast one.
-            layout = False if fast else None
-            options = {"n_ctx": n_ctx, "n_threads": n_threads, "deterministic": layout}
-            return load_model(ref, load_args=options)  # the page's methods run on llama.cpp
+        def load(ref: str, method: Any, fast: bool) -> Any:
+            # PyTorch for a method that needs gradients (the same GGUF), llama.cpp otherwise,
+            # whose default layout is exact on the CPU; "fast" asks for the fast one.
+            options: dict[str, Any] = {"n_ctx": n_ctx, "n_threads": n_threads}
+            if not method.needs_gradients:
+                options["deterministic"] = False if fast else None
+            return load_model(ref, method, options)
 
         def models() -> list[dict[str, Any]]:
             return model_rows(find_models())
 
-        runs = Runs(load)
+        runs = Runs(load, self._history)
         guard = Guard(new_token(), self.port, loopback=is_loopback(self.host))
         app = create_app(AppState(runs, guard, self.model, models))
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
@@ -168,19 +186,26 @@ def serve(
     open_browser: bool = False,
     n_threads: int | None = None,
     n_ctx: int = 4096,
+    history: str | os.PathLike | None = None,
 ) -> None:
     """Run the app until Ctrl-C, printing its URL (with the token) first.
 
     Example:
         >>> pyllmattr.serve.serve(model="ollama:llama3.2:1b")  # doctest: +SKIP
     """
-    server = Server(model, host, port, allow_remote=allow_remote, n_threads=n_threads, n_ctx=n_ctx)
+    server = Server(
+        model, host, port, allow_remote=allow_remote, n_threads=n_threads, n_ctx=n_ctx,
+        history=history,
+    )  # fmt: skip
     if not is_loopback(host):
         print(
             f"pyllmattr: warning: serving on {host}, reachable from other machines; anyone "
             "with the URL below can run models on this one",
             file=sys.stderr,
         )
+    if history is not None:
+        kept = len(server.runs.kept())
+        print(f"pyllmattr serve: runs are saved in {server.history_folder} ({kept} read back)")
     print(f"pyllmattr serve: model {model}; open this URL (Ctrl-C stops):\n\n    {server.url}\n")
     sys.stdout.flush()
     if open_browser:

@@ -4,6 +4,7 @@ GET  /                     the page (first visit: /?token=..., traded for a cook
 GET  /static/{file}        its script and style sheet
 GET  /api/config           methods and their options, feature kinds, chat templates
 GET  /api/models           the models found (pyllmattr models), the server's first
+GET  /api/runs             the runs kept (oldest first): state, the page's request, summary
 POST /api/runs             start an attribution -> 202 {id}; 400 bad input; 409 busy
 GET  /api/runs/{id}        its state and progress; its result once done
 POST /api/runs/{id}/cancel stop it (within a decode)
@@ -29,7 +30,8 @@ from starlette.routing import Route
 from .. import render
 from ..chat import builtin_chat_templates
 from ..frontend import CONTEXT_UNITS
-from .requests import FEATURES, method_modes, method_options, page_methods, parse_request
+from ..methods.convergence import describe
+from .requests import FEATURES, method_config, page_methods, parse_request
 from .runs import Busy, Runs
 from .security import SECURITY_HEADERS, Guard
 
@@ -56,6 +58,7 @@ def create_app(state: AppState) -> Starlette:
         Route("/static/{name}", _static),
         Route("/api/config", _config(state)),
         Route("/api/models", _models(state)),
+        Route("/api/runs", _list(state), methods=["GET"]),
         Route("/api/runs", _start(state), methods=["POST"]),
         Route("/api/runs/{run_id:int}", _status(state)),
         Route("/api/runs/{run_id:int}/cancel", _cancel(state), methods=["POST"]),
@@ -133,15 +136,7 @@ async def _static(request: Request) -> Response:
 
 def _config(state: AppState):
     async def config(request: Request) -> Response:
-        methods = [
-            {
-                "name": name,
-                "class": cls.__name__,
-                "options": method_options(cls),
-                "modes": method_modes(cls),
-            }
-            for name, cls in page_methods().items()
-        ]
+        methods = [method_config(name, cls) for name, cls in page_methods().items()]
         return json_response(
             {
                 "methods": methods,
@@ -160,6 +155,13 @@ def _models(state: AppState):
         return json_response({"default": state.default_model, "models": state.list_models()})
 
     return models
+
+
+def _list(state: AppState):
+    async def runs(request: Request) -> Response:
+        return json_response({"runs": [run.summary() for run in state.runs.kept()]})
+
+    return runs
 
 
 def _start(state: AppState):
@@ -186,7 +188,9 @@ def _start(state: AppState):
 def _status(state: AppState):
     def status(run: Any) -> Response:
         body = run.status()
+        body["form"] = run.form
         if run.state == "done":
+            body["convergence"] = describe(run.result.convergence) or None
             body["result"] = run.result.to_dict()
             body["html"] = render.to_html(run.result)
             body["below_noise"] = run.result.below_noise().tolist()

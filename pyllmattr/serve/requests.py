@@ -7,11 +7,18 @@ with a message the page shows as it is. Nothing here touches the web server.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._checks import WrongTypeError, check_int
-from ..frontend import CONTEXT_UNITS, PROMPT_FEATURES, PromptSpec, template_input
+from ..frontend import (
+    CONTEXT_UNITS,
+    PROMPT_FEATURES,
+    TEXT_OPTIONS,
+    PromptSpec,
+    missing_extra,
+    template_input,
+)
 
 if TYPE_CHECKING:
     from ..frontend import MethodClass
@@ -22,10 +29,12 @@ MAX_TEXT = 200_000  # characters of a prompt, context or template: far above any
 
 
 def page_methods() -> dict[str, MethodClass]:
-    """The methods the page offers: those that run on llama.cpp (no gradients)."""
+    """The methods the page offers: all of them. Gradient methods run on PyTorch, on the
+    same GGUF file (``frontend.load_model``); without the torch extra the page lists
+    them as unavailable (``frontend.missing_extra``)."""
     from ..methods import METHODS
 
-    return {name: cls for name, cls in METHODS.items() if not cls.needs_gradients}
+    return dict(METHODS)
 
 
 def method_modes(cls: MethodClass) -> list[str]:
@@ -34,8 +43,28 @@ def method_modes(cls: MethodClass) -> list[str]:
 
 
 def method_options(cls: MethodClass) -> dict[str, Any]:
-    """A method's options the page can set: those with a number, text or flag default."""
-    return {k: v for k, v in cls.defaults.items() if isinstance(v, (bool, int, float, str))}
+    """A method's options the page can set: those with a number, text or flag default,
+    and those the front ends read from text (``frontend.TEXT_OPTIONS``; None shows as
+    an empty field)."""
+    return {
+        k: "" if v is None and k in TEXT_OPTIONS else v
+        for k, v in cls.defaults.items()
+        if isinstance(v, (bool, int, float, str)) or k in TEXT_OPTIONS
+    }
+
+
+def method_config(name: str, cls: MethodClass) -> dict[str, Any]:
+    """What the page needs to know of a method: its options, the modes it works in, and
+    what it declares (gradients: a PyTorch model; options that also take "auto")."""
+    return {
+        "name": name,
+        "class": cls.__name__,
+        "options": method_options(cls),
+        "modes": method_modes(cls),
+        "needs_gradients": cls.needs_gradients,
+        "auto_options": sorted(cls.auto_options),
+        "unavailable": missing_extra(cls),
+    }
 
 
 @dataclass
@@ -55,12 +84,26 @@ class RunRequest:
     method: str
     options: dict[str, Any]
     target: str | None
+    contrast: str | None  # attribute log p(target) - log p(contrast)
+    evaluate: bool  # also measure the attributions' faithfulness (pla.evaluate)
     max_new_tokens: int
     seed: int | None
     num_trials: int
     chat: bool | dict[str, str]
     features: str
     text: dict[str, Any]
+    form: dict[str, Any] = field(default_factory=dict)  # the request as the page sent it
+
+    @property
+    def method_class(self) -> MethodClass:
+        return page_methods()[self.method]
+
+    @property
+    def engine(self) -> str:
+        """What runs it: ``"torch"`` (gradients, PyTorch), else llama.cpp's layout."""
+        if self.method_class.needs_gradients:
+            return "torch"
+        return "fast" if self.fast else "exact"
 
     def make_input(self, model: Any) -> Any:
         """The pla input the request describes (needs the model for token features)."""
@@ -92,6 +135,14 @@ def parse_request(data: Any, default_model: str) -> RunRequest:
         data, "features", list(CONTEXT_UNITS if mode == "context" else FEATURES), "word"
     )
     cls = methods[method]
+    unavailable = missing_extra(cls)
+    if unavailable:
+        raise ValueError(unavailable)
+    if cls.needs_gradients and _flag(data, "fast"):
+        raise ValueError(
+            f"{method} runs on PyTorch (from the same GGUF file); the fast layout is "
+            "llama.cpp's: untick it"
+        )
     if mode not in method_modes(cls):
         raise ValueError(
             f"{method} attributes the units of a context: choose the context mode "
@@ -106,12 +157,15 @@ def parse_request(data: Any, default_model: str) -> RunRequest:
         method=method,
         options=_options(data.get("options"), cls),
         target=target or None,
+        contrast=_text(data, "contrast", required=False) or None,
+        evaluate=_flag(data, "evaluate"),
         max_new_tokens=_integer(data, "max_new_tokens", 25, 1, 512),
         seed=_integer(data, "seed", None, 0, 2**32 - 1),
         num_trials=_integer(data, "num_trials", 1, 1, 50),
         chat=_chat(data),
         features=features,
         text=_texts(data, mode, features),
+        form=dict(data),
     )
 
 
@@ -185,7 +239,7 @@ def _integer(data: Mapping, key: str, default: Any, low: int, high: int) -> Any:
     return check_int(key, value, low, high)
 
 
-def _options(value: Any, cls: type) -> dict[str, Any]:
+def _options(value: Any, cls: MethodClass) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -195,11 +249,18 @@ def _options(value: Any, cls: type) -> dict[str, Any]:
     for name, given in value.items():
         if name not in known:
             raise ValueError(f"{cls.__name__} has no option {name!r}; its options: {list(known)}")
+        if name in cls.auto_options and given == "auto":
+            out[name] = given
+            continue
+        if name in TEXT_OPTIONS and isinstance(given, str):  # e.g. layer "12" is an index
+            out[name] = TEXT_OPTIONS[name](given)
+            continue
         kind = type(known[name])
         if kind is float and isinstance(given, int) and not isinstance(given, bool):
             given = float(given)
         if not isinstance(given, kind) or (kind is int and isinstance(given, bool)):
-            raise WrongTypeError(f"option {name} must be a {kind.__name__}, got {given!r}")
+            also = " or 'auto'" if name in cls.auto_options else ""
+            raise WrongTypeError(f"option {name} must be a {kind.__name__}{also}, got {given!r}")
         out[name] = given
     return out
 

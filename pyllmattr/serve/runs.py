@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .requests import RunRequest, page_methods
+from .._warnings import collected
+from .history import History, SavedRun
+from .requests import RunRequest
 
 MAX_LOADED_MODELS = 2
 MAX_KEPT_RUNS = 100  # finished runs kept for the page's downloads; the oldest go first
@@ -36,6 +38,9 @@ class Busy(Exception):
 class Run:
     """One attribution: its request, where it is, and what it found (or why it failed).
 
+    ``form`` is the request as the page sent it (the page rebuilds its history from
+    it); ``request`` is None for a run read back from the history folder.
+
     Example:
         >>> run = runs.start(request)  # doctest: +SKIP
         >>> runs.wait(run.id).state, run.result.top_features(3)  # doctest: +SKIP
@@ -43,15 +48,19 @@ class Run:
     """
 
     id: int
-    request: RunRequest
-    cancel: Any
-    state: str = "queued"  # queued, loading, generating, scoring, done, error, cancelled
+    model: str
+    form: dict[str, Any]
+    request: RunRequest | None = None
+    cancel: Any = None
+    # queued, loading, generating, scoring, evaluating, done, error, cancelled
+    state: str = "queued"
     done: int = 0
     total: int = 0
     started: float = field(default_factory=time.monotonic)
     seconds: float | None = None
     result: Any = None
     error: str | None = None
+    notes: list[str] = field(default_factory=list)  # what the page should say besides
 
     @property
     def finished(self) -> bool:
@@ -65,46 +74,68 @@ class Run:
         elapsed = self.seconds if self.seconds is not None else time.monotonic() - self.started
         return {
             "id": self.id,
-            "model": self.request.model,
+            "model": self.model,
             "state": self.state,
             "done": self.done,
             "total": self.total,
             "seconds": round(elapsed, 3),
             "error": self.error,
+            "notes": list(self.notes),
         }
+
+    def summary(self) -> dict[str, Any]:
+        """The status, the page's request and, once done, what the history lists."""
+        out = {**self.status(), "form": self.form}
+        if self.state == "done":
+            out["method"] = self.result.method
+            out["output"] = "".join(self.result.output_tokens)
+        return out
 
 
 class Runs:
     """Starts runs in worker threads and keeps their state.
 
-    ``load(ref, fast)`` opens a model (``pla.load_gguf`` of the resolved
-    reference by default).
+    ``load(ref, method_class, fast)`` opens the model a method runs on
+    (``frontend.load_model``: PyTorch for gradients, llama.cpp otherwise). With a
+    ``history`` folder, finished runs are saved there and the saved ones are read back
+    now (the newest :data:`MAX_KEPT_RUNS`); ``problems`` lists files that could not be.
 
     Example:
-        >>> runs = Runs(load=lambda ref, det: pla.load_gguf(ref))  # doctest: +SKIP
+        >>> runs = Runs(load=lambda ref, cls, fast: pla.load_gguf(ref))  # doctest: +SKIP
         >>> run = runs.start(parse_request({"prompt": "Hi there"}, "default"))  # doctest: +SKIP
     """
 
-    def __init__(self, load: Callable[[str, bool], Any]) -> None:
+    def __init__(self, load: Callable[[str, Any, bool], Any], history: History | None = None):
         self._load = load
+        self._history = history
         self._lock = threading.Lock()
         self._runs: OrderedDict[int, Run] = OrderedDict()
-        self._models: OrderedDict[tuple[str, bool], Any] = OrderedDict()
-        self._busy: dict[tuple[str, bool], int] = {}  # model key -> the run working on it
-        self._ids = itertools.count(1)
+        self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._busy: dict[tuple[str, str], int] = {}  # model key -> the run working on it
+        self.problems: list[str] = []
+        first = 1
+        if history is not None:
+            saved, self.problems = history.load()
+            for old in saved[-MAX_KEPT_RUNS:]:
+                self._runs[old.id] = Run(
+                    old.id, old.model, old.form, state="done", seconds=old.seconds,
+                    result=old.result, notes=old.notes,
+                )  # fmt: skip
+            first = 1 + max((old.id for old in saved), default=0)
+        self._ids = itertools.count(first)
 
     def start(self, request: RunRequest) -> Run:
         """Start ``request`` in a worker thread; raises Busy when its model is working."""
         from ..cancel import CancelToken
 
-        key = (request.model, request.fast)
+        key = (request.model, request.engine)
         with self._lock:
             if key in self._busy:
                 raise Busy(
                     f"busy: run {self._busy[key]} is working on {request.model}; wait for it "
                     "to finish or cancel it (one attribution at a time per model)"
                 )
-            run = Run(next(self._ids), request, CancelToken())
+            run = Run(next(self._ids), request.model, request.form, request, CancelToken())
             self._busy[key] = run.id
             self._runs[run.id] = run
             self._forget_old_runs()
@@ -114,6 +145,11 @@ class Runs:
     def get(self, run_id: int) -> Run | None:
         with self._lock:
             return self._runs.get(run_id)
+
+    def kept(self) -> list[Run]:
+        """The runs kept, oldest first."""
+        with self._lock:
+            return list(self._runs.values())
 
     def cancel(self, run_id: int) -> Run | None:
         run = self.get(run_id)
@@ -147,13 +183,21 @@ class Runs:
     def _work(self, run: Run) -> None:
         import pyllmattr as pla
 
-        key = (run.request.model, run.request.fast)
+        request = run.request
+        assert request is not None  # a run read back from the history never works
+        key = (request.model, request.engine)
         try:
             run.state = "loading"
-            model = self._model(key)
+            model = self._model(key, request)
             if run.cancel.cancelled:  # cancelled while the model loaded
                 raise pla.Cancelled("cancelled")
-            run.result = self._attribute(run, model)
+            with collected() as warned:  # the library's warnings (not converged, ...)
+                run.result = self._attribute(run, model)
+                if request.evaluate:
+                    self._evaluate(run, model)
+            run.notes[:0] = warned
+            run.seconds = time.monotonic() - run.started
+            self._save(run)
             run.state = "done"
         except pla.Cancelled:
             run.state, run.error = "cancelled", "cancelled"
@@ -162,7 +206,8 @@ class Runs:
         except Exception as exc:  # never let a run take the server down; show what happened
             run.state, run.error = "error", f"{type(exc).__name__}: {exc}"
         finally:
-            run.seconds = time.monotonic() - run.started
+            if run.seconds is None:
+                run.seconds = time.monotonic() - run.started
             with self._lock:
                 self._busy.pop(key, None)
 
@@ -170,6 +215,7 @@ class Runs:
         from .. import chat as chat_prompts
 
         request = run.request
+        assert request is not None
         inp = request.make_input(model)
         target: Any = request.target
         if target is None:  # generate it here, so that Cancel also stops the generation
@@ -182,10 +228,11 @@ class Runs:
             if not target:
                 raise ValueError("the model generated no target (it stopped at once); give one")
         run.state, run.done, run.total = "scoring", 0, 0
-        method = page_methods()[request.method](model)
+        method = request.method_class(model)
         return method.attribute(
             inp,
             target=target,
+            contrast=request.contrast,
             seed=request.seed,
             num_trials=request.num_trials,
             progress=run.progress,
@@ -194,13 +241,42 @@ class Runs:
             **request.options,
         )
 
-    def _model(self, key: tuple[str, bool]) -> Any:
+    def _evaluate(self, run: Run, model: Any) -> None:
+        """Measure the result's faithfulness on the model that computed it (the HTML view
+        then shows its curves). A failure or a Cancel here keeps the attributions."""
+        import pyllmattr as pla
+
+        assert run.request is not None
+        run.state, run.done, run.total = "evaluating", 0, 0
+        try:
+            pla.evaluate(
+                run.result, model, seed=run.request.seed, progress=run.progress,
+                cancel=run.cancel,
+            )  # fmt: skip
+        except pla.Cancelled:
+            run.notes.append("cancelled before the faithfulness was measured")
+        except (ValueError, RuntimeError) as exc:
+            run.notes.append(f"faithfulness not measured: {' '.join(str(exc).split())}")
+
+    def _save(self, run: Run) -> None:
+        """Keep a finished run in the history folder (a failure to write is noted, and
+        the run is still shown)."""
+        if self._history is None:
+            return
+        saved = SavedRun(run.id, run.model, run.form, run.seconds or 0.0, run.result, run.notes)
+        try:
+            self._history.save(saved)
+        except OSError as exc:
+            run.notes.append(f"not saved to the history folder: {exc.strerror or exc}")
+
+    def _model(self, key: tuple[str, str], request: RunRequest) -> Any:
         with self._lock:
             model = self._models.get(key)
             if model is not None:
                 self._models.move_to_end(key)
                 return model
-        model = self._load(*key)  # outside the lock: loading takes a while
+        # outside the lock: loading takes a while
+        model = self._load(request.model, request.method_class, request.fast)
         with self._lock:
             self._models[key] = model
             idle = [k for k in self._models if k not in self._busy and k != key]

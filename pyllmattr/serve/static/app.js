@@ -7,6 +7,9 @@
 const TOKEN = document.querySelector('meta[name="pyllmattr-token"]').content;
 const POLL_MS = 200;
 const $ = (id) => document.getElementById(id);
+// history: entries { id, form, method, output, full } oldest first; full is the run's
+// status with its result, fetched when the entry is first shown (a reload lists the
+// server's runs without their results).
 const state = { config: null, current: null, history: [] };
 
 async function api(path, options = {}) {
@@ -49,6 +52,10 @@ function currentMode() {
   return document.querySelector('input[name="mode"]:checked').value;
 }
 
+function currentMethod() {
+  return state.config.methods.find((m) => m.name === $("method").value);
+}
+
 function updateForm() {
   const mode = currentMode();
   const features = $("features");
@@ -65,20 +72,39 @@ function updateForm() {
   $("template-fields").hidden = !template;
   $("max-new-tokens-label").hidden = $("target").value !== "";
   renderOptions();
+  // Gradient methods run on PyTorch: the fast layout (llama.cpp's) does not apply.
+  const gradients = currentMethod().needs_gradients;
+  $("fast").disabled = gradients;
+  if (gradients) $("fast").checked = false;
+  $("method-note").textContent = gradients ?
+    "runs on PyTorch: the model is loaded from the same GGUF file, dequantized to float32" : "";
 }
 
-// The context methods (hierarchical, context-cite) are offered in the context mode only.
+// The context methods (hierarchical, context-cite) are offered in the context mode only;
+// gradient methods in a group of their own, disabled (with the reason) without the torch extra.
 function offerMethods(mode) {
   const select = $("method");
   const offered = state.config.methods.filter((m) => m.modes.includes(mode));
   const keep = select.value;
-  if ([...select.options].map((o) => o.value).join() === offered.map((m) => m.name).join()) return;
-  select.replaceChildren(...offered.map((m) => el("option", { value: m.name, text: `${m.name} (${m.class})` })));
-  select.value = offered.some((m) => m.name === keep) ? keep : "feature-ablation";
+  const names = offered.map((m) => m.name).join();
+  if (select.dataset.offered === names) return;
+  select.dataset.offered = names;
+  const option = (m) => {
+    const props = { value: m.name, text: `${m.name} (${m.class})` + (m.unavailable ? " — needs the torch extra" : "") };
+    if (m.unavailable) Object.assign(props, { disabled: "", title: m.unavailable });
+    return el("option", props);
+  };
+  const groups = [
+    ["perturbation (llama.cpp)", offered.filter((m) => !m.needs_gradients)],
+    ["gradients (PyTorch, from the same GGUF)", offered.filter((m) => m.needs_gradients)],
+  ].filter(([, members]) => members.length);
+  select.replaceChildren(...groups.map(([label, members]) => el("optgroup", { label }, members.map(option))));
+  const usable = offered.filter((m) => !m.unavailable);
+  select.value = usable.some((m) => m.name === keep) ? keep : "feature-ablation";
 }
 
 function renderOptions() {
-  const method = state.config.methods.find((m) => m.name === $("method").value);
+  const method = currentMethod();
   const box = $("options");
   if (box.dataset.method === method.name) return;
   box.dataset.method = method.name;
@@ -88,9 +114,15 @@ function renderOptions() {
       flag.checked = value;
       return el("label", {}, [name + " ", flag]);
     }
+    if (method.auto_options.includes(name)) {  // a point count that also takes "auto"
+      const input = el("input", { type: "text", name, value: String(value), "data-kind": "auto",
+        placeholder: "a number, or auto", title: "auto: doubled until the values settle" });
+      return el("label", {}, [name + " ", input]);
+    }
     const type = typeof value === "number" ? "number" : "text";
     const input = el("input", { type, name, value: String(value), "data-kind": typeof value });
     if (type === "number") input.step = Number.isInteger(value) ? "1" : "any";
+    if (value === "") input.placeholder = "the method's default";
     return el("label", {}, [name + " ", input]);
   }));
 }
@@ -120,6 +152,8 @@ function request() {
     features,
     method: $("method").value,
     target: $("target").value,
+    contrast: $("contrast").value,
+    evaluate: $("evaluate").checked,
     max_new_tokens: numberOrNull("max-new-tokens"),
     seed: numberOrNull("seed"),
     num_trials: numberOrNull("num-trials"),
@@ -131,7 +165,9 @@ function request() {
   };
   for (const input of $("options").querySelectorAll("input")) {
     const kind = input.dataset.kind;
+    const text = input.value.trim();
     if (kind === "boolean") body.options[input.name] = input.checked;
+    else if (kind === "auto") body.options[input.name] = text === "auto" ? "auto" : Number(text);
     else body.options[input.name] = kind === "number" ? Number(input.value) : input.value;
   }
   if (body.mode === "context") {
@@ -198,7 +234,7 @@ function showProgress(run) {
   bar.max = Math.max(run.total, 1);
   bar.value = run.done;
   const what = { queued: "queued", loading: "loading the model", generating: "generating the target",
-    scoring: "scoring" }[run.state] || run.state;
+    scoring: "scoring", evaluating: "measuring faithfulness" }[run.state] || run.state;
   const count = run.total ? ` ${run.done} / ${run.total} tokens` : "";
   $("progress-text").textContent = `${what}${count} · ${run.seconds.toFixed(1)} s`;
 }
@@ -209,47 +245,73 @@ async function cancel() {
   try { await api(`/api/runs/${state.current}/cancel`, { method: "POST" }); } catch (e) { showError(e.message); }
 }
 
-function finished(run, body) {
-  const entry = { id: run.id, run, body, result: run.result };
+function finished(run, form) {
+  const entry = { id: run.id, form, method: run.result.method,
+    output: run.result.output_tokens.join(""), full: run };
   state.history.push(entry);
   showResult(entry);
   addToHistory(entry);
 }
 
+// An entry's run with its result (fetched once: a reload lists runs without results).
+async function loaded(entry) {
+  if (!entry.full) entry.full = await api(`/api/runs/${entry.id}`);
+  return entry.full;
+}
+
 // ------------------------------------------------------------------ results
 
+// What the run computed: prompts and tokens on llama.cpp, path points and passes on PyTorch.
+function workDone(stats) {
+  if (stats.n_forward_calls !== undefined) {
+    return [`${stats.n_evaluations} points in ${stats.n_forward_calls} forward and ` +
+      `${stats.n_backward_calls} backward passes (${stats.device})`];
+  }
+  const parts = [`${stats.n_evaluations} prompts scored`];
+  if (stats.n_decoded !== undefined) parts.push(`${stats.n_decoded} tokens decoded (one by one: ${stats.n_naive})`);
+  return parts;
+}
+
 function summaryText(entry) {
-  const r = entry.result;
+  const run = entry.full;
+  const r = run.result;
   const stats = r.stats || {};
   const parts = [
     `log p(target) = ${r.target_logprob.toFixed(3)}`,
+    ...(r.contrast_tokens ? [`rather than ${JSON.stringify(r.contrast_tokens.join(""))}: ` +
+      `log p = ${r.contrast_logprob.toFixed(3)}`] : []),
     r.noise_floor === null ? "no noise floor" :
       (r.noise_floor === 0 ? "noise floor 0 (batch-invariant)" : `noise floor ±${r.noise_floor.toFixed(4)}`),
-    `${stats.n_evaluations} prompts scored`,
-    `${stats.n_decoded} tokens decoded (one by one: ${stats.n_naive})`,
-    `${entry.run.seconds.toFixed(2)} s (scoring ${(stats.seconds || 0).toFixed(2)} s)`,
+    ...workDone(stats),
+    `${run.seconds.toFixed(2)} s (scoring ${(stats.seconds || 0).toFixed(2)} s)`,
+    ...(run.convergence ? [run.convergence] : []),
+    ...(r.faithfulness && r.faithfulness.lds !== null ? [`LDS ${r.faithfulness.lds.toFixed(2)}`] : []),
   ];
   return parts.join(" · ");
 }
 
-function showResult(entry) {
-  const r = entry.result;
+async function showResult(entry) {
+  const run = await loaded(entry);
+  const r = run.result;
   $("result").hidden = false;
   $("result").dataset.run = entry.id;
-  $("result-title").textContent = `Run ${entry.id}: ${r.method} on ${entry.body.model}`;
+  $("result-title").textContent = `Run ${entry.id}: ${r.method} on ${run.model}`;
   $("summary").textContent = summaryText(entry);
-  $("highlight").innerHTML = entry.run.html;  // rendered and escaped by pyllmattr/render.py
+  $("notes").textContent = run.notes.join("; ");
+  $("notes").hidden = !run.notes.length;
+  $("highlight").innerHTML = run.html;  // rendered and escaped by pyllmattr/render.py
   $("download-json").href = `/runs/${entry.id}.json`;
   $("download-html").href = `/runs/${entry.id}.html`;
   $("heatmap").replaceChildren(heatmap(r));
-  $("ranking").replaceChildren(...ranking(r, entry.run.below_noise));
+  $("ranking").replaceChildren(...ranking(r, run.below_noise));
 }
 
 function heatmap(r) {
   if (!r.token_attr) return el("p", { text: "this method gives no per-token attributions" });
   const values = r.token_attr;
   const limit = Math.max(...values.flat().map(Math.abs)) || 1;
-  const head = el("tr", {}, [el("th", { text: "target \\ feature" }),
+  const rows_are = r.token_attr_of === "difference" ? "target − contrast token" : "target";
+  const head = el("tr", {}, [el("th", { text: `${rows_are} \\ feature` }),
     ...r.input_features.map((f) => el("th", { text: shortLabel(f, 14), title: f }))]);
   const rows = values.map((row, t) => el("tr", {}, [
     el("th", { text: JSON.stringify(r.output_tokens[t]) }),
@@ -283,30 +345,53 @@ function ranking(r, quiet) {
 
 function addToHistory(entry) {
   $("history-box").hidden = false;
-  const b = entry.body;
-  const text = b.prompt || b.context || b.template || "";
+  const f = entry.form;
+  const text = f.prompt || f.context || f.template || "";
+  const rather = f.contrast ? ` rather than ${JSON.stringify(f.contrast)}` : "";
   const pick = el("input", { type: "checkbox", value: String(entry.id), "aria-label": `compare run ${entry.id}` });
   const open = el("button", { type: "button", class: "link", text: `Run ${entry.id}` });
-  open.addEventListener("click", () => showResult(entry));
+  open.addEventListener("click", () => showResult(entry).catch((e) => showError(e.message)));
   const item = el("li", { dataset: { run: entry.id } }, [pick, " ", open,
-    el("span", { class: "meta", text: ` ${entry.result.method} · ${b.features} · ${b.model} · ` }),
+    el("span", { class: "meta", text: ` ${entry.method} · ${f.features || "word"} · ${f.model || ""} · ` }),
     el("span", { class: "excerpt", text: shortLabel(text, 60) }),
-    el("span", { class: "meta", text: ` → ${JSON.stringify(entry.result.output_tokens.join(""))}` })]);
+    el("span", { class: "meta", text: ` → ${JSON.stringify(entry.output)}${rather}` })]);
   $("history").prepend(item);
 }
 
-function compare() {
+async function compare() {
   const chosen = [...$("history").querySelectorAll("input:checked")].map((c) => Number(c.value));
   const entries = state.history.filter((e) => chosen.includes(e.id));
+  try { await Promise.all(entries.map(loaded)); } catch (e) { showError(e.message); return; }
   $("comparison").replaceChildren(...entries.map((entry) => {
+    const run = entry.full;
     const view = el("div", { class: "panel" });
-    view.innerHTML = entry.run.html;  // rendered and escaped by pyllmattr/render.py
-    const table = el("table", { class: "ranking" }, ranking(entry.result, entry.run.below_noise));
+    view.innerHTML = run.html;  // rendered and escaped by pyllmattr/render.py
+    const table = el("table", { class: "ranking" }, ranking(run.result, run.below_noise));
     return el("div", { class: "column", dataset: { run: entry.id } }, [
-      el("h3", { text: `Run ${entry.id}: ${entry.result.method}, ${entry.body.features}` }),
+      el("h3", { text: `Run ${entry.id}: ${entry.method}, ${entry.form.features || "word"}` }),
       el("p", { class: "meta", text: summaryText(entry) }), view, table]);
   }));
   $("comparison").className = entries.length ? "columns" : "";
+}
+
+// After a reload: the server's runs come back into the history, the newest result is
+// shown, and a run still working is followed again (its progress, Cancel).
+async function restoreHistory() {
+  const { runs } = await api("/api/runs");
+  for (const run of runs.filter((r) => r.state === "done")) {
+    const entry = { id: run.id, form: run.form, method: run.method, output: run.output, full: null };
+    state.history.push(entry);
+    addToHistory(entry);
+  }
+  const working = runs.filter((r) => !["done", "error", "cancelled"].includes(r.state)).pop();
+  if (working) {
+    state.current = working.id;
+    setRunning(true);
+    showProgress(working);
+    poll(working.id, working.form);
+  } else if (state.history.length) {
+    await showResult(state.history[state.history.length - 1]);
+  }
 }
 
 // ------------------------------------------------------------------ start
@@ -335,6 +420,7 @@ async function start() {
   $("cancel").addEventListener("click", cancel);
   $("compare").addEventListener("click", compare);
   updateForm();
+  try { await restoreHistory(); } catch (e) { showError(`cannot read the runs back: ${e.message}`); }
   document.body.dataset.ready = "true";
 }
 
