@@ -20,17 +20,19 @@ def key_of(record: dict) -> tuple[Any, ...]:
 
 
 def load(paths: list[Path]) -> tuple[list[dict], dict[str, list[dict]]]:
-    """Every run's meta and the records of each part; a later run's record replaces an
-    earlier one's for the same prompt (and estimator)."""
+    """The meta of every run that still has records, and the records of each part; a
+    later run's record replaces an earlier one's for the same prompt, estimator and
+    budget."""
     metas, records = [], {}
     for path in paths:
         for run in json.loads(path.read_text(encoding="utf-8"))["runs"]:
             metas.append(run["meta"])
-            records.update({key_of(r): r for r in run["records"]})
+            records.update({key_of(r): (r, len(metas) - 1) for r in run["records"]})
     parts: dict[str, list[dict]] = {}
-    for record in records.values():
+    for record, _ in records.values():
         parts.setdefault(record["part"], []).append(record)
-    return metas, parts
+    used = sorted({run for _, run in records.values()})
+    return [metas[i] for i in used], parts
 
 
 def runs_text(metas: list[dict]) -> list[str]:

@@ -44,6 +44,18 @@ def test_the_faithfulness_section_is_what_its_results_render(tmp_path):
     assert section(benchmarks, "faithfulness") == section(committed, "faithfulness")
 
 
+def test_the_interactions_section_is_what_its_results_render(tmp_path):
+    out = tmp_path / "interactions.md"
+    done = bench(
+        "interactions", "--render", str(RESULTS / "interactions.json"), "--markdown", str(out)
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    committed = (RESULTS / "interactions.md").read_text(encoding="utf-8")
+    assert out.read_text(encoding="utf-8") == committed
+    benchmarks = (ROOT / "BENCHMARKS.md").read_text(encoding="utf-8")
+    assert section(benchmarks, "interactions") == section(committed, "interactions")
+
+
 @pytest.fixture(scope="module")
 def report():
     path = BENCH / "harness" / "interactions_report.py"
