@@ -316,7 +316,8 @@ def part_peers(args: argparse.Namespace, models: dict[str, Any]) -> list[dict]:
         game, budget = word_game(models["llama"], words), budgets[words]
         log(f"peers: {words} words, budget {budget}")
         record = {"part": "peers", "words": words, "budget": budget, "labels": game.labels,
-                  "target": game.model.detokenize(game.target)}  # fmt: skip
+                  "target": game.model.detokenize(game.target),
+                  "threads": args.threads}  # fmt: skip
         record.update(timed_sides(args, game, models, budget, words))
         log("  " + ", ".join(f"{who} {record[who]['seconds']:.1f} s" for who in SIDES))
         record["peer_vs_pla"] = agreement(record["peer"]["values"], record["pla"]["values"], words)

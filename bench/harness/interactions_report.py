@@ -15,7 +15,7 @@ GROUP_OF = {"name": 0, "pronoun": 0, "city": 1, "state": 1, "job": 2}
 def key_of(record: dict) -> tuple[Any, ...]:
     return (
         record["part"], record.get("words"), record.get("approximator"), record.get("budget"),
-        record.get("id"),
+        record.get("id"), record.get("threads"),
     )  # fmt: skip
 
 
@@ -27,7 +27,10 @@ def load(paths: list[Path]) -> tuple[list[dict], dict[str, list[dict]]]:
     for path in paths:
         for run in json.loads(path.read_text(encoding="utf-8"))["runs"]:
             metas.append(run["meta"])
-            records.update({key_of(r): (r, len(metas) - 1) for r in run["records"]})
+            for r in run["records"]:
+                if r["part"] == "peers":  # peers at 1 and 2 threads are rows of their own
+                    r.setdefault("threads", run["meta"]["threads"])
+                records[key_of(r)] = (r, len(metas) - 1)
     parts: dict[str, list[dict]] = {}
     for record, _ in records.values():
         parts.setdefault(record["part"], []).append(record)
@@ -54,18 +57,20 @@ def runs_text(metas: list[dict]) -> list[str]:
 
 def peers_table(records: list[dict]) -> list[str]:
     header = [
-        "words", "budget", "pla s (exact layout)", "pla s (fast layout)", "shapiq + PyTorch s",
+        "words", "threads", "budget", "pla s (exact layout)", "pla s (fast layout)",
+        "shapiq + PyTorch s",
         "PyTorch ÷ pla (exact / fast)", "CPU s: pla exact / fast / PyTorch",
         "prompts: pla / PyTorch", "tokens: pla / PyTorch", "pairs r, PyTorch vs pla",
         "top-5 pairs shared", "vs exact, pairs r / top-5: pla, fast, PyTorch",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---:|" * len(header)]
-    for r in sorted(records, key=lambda r: r["words"]):
+    for r in sorted(records, key=lambda r: (r["threads"], r["words"])):
         pla, fast, peer, both = r["pla"], r["fast"], r["peer"], r["peer_vs_pla"]
         exact = ", ".join(_vs(r.get(f"{who}_vs_exact")) for who in ("pla", "fast", "peer"))
         how = " (exact)" if pla["exact"] else ""
         lines.append(
-            f"| {r['words']} | {r['budget']}{how} | {_times(pla)} | {_times(fast)} | "
+            f"| {r['words']} | {r['threads']} | {r['budget']}{how} | {_times(pla)} | "
+            f"{_times(fast)} | "
             f"{_times(peer)} | {peer['seconds'] / pla['seconds']:.2f} / "
             f"{peer['seconds'] / fast['seconds']:.2f} | {pla['cpu_seconds']:.1f} / "
             f"{fast['cpu_seconds']:.1f} / {peer['cpu_seconds']:.1f} | {pla['prompts']} / "
