@@ -27,10 +27,10 @@ REFERENCE_NAMES = {
 
 
 def load(paths: list[Path]) -> tuple[list[dict[str, Any]], dict[tuple[str, str, str], dict]]:
-    """The runs' meta lines and the last row of every (set, input, method); an input's
-    evaluation row is named after the kinds of methods its run evaluated
-    (``_evaluation:perturbation``, ``_evaluation:gradient``)."""
-    metas, rows = [], {}
+    """The meta lines of the runs whose rows are shown, and the last row of every (set,
+    input, method); an input's evaluation row is named after the kinds of methods its
+    run evaluated (``_evaluation:perturbation``, ``_evaluation:gradient``)."""
+    metas, rows, run_of = [], {}, {}
     for path in paths:
         kinds = "perturbation"
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -43,8 +43,9 @@ def load(paths: list[Path]) -> tuple[list[dict[str, Any]], dict[tuple[str, str, 
             else:
                 if record["method"] == "_evaluation":
                     record = {**record, "method": f"_evaluation:{kinds}"}
-                rows[(record["set"], record["id"], record["method"])] = record
-    return metas, rows
+                key = (record["set"], record["id"], record["method"])
+                rows[key], run_of[key] = record, len(metas) - 1
+    return [metas[i] for i in sorted(set(run_of.values()))], rows
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
