@@ -13,9 +13,10 @@ Three parts, each a list of records in the --out JSON (``--render`` makes the se
   same GGUF (transformers). Time of each side, and agreement with each other and, at
   8 and 12 words, with pyllmattr's exact values (all 2^n coalitions).
 * ``spex``: SPEX and ProxySPEX (shapiq's estimators for many features) on the 12-word
-  prompt against its exact values (top pairs, Spearman), then on a 100+-word context
-  (the four documents of a study 6 question, one feature per word): cost in prompts,
-  decoded tokens and seconds (engine vs the estimator's own work), and what they find.
+  prompt against its exact values (top pairs, Spearman), at their smallest budget and at
+  ``--spex-budget``, then on a 115-word context (the four documents of study 6's r01 and
+  a fifth from r02, one feature per word): cost in prompts, decoded tokens and seconds
+  (engine vs the estimator's own work), and what they find.
 * ``grouping``: study 4's question with interaction indices: over the 34 people
   templates (study 4's baselines and greedy 6-token targets), exact SII of the pairs
   (name, pronoun) and (city, state) against the members' Shapley values, and how far
