@@ -122,6 +122,17 @@ def methods_taking(option: str) -> list[str]:
     return [name for name, cls in METHODS.items() if takes_option(cls, option)]
 
 
+def methods_taking_auto(option: str | None = None) -> list[str]:
+    """The names of the methods that take ``"auto"`` for ``option`` (any option: None)."""
+    from .methods import METHODS
+
+    return [
+        name
+        for name, cls in METHODS.items()
+        if cls.auto_options and (option is None or option in cls.auto_options)
+    ]
+
+
 # ---------------------------------------------------------------- inputs
 
 

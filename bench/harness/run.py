@@ -220,11 +220,17 @@ class Workers:
         spec_path = self.folder / f"spec-{self.count}.json"
         out_path = self.folder / f"out-{self.count}.json"
         spec_path.write_text(json.dumps(spec))
+        # An empty cache folder per worker: its first scoring call runs the exact layout's
+        # self-check as on a machine new to the model. Converted weights keep the user's
+        # cache, where the conversion is made once.
+        env = dict(self.env)
+        if spec.get("config") not in jobs.CONVERSIONS:
+            env["PYLLMATTR_CACHE_DIR"] = str(self.folder / f"cache-{self.count}")
         proc = subprocess.run(
             bench_command("worker", spec_path, out_path),
             capture_output=True,
             text=True,
-            env=self.env,
+            env=env,
             cwd=self.folder,
         )
         if out_path.exists():

@@ -101,18 +101,25 @@ def _method_options(
     args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """The method's options from the flags, each checked against what the method takes."""
-    from ..frontend import layer_option, methods_taking, takes_option
+    from ..frontend import layer_option, methods_taking, methods_taking_auto, takes_option
 
     def takes(option: str) -> bool:
         return takes_option(method_cls, option, proxy=args.proxy is not None)
 
     options: dict[str, Any] = {}
-    if args.n_samples is not None:
-        if not takes("n_samples"):
-            parser.error(
-                f"--n-samples does not apply to --method {args.method} (it does not sample)"
-            )
-        options["n_samples"] = args.n_samples
+    for option, given, why in (
+        ("n_samples", args.n_samples, "it does not sample"),
+        ("n_steps", args.n_steps, "it does not integrate along a path"),
+    ):
+        flag = "--" + option.replace("_", "-")
+        if given is None:
+            continue
+        if not takes(option):
+            parser.error(f"{flag} does not apply to --method {args.method} ({why})")
+        if given == "auto" and option not in method_cls.auto_options:
+            methods = " / ".join(methods_taking_auto(option))
+            parser.error(f"{flag} auto applies to --method {methods}; give a number")
+        options[option] = given
     if args.layer is not None:
         if not takes("layer"):
             parser.error(

@@ -98,8 +98,9 @@ def _method_args(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"gen_args": {"max_new_tokens": args.max_new_tokens}}
     if args.seed is not None:
         out["seed"] = args.seed
-    if args.n_samples is not None:
-        out["n_samples"] = args.n_samples
+    for option in ("n_samples", "n_steps"):
+        if getattr(args, option) is not None:
+            out[option] = getattr(args, option)
     return out
 
 

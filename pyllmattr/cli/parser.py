@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import __version__
 from .._checks import check_int, int_wording
-from ..frontend import FEATURE_KINDS, PROMPT_FEATURES, methods_taking
+from ..frontend import FEATURE_KINDS, PROMPT_FEATURES, methods_taking, methods_taking_auto
 from ..methods import METHODS
 from ..models.requantize import REQUANTIZE_TYPES
 from . import commands, dataset_command, doctor
@@ -34,6 +34,18 @@ def int_in(least: int | None = None, most: int | None = None):
 positive_int = int_in(1)
 non_negative_int = int_in(0)
 port_number = int_in(0, 65535)
+
+
+def count_or_auto(text: str) -> int | str:
+    """An argparse type: a positive integer, or ``auto`` (doubled until the values settle)."""
+    if text == "auto":
+        return text
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'auto', got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -240,11 +252,19 @@ def _add_max_new_tokens(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_sampling(p: argparse.ArgumentParser) -> None:
+    auto = " / ".join(methods_taking_auto())
     p.add_argument(
         "--n-samples",
         metavar="N",
-        type=positive_int,
-        help="samples for the sampling methods (their default)",
+        type=count_or_auto,
+        help=f"samples for the sampling methods (their default; 'auto' for {auto})",
+    )
+    p.add_argument(
+        "--n-steps",
+        metavar="N",
+        type=count_or_auto,
+        help="points along the path of integrated gradients (default 50); 'auto' doubles "
+        "them until the values settle and the completeness gap closes",
     )
     p.add_argument(
         "--seed", metavar="N", type=non_negative_int, help="random seed of the sampling methods"

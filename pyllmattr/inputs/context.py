@@ -19,8 +19,9 @@ from .template import TextTemplateInput
 
 # The feature kinds of a context, coarse to fine: each unit lies inside one of the level
 # above. Plain text's "character" (split.UNITS) is not one: a retrieved context has
-# thousands of characters, too many features to attribute.
-LEVELS = ("document", *UNITS[: UNITS.index("word") + 1])
+# thousands of characters, too many features to attribute; nor is "clause", so that a
+# hierarchical search over words still refines them from sentences.
+LEVELS = ("document", *(u for u in UNITS[: UNITS.index("word") + 1] if u != "clause"))
 DEFAULT_TEMPLATE = "Context: {context}\n\nQuery: {query}"
 DOCUMENT_SEPARATOR = "\n\n"
 

@@ -1,10 +1,13 @@
-"""Splitting plain text into paragraph, sentence, word or character features, in any script.
+"""Splitting plain text into paragraph, sentence, clause, word or character features, in any script.
 
 - paragraphs end at a blank line;
 - sentences end at ``.``, ``!`` or ``?`` (and closing quotes or brackets) before
   whitespace, as in Latin, Cyrillic, Greek or Korean text; at once after the full-width
   and other scripts' terminators (``。！？``, the Devanagari danda ``।``, ``؟``, ...); and
   at a space between two Thai words, Thai's sentence separator;
+- clauses also end at ``,`` ``;`` ``:`` before whitespace and at once after ``，；：``, so
+  that a long sentence of Chinese, whose clauses a comma joins (``北京是中国的首都，上海是最大的
+  城市。``), or of any language can be cut below the sentence;
 - words are the runs between whitespace, punctuation included (``Coast,``), except in
   scripts written without spaces (Chinese, Japanese, Thai), which BudouX cuts into words
   and phrases (:mod:`pyllmattr.inputs.scripts`, the ``languages`` extra);
@@ -22,24 +25,34 @@ import unicodedata
 from . import scripts
 
 # The feature kinds of plain text, coarse to fine.
-UNITS = ("paragraph", "sentence", "word", "character")
+UNITS = ("paragraph", "sentence", "clause", "word", "character")
 
 _CLOSERS = "\"')\\]”’»›」』）】〕〉》〗〙〛］｝＂＇"
 # Terminators that end a sentence without a space after them.
 _FULL_STOPS = "。｡！？‼⁇⁈⁉।॥။។៕።؟۔"
 _THAI_LETTER = "\u0e01-\u0e2e\u0e30-\u0e45\u0e47-\u0e5b"  # without ฯ and ๆ, which precede spaces
-_SENTENCE = re.compile(
-    r"\S.*?(?:"
-    rf"[.!?][{_CLOSERS}]*(?=\s)"  # Latin: a terminator before whitespace
+_SENTENCE_ENDS = (
+    rf"[.!?][{_CLOSERS}]*(?=\s)",  # Latin: a terminator before whitespace
     # Full-width and other scripts' terminators (the lookaheads take whole runs), except
     # 「…。」と: a quotation that the sentence goes on to quote.
-    rf"|[{_FULL_STOPS}]+(?![{_FULL_STOPS}{_CLOSERS}])"
-    rf"|[{_FULL_STOPS}]+[{_CLOSERS}]+(?![{_CLOSERS}\u3041-\u3096])"
-    rf"|．+(?![．0-9０-９])[{_CLOSERS}]*"  # the full-width full stop, not a decimal point
-    rf"|(?<=[{_THAI_LETTER}])(?=\s+[\u0e01-\u0e5b])"  # Thai: a space between two words
-    r"|\Z)",
-    re.S,
+    rf"[{_FULL_STOPS}]+(?![{_FULL_STOPS}{_CLOSERS}])",
+    rf"[{_FULL_STOPS}]+[{_CLOSERS}]+(?![{_CLOSERS}\u3041-\u3096])",
+    rf"．+(?![．0-9０-９])[{_CLOSERS}]*",  # the full-width full stop, not a decimal point
+    rf"(?<=[{_THAI_LETTER}])(?=\s+[\u0e01-\u0e5b])",  # Thai: a space between two words
 )
+# A clause also ends at a comma, semicolon or colon: Latin ones before whitespace (not
+# "1,000" or "3:30"), full-width ones at once. The enumeration comma 、 parts list items,
+# not clauses.
+_CLAUSE_ENDS = (rf"[,;:،؛][{_CLOSERS}]*(?=\s)", rf"[，；：﹐﹔﹕]+[{_CLOSERS}]*")
+
+
+def _ending_at(ends: tuple[str, ...]) -> re.Pattern[str]:
+    """A unit: from a non-space up to the first of ``ends`` or the end of the text."""
+    return re.compile(r"\S.*?(?:" + "|".join((*ends, r"\Z")) + ")", re.S)
+
+
+_SENTENCE = _ending_at(_SENTENCE_ENDS)
+_CLAUSE = _ending_at(_CLAUSE_ENDS + _SENTENCE_ENDS)
 _PARAGRAPH = re.compile(r"\S.*?(?=\n[ \t]*\n|\Z)", re.S)
 _CHUNK = re.compile(r"\S+")
 
@@ -53,6 +66,8 @@ def split_units(text: str, by: str, language: str | None = None) -> list[tuple[i
     Example:
         >>> split_units("東京は日本の首都です。大阪は第二の都市です。", "sentence")
         [(0, 11), (11, 22)]
+        >>> split_units("北京是中国的首都，上海是最大的城市。", "clause")
+        [(0, 9), (9, 18)]
     """
     if by not in UNITS:
         raise ValueError(f"from_text: by must be one of {list(UNITS)}, got {by!r}")
@@ -61,7 +76,8 @@ def split_units(text: str, by: str, language: str | None = None) -> list[tuple[i
     if by == "character":
         return _characters(text)
     spans: list[tuple[int, int]] = []
-    for match in (_SENTENCE if by == "sentence" else _PARAGRAPH).finditer(text):
+    pattern = {"sentence": _SENTENCE, "clause": _CLAUSE, "paragraph": _PARAGRAPH}[by]
+    for match in pattern.finditer(text):
         start, end = match.span()
         if spans and spans[-1][1] == start:  # marks right after "。" belong to it
             while start < end and scripts.attaches(text[start]):
@@ -113,12 +129,12 @@ def _continues(text: str, start: int, j: int) -> bool:
     before, char = text[j - 1], text[j]
     if char.isspace():
         return False
-    if unicodedata.category(char) in ("Mn", "Mc", "Me") or char in "\u200c\u200d\u0e33\u0eb3":
+    # Marks, joiners and other format characters (a soft hyphen, emoji tags), variation
+    # selectors and skin tones: the ones that start no unit anywhere (scripts.attaches).
+    if scripts.attaches(char) or char in "\u0e33\u0eb3":
         return True
-    if before == "\u200d" or 0xFE00 <= ord(char) <= 0xFE0F or 0xE0020 <= ord(char) <= 0xE007F:
-        return True  # emoji sequences, variation selectors, tag sequences
-    if 0x1F3FB <= ord(char) <= 0x1F3FF:
-        return True  # skin tone modifiers
+    if before == "\u200d":
+        return True  # an emoji sequence
     if unicodedata.combining(before) == 9 and unicodedata.category(char) == "Lo":
         return True  # a virama joins the next consonant: a conjunct (क्ष)
     regional = [0x1F1E6 <= ord(c) <= 0x1F1FF for c in text[start : j + 1]]

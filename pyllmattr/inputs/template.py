@@ -55,13 +55,14 @@ class TextTemplateInput(InterpretableInput):
     def from_text(
         cls, text: str, by: str = "word", baselines: str | None = None
     ) -> TextTemplateInput:
-        """Features from plain text: its ``"word"``, ``"sentence"``, ``"paragraph"`` or
-        ``"character"`` units, in any script.
+        """Features from plain text: its ``"word"``, ``"clause"``, ``"sentence"``,
+        ``"paragraph"`` or ``"character"`` units, in any script.
 
         The unperturbed prompt renders back to ``text`` exactly. An absent unit is
         removed with the whitespace before it, or replaced by ``baselines`` (one
         string for all units, keeping the whitespace). Sentences end at ``. ! ?``
-        before a space and at once after ``。！？``, ``।`` and other scripts' full stops.
+        before a space and at once after ``。！？``, ``।`` and other scripts' full stops;
+        clauses also at ``, ; :`` before a space and at once after ``，；：``.
         Words are the runs between spaces, punctuation included, except in Chinese,
         Japanese and Thai, which BudouX cuts into words and phrases (``pip install
         'pyllmattr[languages]'``; without it those words raise ImportError naming it).

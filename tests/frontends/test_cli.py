@@ -116,11 +116,31 @@ def test_integrated_gradients_runs_on_the_gguf_loaded_into_pytorch(tmp_path):
     assert result.completeness_gap is not None
 
 
+def test_auto_steps_print_how_the_values_settled_and_the_completeness_gap(tmp_path):
+    done = run(
+        "attribute", "--prompt", PROMPT, "--target", " lawyer", "--features", "token",
+        "--method", "integrated-gradients", "--n-steps", "auto", "--no-progress",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if "n_steps=" in line)
+    assert "converged" in line and "completeness gap" in line
+
+
+def test_auto_applies_only_to_the_methods_that_declare_it():
+    steps = run("attribute", "--prompt", "hi", "--n-steps", "8")
+    assert steps.returncode == 2
+    assert "--n-steps does not apply to --method feature-ablation" in steps.stderr
+    samples = run("attribute", "--prompt", "hi", "--method", "lime", "--n-samples", "auto")
+    assert samples.returncode == 2
+    assert "--n-samples auto applies to --method gradient-shap; give a number" in samples.stderr
+
+
 def test_number_options_name_the_range_they_expect(capsys):
     parser = build_parser()
     for option, value, expected in (
         ("--threads", "0", "--threads: expected a positive integer, got 0"),
-        ("--n-samples", "many", "--n-samples: expected a positive integer, got 'many'"),
+        ("--n-samples", "many", "--n-samples: expected a positive integer or 'auto', got 'many'"),
+        ("--n-steps", "0", "--n-steps: expected a positive integer or 'auto', got '0'"),
         ("--seed", "-1", "--seed: expected an integer >= 0, got -1"),
     ):
         with pytest.raises(SystemExit):

@@ -108,7 +108,7 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert "chatml" in config["chat_templates"]
     # the feature kinds the page offers, from the library's own lists
     assert config["features"] == [
-        "token", "character", "word", "sentence", "paragraph", "template"
+        "token", "character", "word", "clause", "sentence", "paragraph", "template"
     ]  # fmt: skip
     assert config["context_features"] == ["word", "sentence", "paragraph"]
 

@@ -29,7 +29,7 @@ def help_text(command: str, capsys) -> str:
 def test_the_feature_kinds_are_the_inputs_own_units(capsys):
     assert set(frontend.PROMPT_FEATURES) == {"token", *UNITS}
     assert set(frontend.CONTEXT_UNITS) == set(LEVELS) - {"document"}
-    kinds = ("token", "character", "word", "sentence", "paragraph", "document")
+    kinds = ("token", "character", "word", "clause", "sentence", "paragraph", "document")
     assert kinds == frontend.FEATURE_KINDS  # fine to coarse, as the command line lists them
     listed = "--features {" + ",".join(frontend.FEATURE_KINDS) + "}"
     assert listed in help_text("attribute", capsys)

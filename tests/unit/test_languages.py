@@ -134,6 +134,18 @@ def test_hindi_sentences_end_at_the_danda():
     assert units("दिल्ली", "character") == ["दि", "ल्ली"]
 
 
+def test_clauses_end_at_commas_semicolons_and_colons_of_every_width():
+    assert units(ZH, "clause") == ["北京是中国的首都，", "上海是最大的城市。"]
+    assert pla.TextTemplateInput.from_text(ZH, by="clause").n_features == 2
+    english = "Dave lives in Palm Coast, FL; the rent is 1,000 dollars at 3:30 pm. Go!"
+    assert units(english, "clause") == [
+        "Dave lives in Palm Coast,", "FL;", "the rent is 1,000 dollars at 3:30 pm.", "Go!"
+    ]  # fmt: skip
+    # The enumeration comma parts list items, not clauses.
+    shopping = "りんご、バナナ、みかんを買った。"
+    assert units(shopping, "clause") == [shopping]
+
+
 def test_german_and_english_keep_the_latin_rules():
     german = "Berlin ist die Hauptstadt Deutschlands. Dr. Müller wohnt in München, nicht in Köln."
     assert units(german, "word") == german.split()
@@ -150,6 +162,11 @@ def test_german_and_english_keep_the_latin_rules():
     ]
     # Typographic closing quotes close a sentence as ASCII ones do.
     assert units("He said “Hi.” Then he left.", "sentence") == ["He said “Hi.”", "Then he left."]
+
+
+def test_a_format_character_stays_with_the_character_before_it():
+    # a soft hyphen and a word joiner are invisible: neither is a character of its own
+    assert units("0\xad1\u2060", "character") == ["0\xad", "1\u2060"]
 
 
 def test_characters_are_user_perceived_characters():
