@@ -143,7 +143,7 @@ def machine_info(args: argparse.Namespace, model_path: str) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": command_line("run"),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": f"{os.cpu_count()} logical ({len(os.sched_getaffinity(0))} usable)",
         "ram": _ram(),
         "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
@@ -159,7 +159,7 @@ def machine_info(args: argparse.Namespace, model_path: str) -> dict[str, Any]:
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

@@ -94,6 +94,12 @@ class IndependentScoring:
     def score(self, sequences: Any, target: Any, share_prefix: bool = True, **kwargs: Any) -> Any:
         return self._model.score(sequences, target, share_prefix=False, **kwargs)
 
+    def score_pairs(
+        self, sequences: Any, targets: Any, share_prefix: bool = True, **kwargs: Any
+    ) -> Any:
+        """The call every attribution makes (``score`` alone would leave it prefix-shared)."""
+        return self._model.score_pairs(sequences, targets, share_prefix=False, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
 
@@ -125,6 +131,14 @@ class LlamaCppLoop:
         self._calls += math.ceil(len(tokens) / self.llm.n_batch)
         self._eval(tokens)
 
+    # llama.cpp's batches are not batch-invariant here: the methods measure a noise floor.
+    scores_are_exact = False
+
+    @property
+    def n_ctx(self) -> int:
+        """The Llama's context (the helper's is a small one of its own)."""
+        return self.llm.n_ctx()
+
     def score(
         self,
         sequences: Sequence[Sequence[int]],
@@ -135,18 +149,32 @@ class LlamaCppLoop:
         **ignored: Any,
     ) -> Any:
         """Same contract as ``LlamaModel.score`` (target given as ids)."""
-        target = [int(t) for t in target]
+        out = self.score_pairs(sequences, [target] * len(sequences), return_stats=return_stats)
+        return (np.array(out[0]), out[1]) if return_stats else np.array(out)
+
+    def score_pairs(
+        self,
+        sequences: Sequence[Sequence[int]],
+        targets: Sequence[Sequence[int]],
+        share_prefix: bool = True,
+        *,
+        return_stats: bool = False,
+        **ignored: Any,
+    ) -> Any:
+        """Same contract as ``LlamaModel.score_pairs`` (targets given as ids): the call every
+        attribution makes, so that no prompt reaches the pyllmattr helper's engine."""
+        targets = [[int(t) for t in target] for target in targets]
         seqs = [[int(t) for t in s] for s in sequences]
         self._decoded = self._calls = 0
         start = perf_counter()
         self.llm.reset()  # start from an empty cache, as pyllmattr's engine does
-        scores = np.array([self._score_one(seq, target) for seq in seqs])
-        if return_stats:  # the method's main call (not its noise-floor re-score)
-            self.last_sequences = seqs
+        scores = [self._score_one(seq, target) for seq, target in zip(seqs, targets, strict=True)]
+        if return_stats:  # the method's own calls, not a noise-floor re-score
+            self.last_sequences += seqs
         stats = pla.ScoreStats(
             n_decoded=self._decoded,
             n_trie=-1,  # filled in after the timed run (see LlamaCppRunner.run)
-            n_naive=sum(len(s) + len(target) for s in seqs),
+            n_naive=sum(len(s) + len(t) for s, t in zip(seqs, targets, strict=True)),
             n_decode_calls=self._calls,
             n_waves=0,
             n_padding=0,
@@ -271,6 +299,7 @@ class LlamaCppRunner(PlaRunner):
         return LlamaCppLoop(llm, helper, reuse=self.config == LCPP_REUSE)
 
     def run(self) -> dict[str, Any]:
+        self.model.last_sequences = []  # what this attribution's calls score
         outcome = super().run()
         outcome["stats"]["n_trie"] = trie_size(
             self.model.last_sequences, self.workload["target_ids"]
