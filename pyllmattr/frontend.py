@@ -110,9 +110,40 @@ def baselines_option(text: str) -> int | str | None:
     return int(text) if text.strip().isdigit() else text
 
 
+def levels_option(text: str) -> tuple[str, ...] | None:
+    """Hierarchical ``levels=`` from text: unit levels coarse to fine, comma-separated;
+    empty for None (the method's default).
+
+    Example:
+        >>> levels_option("paragraph, sentence"), levels_option("")
+        (('paragraph', 'sentence'), None)
+    """
+    levels = tuple(part.strip() for part in text.split(",") if part.strip())
+    return levels or None
+
+
+def budget_option(text: str) -> int | None:
+    """An interactions ``budget=`` from text: a number of coalitions, empty for None.
+
+    Example:
+        >>> budget_option("512"), budget_option(" ")
+        (512, None)
+    """
+    if not text.strip():
+        return None
+    if not text.strip().isdigit():
+        raise ValueError(f"budget must be a whole number of coalitions (or empty), got {text!r}")
+    return int(text)
+
+
 # Options a front end reads from text (a flag, a form field) although their values are
 # not all strings: the option's name in a method's ``defaults`` -> how to read it.
-TEXT_OPTIONS = {"layer": layer_option, "baselines": baselines_option}
+TEXT_OPTIONS = {
+    "layer": layer_option,
+    "baselines": baselines_option,
+    "levels": levels_option,
+    "budget": budget_option,
+}
 
 
 def methods_taking(option: str) -> list[str]:

@@ -101,7 +101,13 @@ def _method_options(
     args: argparse.Namespace, method_cls: Any, parser: argparse.ArgumentParser
 ) -> dict[str, Any]:
     """The method's options from the flags, each checked against what the method takes."""
-    from ..frontend import layer_option, methods_taking, methods_taking_auto, takes_option
+    from ..frontend import (
+        layer_option,
+        levels_option,
+        methods_taking,
+        methods_taking_auto,
+        takes_option,
+    )
 
     def takes(option: str) -> bool:
         return takes_option(method_cls, option, proxy=args.proxy is not None)
@@ -128,7 +134,7 @@ def _method_options(
         options["layer"] = layer_option(args.layer)
     if args.proxy is not None and not takes("proxy"):
         parser.error(f"--proxy does not apply to --method {args.method}")
-    levels = None if args.levels is None else tuple(x.strip() for x in args.levels.split(","))
+    levels = None if args.levels is None else levels_option(args.levels)
     for option, given, alternative in (
         ("keep", args.keep, ", or with --proxy"),
         ("keep_alone", args.keep_alone, ""),

@@ -94,8 +94,12 @@ def test_config_offers_the_perturbation_methods_and_their_options(client):
     assert status == 200
     methods = {m["name"]: m["options"] for m in config["methods"]}
     assert methods["shapley-sampling"] == {"n_samples": 25, "screen": False}
-    assert methods["interactions"] == {"index": "k-SII", "order": 2, "approximator": "auto"}
-    assert methods["hierarchical"] == {"keep": 3, "keep_alone": 0, "unrefined": "split"}
+    assert methods["interactions"] == {
+        "index": "k-SII", "order": 2, "budget": "", "approximator": "auto"
+    }  # fmt: skip
+    assert methods["hierarchical"] == {
+        "levels": "", "keep": 3, "keep_alone": 0, "unrefined": "split"
+    }  # fmt: skip
     ig = next(m for m in config["methods"] if m["name"] == "integrated-gradients")
     assert ig["needs_gradients"] and ig["auto_options"] == ["n_steps"]
     assert ig["unavailable"] == missing_extra(pla.IntegratedGradients)  # None with torch

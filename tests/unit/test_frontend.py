@@ -95,6 +95,19 @@ def test_options_given_as_text_are_read_as_the_methods_take_them():
     assert options == {"layer": 2, "baselines": 0, "n_steps": "auto"}
 
 
+def test_options_whose_default_is_none_are_offered_as_text_and_read_back():
+    hierarchical = method_config("hierarchical", pla.HierarchicalAblation)["options"]
+    assert hierarchical["levels"] == ""  # an empty field: the method's own default
+    assert method_config("interactions", pla.ShapleyInteractions)["options"]["budget"] == ""
+    body = {"mode": "context", "context": "A. B.\n\nC.", "question": "Which?",
+            "method": "hierarchical", "options": {"levels": "paragraph, sentence"}}  # fmt: skip
+    assert parse_request(body, "default").options == {"levels": ("paragraph", "sentence")}
+    body = {"prompt": "Hi there", "method": "interactions", "options": {"budget": "64"}}
+    assert parse_request(body, "default").options == {"budget": 64}
+    with pytest.raises(ValueError, match="budget must be a whole number of coalitions"):
+        parse_request({**body, "options": {"budget": "lots"}}, "default")
+
+
 def test_options_apply_as_the_methods_declare_them():
     assert frontend.methods_taking("keep_alone") == ["hierarchical"]
     assert frontend.methods_taking("keep") == ["hierarchical"]  # the others: with a proxy
