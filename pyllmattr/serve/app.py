@@ -60,7 +60,8 @@ def create_app(state: AppState) -> Starlette:
         Route("/api/models", _models(state)),
         Route("/api/runs", _list(state), methods=["GET"]),
         Route("/api/runs", _start(state), methods=["POST"]),
-        Route("/api/runs/{run_id:int}", _status(state)),
+        Route("/api/runs/{run_id:int}", _status(state), methods=["GET"]),
+        Route("/api/runs/{run_id:int}", _delete(state), methods=["DELETE"]),
         Route("/api/runs/{run_id:int}/cancel", _cancel(state), methods=["POST"]),
         Route("/runs/{run_id:int}.{kind}", _download(state)),
     ]
@@ -197,6 +198,20 @@ def _status(state: AppState):
         return json_response(body)
 
     return _on_run(state.runs.get, status)
+
+
+def _delete(state: AppState):
+    async def delete(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        try:
+            run, problem = state.runs.delete(run_id)
+        except Busy as exc:
+            return json_response({"error": str(exc)}, 409)
+        if run is None:
+            return json_response({"error": "no such run"}, 404)
+        return json_response({"deleted": run_id, "problem": problem})
+
+    return delete
 
 
 def _cancel(state: AppState):

@@ -73,6 +73,14 @@ class History:
         runs.sort(key=lambda run: run.id)
         return runs, problems
 
+    def forget(self, run_id: int) -> str | None:
+        """Delete the run's file; a line saying why it could not be, or None."""
+        try:
+            self.file(run_id).unlink(missing_ok=True)
+        except OSError as exc:
+            return f"{self.file(run_id)}: {exc.strerror or exc}"
+        return None
+
     def save(self, run: SavedRun) -> Path:
         """Write ``run`` to its file (whole or not at all: written beside it, then renamed)."""
         data = run.result.to_dict()

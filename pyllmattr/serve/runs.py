@@ -157,6 +157,18 @@ class Runs:
             run.cancel.cancel()
         return run
 
+    def delete(self, run_id: int) -> tuple[Run | None, str | None]:
+        """Forget a finished run, and its file in the history folder: (the run, or None
+        when there is none; why its file stays, or None). Busy while it works."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return None, None
+            if not run.finished:
+                raise Busy(f"run {run_id} is still working: cancel it, then delete it")
+            del self._runs[run_id]
+        return run, None if self._history is None else self._history.forget(run_id)
+
     def wait(self, run_id: int, timeout: float | None = None) -> Run | None:
         """Block until the run has finished (for scripts and tests)."""
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -387,6 +387,33 @@ def test_history_folder_keeps_runs_across_a_restart(tmp_path):
         client.wait(fresh["id"])
 
 
+def test_deleting_a_run_forgets_it_and_its_file(tmp_path):
+    folder = tmp_path / "runs"
+    with Server(port=0, n_threads=2, n_ctx=512, history=folder) as server:
+        client = Client(server)
+        kept, gone = (
+            client.wait(client.start({"prompt": "Dave lives in Palm Coast", "target": t}))["id"]
+            for t in (" FL", " Florida")
+        )
+        assert len(list(folder.glob("run-*.json"))) == 2
+        status, answer = client.json(f"/api/runs/{gone}", method="DELETE")
+        assert status == 200 and answer == {"deleted": gone, "problem": None}
+        assert [file.name for file in folder.glob("run-*.json")] == [f"run-{kept:06d}.json"]
+        assert [run["id"] for run in client.json("/api/runs")[1]["runs"]] == [kept]
+        assert client.json(f"/api/runs/{gone}")[0] == 404
+        assert client.json(f"/api/runs/{gone}", method="DELETE")[0] == 404
+
+
+def test_a_working_run_is_cancelled_before_it_is_deleted(client):
+    working = client.start(LONG_RUN)
+    client.wait(working, until=("scoring",))
+    status, answer = client.json(f"/api/runs/{working}", method="DELETE")
+    assert status == 409 and "cancel it, then delete it" in answer["error"]
+    client.json(f"/api/runs/{working}/cancel", {})
+    assert client.wait(working)["state"] == "cancelled"
+    assert client.json(f"/api/runs/{working}", method="DELETE")[0] == 200
+
+
 def test_an_unusable_history_folder_is_an_error_at_start(tmp_path, capsys):
     a_file = tmp_path / "runs.txt"
     a_file.write_text("not a folder")

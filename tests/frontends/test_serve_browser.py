@@ -350,3 +350,25 @@ def test_a_restarted_server_shows_the_runs_of_its_history_folder(page, server, t
         assert [values[str(i)] for i in range(len(values))] == run["result"]["seq_attr"]
     page.goto(server.url)  # back to the module's server for any test after this one
     page.wait_for("document.body.dataset.ready === 'true'")
+
+
+def test_a_deleted_run_leaves_the_page_and_the_history_folder(page, server, tmp_path):
+    with Server(port=0, n_threads=2, n_ctx=512, history=tmp_path) as saving:
+        client = Client(saving)
+        kept, gone = (
+            client.wait(client.start({"prompt": "Dave lives in Palm Coast", "target": t}))["id"]
+            for t in (" FL", " Florida")
+        )
+        page.goto(saving.url)
+        page.wait_for("document.body.dataset.ready === 'true'")
+        assert history_ids(page) == [gone, kept]
+        page.click(f"#history li[data-run='{gone}'] button.delete")
+        page.wait_for(f"!document.querySelector(\"#history li[data-run='{gone}']\")")
+        assert history_ids(page) == [kept]
+        assert page.js("document.getElementById('error').hidden")
+        assert [file.name for file in tmp_path.glob("run-*.json")] == [f"run-{kept:06d}.json"]
+        page.goto(saving.url)
+        page.wait_for("document.body.dataset.ready === 'true'")
+        assert history_ids(page) == [kept]
+    page.goto(server.url)  # back to the module's server for any test after this one
+    page.wait_for("document.body.dataset.ready === 'true'")

@@ -351,11 +351,24 @@ function addToHistory(entry) {
   const pick = el("input", { type: "checkbox", value: String(entry.id), "aria-label": `compare run ${entry.id}` });
   const open = el("button", { type: "button", class: "link", text: `Run ${entry.id}` });
   open.addEventListener("click", () => showResult(entry).catch((e) => showError(e.message)));
+  const remove = el("button", { type: "button", class: "link delete", text: "delete",
+    "aria-label": `delete run ${entry.id}` });
   const item = el("li", { dataset: { run: entry.id } }, [pick, " ", open,
     el("span", { class: "meta", text: ` ${entry.method} · ${f.features || "word"} · ${f.model || ""} · ` }),
     el("span", { class: "excerpt", text: shortLabel(text, 60) }),
-    el("span", { class: "meta", text: ` → ${JSON.stringify(entry.output)}${rather}` })]);
+    el("span", { class: "meta", text: ` → ${JSON.stringify(entry.output)}${rather} ` }), remove]);
+  remove.addEventListener("click", () => deleteRun(entry, item).catch((e) => showError(e.message)));
   $("history").prepend(item);
+}
+
+// Deleting a run forgets it on the server too (and its file in a --history folder).
+async function deleteRun(entry, item) {
+  const answer = await api(`/api/runs/${entry.id}`, { method: "DELETE" });
+  state.history = state.history.filter((e) => e.id !== entry.id);
+  item.remove();
+  $("comparison").querySelector(`[data-run="${entry.id}"]`)?.remove();
+  $("history-box").hidden = state.history.length === 0;
+  if (answer.problem) showError(`run ${entry.id} is deleted here, but its file stays: ${answer.problem}`);
 }
 
 async function compare() {
