@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from prompts import PALM_COAST
 
 
@@ -29,6 +30,7 @@ def test_shared_scoring_agrees_with_scoring_each_sequence_alone(smollm2):
     assert stats.n_decoded < 0.65 * stats.n_naive  # leave-one-out shares about half
 
 
+@pytest.mark.slow  # over a minute on a 2-core machine (durations of the full run)
 def test_sequences_beyond_the_context_are_scored_in_waves(smollm2_path):
     import pyllmattr as pla
 

@@ -116,6 +116,7 @@ def test_integrated_gradients_runs_on_the_gguf_loaded_into_pytorch(tmp_path):
     assert result.completeness_gap is not None
 
 
+@pytest.mark.slow  # over a minute on a 2-core machine (durations of the full run)
 def test_auto_steps_print_how_the_values_settled_and_the_completeness_gap(tmp_path):
     done = run(
         "attribute", "--prompt", PROMPT, "--target", " lawyer", "--features", "token",

@@ -54,6 +54,7 @@ def captum_token_attributions(tm, prompt_ids, target_ids, n_steps):
     return np.array(rows), np.array(deltas)
 
 
+@pytest.mark.slow  # over a minute on a 2-core machine (durations of the full run)
 @pytest.mark.filterwarnings("ignore:integrated gradients")  # token 0 is a rough baseline
 def test_integrated_gradients_agree_with_captum_layer_integrated_gradients(smollm2_torch):
     tm = smollm2_torch

@@ -84,6 +84,7 @@ def test_integrated_gradients_at_an_inner_decoder_layer_agree_with_captum(smollm
     np.testing.assert_allclose(ours.completeness_gap, deltas, rtol=5e-3, atol=5e-3)
 
 
+@pytest.mark.slow  # over a minute on a 2-core machine (durations of the full run)
 def test_gradient_shap_at_an_inner_layer_agrees_with_captum_in_expectation(smollm2_torch, ids):
     tm, (prompt, target) = smollm2_torch, ids
     target = target[:1]
