@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 
 import pyllmattr as pla
-from harness import REPO, RESULTS, command_line
+from harness import REPO, RESULTS, Clock, command_line
 from harness.prompt_sets import SETS, Item, load_set
 from pyllmattr.methods.lasso import spearman
 
@@ -156,18 +155,6 @@ def selected_methods(parser: argparse.ArgumentParser, spec: str) -> list[Method]
 
 
 # ---------------------------------------------------------------- measuring
-
-
-class Clock:
-    """Wall and CPU seconds (all of this process's threads, llama.cpp's included)."""
-
-    def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
 
 
 def attribute(method: Method, model: Any, item: Item, budget: int, seed: int) -> tuple[Any, Clock]:

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ from typing import Any
 import numpy as np
 
 import pyllmattr as pla
-from harness import RESULTS, command_line
+from harness import RESULTS, Clock, command_line
 from harness.prompt_sets import RETRIEVAL_TEMPLATE, first_alternatives, greedy, read_jsonl
 from pyllmattr.methods.lasso import spearman
 
@@ -101,18 +100,6 @@ def threads_for_load() -> int:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-class Clock:
-    """Wall and CPU seconds (every thread of this process)."""
-
-    def __enter__(self) -> Clock:
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.wall = time.perf_counter() - self.wall
-        self.cpu = time.process_time() - self.cpu
 
 
 # ---------------------------------------------------------------- the two sides
