@@ -117,9 +117,9 @@ def _method_options(
         ("n_samples", args.n_samples, "it does not sample"),
         ("n_steps", args.n_steps, "it does not integrate along a path"),
     ):
-        flag = "--" + option.replace("_", "-")
         if given is None:
             continue
+        flag = "--" + option.replace("_", "-")
         if not takes(option):
             parser.error(f"{flag} does not apply to --method {args.method} ({why})")
         if given == "auto" and option not in method_cls.auto_options:
